@@ -1,0 +1,47 @@
+# kimifix - top-level Makefile. Component fragments live in mk/*.mk.
+#
+#   make            build everything into build/
+#   make check      install missing deps, build, run every test (Criterion)
+#   make demo       show the main job on a real client
+#   make install PREFIX=/usr/local   |   make uninstall PREFIX=...
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+B       := build
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CSTD    := -std=c11 -D_GNU_SOURCE
+OPT     ?= -O2 -g
+# Everything is PIC and hidden: the same objects go into the shim.
+CFLAGS  += $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Isrc/core $(EXTRA_CFLAGS)
+LDFLAGS += $(EXTRA_LDFLAGS)
+
+CORE_SRC := $(wildcard src/core/*.c)
+CORE_OBJ := $(CORE_SRC:src/%.c=$(B)/%.o) $(B)/core/default_rules.o
+CORE_LIB := $(B)/libkfcore.a
+
+.PHONY: all check deps clean install uninstall demo fuzz
+all: $(CORE_LIB)
+
+$(B)/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# Built-in rules are compiled in from rules/default.rules.
+$(B)/core/default_rules.c: rules/default.rules scripts/embed-rules.sh
+	@mkdir -p $(@D)
+	sh scripts/embed-rules.sh $< > $@
+$(B)/core/default_rules.o: $(B)/core/default_rules.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(CORE_LIB): $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+deps:
+	@sh scripts/deps.sh
+
+clean:
+	rm -rf $(B)
+
+-include mk/*.mk
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,71 @@
+/* kf_rules.h - the rules language (kimifix.rules(5)): parse, match, apply.
+ *
+ * A ruleset is built once (built-in defaults, then the user's file) and is
+ * immutable afterwards, so carriers on any thread may read it without locks.
+ */
+#ifndef KF_RULES_H
+#define KF_RULES_H
+
+#include "kf_req.h"
+
+typedef struct kf_ruleset kf_ruleset;
+typedef struct kf_rule kf_rule;
+
+/* Diagnostics: one complete line per call, without trailing newline,
+ * "FILE:LINE: error: ..." or "FILE:LINE: warning: ...". */
+typedef void (*kf_diag_fn)(void *ud, const char *line);
+
+/* The built-in rules text (rules/default.rules compiled in). */
+extern const char kf_default_rules[];
+extern const size_t kf_default_rules_len;
+
+/* Build a ruleset: the built-in defaults, then `user_path` (NULL: none).
+ * `defaults off` / `disable NAME` in the user's file act on the built-ins.
+ * Returns NULL on any error (every error is reported through `diag`, which
+ * may be NULL); warnings do not fail. `*nerrors` (may be NULL) gets the
+ * count of errors. */
+kf_ruleset *kf_ruleset_load(const char *user_path, kf_diag_fn diag, void *ud, int *nerrors);
+
+/* Same, from text in memory (`origin` names it in diagnostics). */
+kf_ruleset *kf_ruleset_load_text(const char *text, size_t len, const char *origin,
+                                 kf_diag_fn diag, void *ud, int *nerrors);
+
+/* Only the built-ins (never fails unless out of memory). */
+kf_ruleset *kf_ruleset_builtin(void);
+
+void kf_ruleset_free(kf_ruleset *rs);
+
+/* Apply every enabled rule, in order, each seeing the previous result.
+ * `caps` is KF_CAP_* of the carrier. Returns the number of rules that
+ * changed something (also in req->nfired). */
+int kf_rules_apply(const kf_ruleset *rs, kf_req *req, unsigned caps);
+
+/* Could any enabled rule match a request to this host (ignoring path,
+ * method, headers)? Rules without a host condition match every host.
+ * `port` 0 = any. Used to decide ALPN and relay steering. */
+int kf_rules_host_relevant(const kf_ruleset *rs, const char *host, unsigned port);
+
+/* Does a rule that could match this host carry an `upstream` action? */
+int kf_rules_host_needs_upstream(const kf_ruleset *rs, const char *host, unsigned port);
+
+/* connect-to entries: for host (and port, 0 = the request's port) return
+ * the replacement address text and port. Returns 1 when found. */
+int kf_rules_connect_to(const kf_ruleset *rs, const char *host, unsigned port,
+                        const char **addr, unsigned *addr_port);
+
+/* Enumerate connect-to entries (index from 0); returns 0 past the end. */
+int kf_rules_connect_to_at(const kf_ruleset *rs, unsigned i, const char **host,
+                           unsigned *port, const char **addr, unsigned *addr_port);
+
+/* Introspection for logs, `kimifix check` and `explain`. */
+const char *kf_rule_name(const kf_rule *r);
+const char *kf_rule_origin(const kf_rule *r); /* "builtin:12" or "FILE:12" */
+unsigned kf_ruleset_count(const kf_ruleset *rs);
+const kf_rule *kf_ruleset_rule(const kf_ruleset *rs, unsigned i);
+int kf_rule_enabled(const kf_rule *r);
+
+/* Print the effective rules in the rules language (what `kimifix check`
+ * shows), one directive per line, through `out`. */
+void kf_ruleset_dump(const kf_ruleset *rs, kf_diag_fn out, void *ud);
+
+#endif

@@ -1,0 +1,34 @@
+/* kf_head.h - private to the stream rewriter: parse a complete HTTP/1
+ * request head into a kf_req, and write the (rewritten) head back out. */
+#ifndef KF_HEAD_H
+#define KF_HEAD_H
+
+#include <stddef.h>
+
+#include "kf_headbuf.h"
+#include "kf_stream.h"
+
+enum kf_framing {
+    KF_FRAME_NONE = 0, /* no body */
+    KF_FRAME_LENGTH,   /* Content-Length bytes */
+    KF_FRAME_CHUNKED,  /* chunked transfer coding */
+    KF_FRAME_TUNNEL    /* CONNECT, Upgrade, unknown coding: pass the rest through */
+};
+
+typedef struct kf_head_info {
+    int framing;
+    uint64_t length; /* KF_FRAME_LENGTH */
+} kf_head_info;
+
+/* Parse head[0..n) (a complete head ending with its empty line) into
+ * hb->req and hb's line fields. Views point into `head`. Returns 0, or -1
+ * when the head is malformed (it then passes through unchanged). */
+int kf_head_parse(struct kf_headbuf *hb, const kf_ctx *ctx, const char *head, size_t n,
+                  kf_head_info *info);
+
+/* Bytes needed to write hb->req back out. */
+size_t kf_head_size(const struct kf_headbuf *hb);
+/* Write hb->req into out (kf_head_size bytes); returns bytes written. */
+size_t kf_head_write(const struct kf_headbuf *hb, char *out);
+
+#endif

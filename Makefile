@@ -40,6 +40,12 @@ $(CORE_LIB): $(CORE_OBJ)
 deps:
 	@sh scripts/deps.sh
 
+# Each fragment appends its suite (a make target) to CHECK_SUITES.
+CHECK_SUITES := check-unit
+check: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/check.sh "$(MAKE) B=$(B)" $(CHECK_SUITES)
+
 clean:
 	rm -rf $(B)
 

@@ -1,0 +1,11 @@
+# libFuzzer targets (clang): make fuzz builds them into $(B)/fuzz/.
+# Run one:  $(B)/fuzz/fuzz_stream -max_total_time=60 tests/fuzz/corpus/stream
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+FUZZ_CFLAGS := $(CSTD) -Wall -Wextra -O1 -g -fsanitize=fuzzer,address,undefined -Isrc/core -Itests
+FUZZ_CORE := $(CORE_SRC) $(B)/core/default_rules.c
+
+fuzz: $(FUZZ_BIN)
+$(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_CORE)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_CORE)

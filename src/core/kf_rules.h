@@ -30,6 +30,12 @@ kf_ruleset *kf_ruleset_load(const char *user_path, kf_diag_fn diag, void *ud, in
 kf_ruleset *kf_ruleset_load_text(const char *text, size_t len, const char *origin,
                                  kf_diag_fn diag, void *ud, int *nerrors);
 
+/* The user's rules file when none is given: $KIMIFIX_RULES if set and
+ * non-empty (returned even if missing, so a typo is reported), else
+ * ~/.config/kimifix/rules, else /etc/kimifix/rules, if readable.
+ * Uses secure_getenv. Writes into buf; returns buf or NULL (none). */
+const char *kf_rules_default_path(char *buf, size_t n);
+
 /* Only the built-ins (never fails unless out of memory). */
 kf_ruleset *kf_ruleset_builtin(void);
 

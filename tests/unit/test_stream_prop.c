@@ -99,7 +99,7 @@ static void gen_request(buf *b)
         puts_(b, "X-Large: ");
         size_t n = 1000 + rnd(9000);
         for (size_t i = 0; i < n; i++)
-            put(b, "abcdefgh" + (i % 8), 1);
+            put(b, &"abcdefgh"[i % 8], 1);
         puts_(b, eol);
     }
     unsigned body = rnd(4);

@@ -1,0 +1,262 @@
+/* relay_cmd.c - `kimifix relay start|stop|status|run`.
+ *
+ * start is idempotent and race-free: starters serialize on an flock of
+ * RUNDIR/relay.start.lock, and a running relay (its own flock on
+ * relay.run.lock, its pid alive, answering STATUS on the control channel)
+ * is reused. The relay is started detached (double fork, setsid), logs to
+ * RUNDIR/relay.log (0600) unless KIMIFIX_LOG says otherwise, and start
+ * returns once its state file names it.
+ */
+#include "cli_relay.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kf_paths.h"
+#include "kf_proxy.h"
+
+static int usage(FILE *f)
+{
+    fputs("usage: kimifix relay start [--port PORT] [--idle SECS] [-v]\n"
+          "       kimifix relay stop | status\n"
+          "       kimifix relay run [--port PORT] [--idle SECS] [-v]   (foreground)\n",
+          f);
+    return f == stdout ? 0 : 2;
+}
+
+const char *kf_relay_program(char *buf, unsigned long n)
+{
+    const char *env = secure_getenv("KIMIFIX_RELAY");
+    if (env && *env) {
+        snprintf(buf, n, "%s", env);
+        return access(buf, X_OK) == 0 ? buf : NULL;
+    }
+    char self[4096];
+    ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (l <= 0)
+        return NULL;
+    self[l] = 0;
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return NULL;
+    *slash = 0;
+    static const char *const rel[] = {"kimifix-relay", "../lib/kimifix/kimifix-relay",
+                                      "../libexec/kimifix/kimifix-relay"};
+    for (unsigned i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        snprintf(buf, n, "%s/%s", self, rel[i]);
+        if (access(buf, X_OK) == 0)
+            return buf;
+    }
+    return NULL;
+}
+
+/* Send a control command; the reply goes into out. 0 or -1. */
+static int control(const kf_relay_state *st, const char *cmd, char *out, size_t n)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)st->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    unsigned char pre[KF_PROXY_MAX];
+    ssize_t pl = kf_proxy_encode(pre, sizeof pre, 1, NULL, NULL, NULL, st->token);
+    size_t got = 0;
+    if (fd < 0 || pl < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+        write(fd, pre, (size_t)pl) != pl || write(fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (got + 1 < n && poll(&p, 1, 3000) > 0) {
+        ssize_t r = read(fd, out + got, n - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    out[got] = 0;
+    close(fd);
+    return got ? 0 : -1;
+}
+
+/* 1 when a relay answers for this state. */
+static int running(const char *rundir, kf_relay_state *st, char *reply, size_t n)
+{
+    return kf_relay_state_read(rundir, st) == 0 && kf_relay_state_alive(st) &&
+           control(st, "STATUS\n", reply, n) == 0;
+}
+
+static const char *field(const char *reply, const char *key, char *buf, size_t n)
+{
+    size_t kl = strlen(key);
+    for (const char *p = reply; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, key, kl) && p[kl] == ' ') {
+            size_t l = strcspn(p + kl + 1, "\n");
+            snprintf(buf, n, "%.*s", (int)l, p + kl + 1);
+            return buf;
+        }
+    snprintf(buf, n, "?");
+    return buf;
+}
+
+static void exec_relay(const char *prog, int argc, char **argv)
+{
+    char *args[32];
+    int k = 0;
+    args[k++] = (char *)"kimifix-relay";
+    for (int i = 0; i < argc && k < 31; i++)
+        args[k++] = argv[i];
+    args[k] = NULL;
+    execv(prog, args);
+}
+
+static int cmd_start(const char *rundir, int argc, char **argv)
+{
+    char prog[4096], lockp[4200], logp[4200], reply[9000];
+    kf_relay_state st;
+    kf_path_join(lockp, sizeof lockp, rundir, "relay.start.lock");
+    int lfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lfd < 0 || flock(lfd, LOCK_EX) < 0) {
+        fprintf(stderr, "kimifix relay: %s: %s\n", lockp, strerror(errno));
+        return 1;
+    }
+    if (running(rundir, &st, reply, sizeof reply)) {
+        printf("kimifix relay: already running (pid %ld, port %u)\n", (long)st.pid, st.port);
+        close(lfd);
+        return 0;
+    }
+    if (!kf_relay_program(prog, sizeof prog)) {
+        fprintf(stderr, "kimifix relay: cannot find the kimifix-relay program (set KIMIFIX_RELAY)\n");
+        close(lfd);
+        return 1;
+    }
+    kf_path_join(logp, sizeof logp, rundir, "relay.log");
+    time_t t0 = time(NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        if (fork() != 0)
+            _exit(0);
+        setsid();
+        int null = open("/dev/null", O_RDWR);
+        const char *ls = secure_getenv("KIMIFIX_LOG");
+        int log = (ls && *ls) ? null : open(logp, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(log >= 0 ? log : null, 2);
+        close(lfd); /* the lock is the starter's, not the relay's */
+        exec_relay(prog, argc, argv);
+        _exit(127);
+    }
+    if (child > 0)
+        waitpid(child, NULL, 0);
+    for (int i = 0; i < 100; i++) {
+        if (kf_relay_state_read(rundir, &st) == 0 && st.started >= t0 - 1 &&
+            kf_relay_state_alive(&st)) {
+            printf("kimifix relay: started (pid %ld, port %u)\n", (long)st.pid, st.port);
+            close(lfd);
+            return 0;
+        }
+        usleep(100000);
+    }
+    fprintf(stderr, "kimifix relay: the relay did not start; see %s\n", logp);
+    close(lfd);
+    return 1;
+}
+
+static int cmd_stop(const char *rundir)
+{
+    kf_relay_state st;
+    char reply[256];
+    if (kf_relay_state_read(rundir, &st) < 0 || !kf_relay_state_alive(&st)) {
+        printf("kimifix relay: not running\n");
+        return 0;
+    }
+    if (control(&st, "STOP\n", reply, sizeof reply) < 0) {
+        /* Not answering: SIGTERM, but only if that pid really is a relay. */
+        char p[64], comm[64] = "";
+        snprintf(p, sizeof p, "/proc/%ld/comm", (long)st.pid);
+        FILE *f = fopen(p, "re");
+        if (f) {
+            if (!fgets(comm, sizeof comm, f))
+                comm[0] = 0;
+            fclose(f);
+        }
+        if (strncmp(comm, "kimifix-relay", 13)) {
+            printf("kimifix relay: not running (stale state file)\n");
+            return 0;
+        }
+        kill(st.pid, SIGTERM);
+    }
+    for (int i = 0; i < 100 && kill(st.pid, 0) == 0; i++)
+        usleep(50000);
+    if (kill(st.pid, 0) == 0) {
+        fprintf(stderr, "kimifix relay: pid %ld did not stop\n", (long)st.pid);
+        return 1;
+    }
+    printf("kimifix relay: stopped (pid %ld)\n", (long)st.pid);
+    return 0;
+}
+
+static int cmd_status(const char *rundir)
+{
+    kf_relay_state st;
+    char reply[9000], v[8192], data[4096];
+    if (!running(rundir, &st, reply, sizeof reply)) {
+        printf("kimifix relay: not running\n");
+        if (kf_data_dir(data, sizeof data, 0) == 0)
+            printf("  CA: %s/ca.pem\n", data);
+        return 3;
+    }
+    long up = atol(field(reply, "uptime", v, sizeof v));
+    printf("kimifix relay: running\n");
+    printf("  pid:         %ld\n", (long)st.pid);
+    printf("  listening:   127.0.0.1:%u%s\n", st.port, st.v6 ? " and [::1]" : "");
+    printf("  uptime:      %ldh%02ldm%02lds\n", up / 3600, up / 60 % 60, up % 60);
+    printf("  connections: %s open, ", field(reply, "active", v, sizeof v));
+    printf("%s since start\n", field(reply, "total", v, sizeof v));
+    printf("  CA:          %s\n", field(reply, "ca", v, sizeof v));
+    printf("  CA permits:  %s (X.509 nameConstraints)\n", field(reply, "names", v, sizeof v));
+    printf("  state:       %s/%s\n", rundir, KF_RELAY_STATE_FILE);
+    printf("  heap:        %s bytes in use\n", field(reply, "heap_in_use", v, sizeof v));
+    return 0;
+}
+
+int kf_cli_relay(int argc, char **argv)
+{
+    char rundir[4096], prog[4096];
+    if (argc < 2)
+        return usage(stderr);
+    const char *sub = argv[1];
+    if (!strcmp(sub, "-h") || !strcmp(sub, "--help") || !strcmp(sub, "help"))
+        return usage(stdout);
+    if (kf_runtime_dir(rundir, sizeof rundir, 1) < 0) {
+        fprintf(stderr, "kimifix relay: runtime directory %s: %s\n", rundir, strerror(errno));
+        return 1;
+    }
+    if (!strcmp(sub, "start"))
+        return cmd_start(rundir, argc - 2, argv + 2);
+    if (!strcmp(sub, "stop"))
+        return argc == 2 ? cmd_stop(rundir) : usage(stderr);
+    if (!strcmp(sub, "status"))
+        return argc == 2 ? cmd_status(rundir) : usage(stderr);
+    if (!strcmp(sub, "run")) {
+        if (!kf_relay_program(prog, sizeof prog)) {
+            fprintf(stderr, "kimifix relay: cannot find the kimifix-relay program\n");
+            return 1;
+        }
+        exec_relay(prog, argc - 2, argv + 2);
+        fprintf(stderr, "kimifix relay: %s: %s\n", prog, strerror(errno));
+        return 1;
+    }
+    return usage(stderr);
+}

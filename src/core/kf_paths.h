@@ -1,0 +1,57 @@
+/* kf_paths.h - where kimifix keeps per-user state; the relay's state file.
+ *
+ * libc only, no allocation: the shim calls these from its constructor and
+ * from its connect() hook. Environment is read with secure_getenv.
+ *
+ *   runtime dir  $XDG_RUNTIME_DIR/kimifix, else /tmp/kimifix-UID  (0700)
+ *                relay.state, relay.start.lock, relay.run.lock, trust-*.pem
+ *   data dir     $XDG_DATA_HOME/kimifix, else ~/.local/share/kimifix (0700)
+ *                ca.key (0600), ca.pem, ca-bundle.pem, ca.names, leaf.key,
+ *                certs/HOST.pem
+ */
+#ifndef KF_PATHS_H
+#define KF_PATHS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "kf_proxy.h"
+
+/* Check (and with create=1 make, mode 0700) a private directory: a real
+ * directory (not a symlink), owned by us, not group/other-writable.
+ * Returns 0, or -1 with errno (EPERM: wrong owner or mode). */
+int kf_private_dir(const char *path, int create);
+
+/* Fill buf with the directory's path; with create=1 make it (and missing
+ * parents of the data dir) and check it with kf_private_dir. 0 or -1. */
+int kf_runtime_dir(char *buf, size_t n, int create);
+int kf_data_dir(char *buf, size_t n, int create);
+
+/* buf = dir + "/" + name; returns buf or NULL when it does not fit. */
+char *kf_path_join(char *buf, size_t n, const char *dir, const char *name);
+
+typedef struct kf_relay_state {
+    unsigned port;        /* listening on 127.0.0.1:port */
+    int v6;               /* also listening on [::1]:port */
+    pid_t pid;
+    long started;         /* epoch seconds */
+    unsigned char token[KF_PROXY_TOKEN_LEN];
+} kf_relay_state;
+
+#define KF_RELAY_STATE_FILE "relay.state"
+
+/* Read DIR/relay.state (written atomically by the relay, 0600, ours).
+ * Returns 0, or -1 (missing, unreadable, not ours, malformed). It does not
+ * check that the pid is alive: see kf_relay_state_alive(). */
+int kf_relay_state_read(const char *dir, kf_relay_state *st);
+/* Write it: temporary file 0600, fsync-free rename over the old one. */
+int kf_relay_state_write(const char *dir, const kf_relay_state *st);
+/* The pid exists (kill(pid, 0) is not ESRCH). */
+int kf_relay_state_alive(const kf_relay_state *st);
+
+/* Hex helpers: encode n bytes into out (2n+1 chars); decode exactly n
+ * bytes from 2n hex chars (returns 0 or -1). */
+void kf_hex_encode(const unsigned char *in, size_t n, char *out);
+int kf_hex_decode(const char *in, size_t inlen, unsigned char *out, size_t n);
+
+#endif

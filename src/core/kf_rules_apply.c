@@ -1,0 +1,328 @@
+/* kf_rules_apply.c - match rules against a request and apply their actions.
+ *
+ * This runs on every request head a carrier sees, inside the client's
+ * write path: no allocation (new strings go to req->scratch, everything
+ * else is a view into the ruleset), cheapest conditions first (host, then
+ * method, path prefix, headers and key, and only then a regex).
+ */
+#include <string.h>
+
+#include "kf_rules_int.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define KF_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define KF_SANITIZED 1
+#endif
+#endif
+#ifndef KF_SANITIZED
+#define KF_SANITIZED 0
+#endif
+
+static unsigned char lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+/* hp->name is lower case. */
+int kf_host_match(const kf_hostpat *hp, kf_str host, unsigned port)
+{
+    if (hp->port && port && hp->port != port)
+        return 0;
+    if (hp->port && !port)
+        return 0;
+    if (hp->wild) {
+        /* ".example.com" matches "a.example.com", not "example.com" */
+        if (host.n <= hp->name.n)
+            return 0;
+        host.p += host.n - hp->name.n;
+        host.n = hp->name.n;
+    } else if (host.n != hp->name.n) {
+        return 0;
+    }
+    for (size_t i = 0; i < host.n; i++)
+        if (lower((unsigned char)host.p[i]) != (unsigned char)hp->name.p[i])
+            return 0;
+    return 1;
+}
+
+static int host_ok(const kf_rule *r, kf_str host, unsigned port)
+{
+    if (r->nhosts == 0)
+        return 1;
+    for (unsigned i = 0; i < r->nhosts; i++)
+        if (kf_host_match(&r->hosts[i], host, port))
+            return 1;
+    return 0;
+}
+
+static int header_ok(const kf_req *req, const kf_hcond *c)
+{
+    for (int i = kf_req_find_header(req, c->name, 0); i >= 0;
+         i = kf_req_find_header(req, c->name, (unsigned)i + 1))
+        if (kf_glob(c->glob, req->hdr[i].value))
+            return 1;
+    return 0;
+}
+
+#define MAX_GROUPS 10
+
+/* Rules sharing a host list (the defaults come in runs of them) share one
+ * host check until an action changes the request. */
+typedef struct host_cache {
+    unsigned group;
+    int valid, ok;
+} host_cache;
+
+/* Does r match? On a regex match m[0..MAX_GROUPS) holds the groups. */
+static int rule_matches(const kf_rule *r, const kf_req *req, regmatch_t *m, host_cache *hc)
+{
+    if (!hc->valid || hc->group != r->host_group) {
+        hc->group = r->host_group;
+        hc->ok = host_ok(r, req->host, req->port);
+        hc->valid = 1;
+    }
+    if (!hc->ok)
+        return 0;
+    if (r->nmethods) {
+        unsigned i = 0;
+        while (i < r->nmethods && !kf_str_eq(r->methods[i], req->method))
+            i++;
+        if (i == r->nmethods)
+            return 0;
+    }
+    if (r->path_kind != KF_PATH_ANY &&
+        (req->path.n < r->path_prefix.n || memcmp(req->path.p, r->path_prefix.p, r->path_prefix.n)))
+        return 0;
+    for (unsigned i = 0; i < r->nhconds; i++)
+        if (!header_ok(req, &r->hconds[i]))
+            return 0;
+    if (r->key_glob && !kf_glob(r->key_glob, kf_req_api_key(req)))
+        return 0;
+    if (r->path_kind != KF_PATH_REGEX)
+        return 1;
+    size_t nm = r->uses_groups ? MAX_GROUPS : 1;
+#if defined(REG_STARTEND) && !KF_SANITIZED
+    /* The path is a view into the client's head, not NUL-terminated:
+     * REG_STARTEND bounds the match without a copy. */
+    m[0].rm_so = 0;
+    m[0].rm_eo = (regoff_t)req->path.n;
+    if (regexec(&r->re, req->path.p ? req->path.p : "", nm, m, REG_STARTEND) != 0)
+        return 0;
+#else
+    /* No REG_STARTEND, or ASan, whose regexec interceptor reads up to a
+     * NUL even with REG_STARTEND (a false positive): match a copy. */
+    char tmp[8192];
+    if (req->path.n >= sizeof tmp)
+        return 0;
+    if (req->path.n)
+        memcpy(tmp, req->path.p, req->path.n);
+    tmp[req->path.n] = '\0';
+    if (regexec(&r->re, tmp, nm, m, 0) != 0)
+        return 0;
+    /* offsets are the same in the copy and in req->path */
+#endif
+    for (size_t i = nm; i < MAX_GROUPS; i++)
+        m[i].rm_so = m[i].rm_eo = -1;
+    return 1;
+}
+
+/* Build the new path at the end of scratch; commit only if it differs. */
+static int set_path_from_scratch(kf_req *req, size_t start, size_t len)
+{
+    kf_str np = { req->scratch + start, len };
+    if (kf_str_eq(np, req->path))
+        return 0; /* leave scratch_used as it was: nothing committed */
+    req->scratch_used = start + len;
+    req->path = np;
+    req->changed |= KF_CHG_PATH;
+    return 1;
+}
+
+static int do_rewrite(kf_req *req, kf_str tpl, kf_str path, const regmatch_t *m)
+{
+    size_t start = req->scratch_used, o = start;
+    for (size_t i = 0; i < tpl.n; i++) {
+        const char *src = &tpl.p[i];
+        size_t n = 1;
+        if (tpl.p[i] == '\\' && i + 1 < tpl.n) {
+            char e = tpl.p[++i];
+            if (e >= '0' && e <= '9') {
+                if (e == '0') {
+                    src = path.p;
+                    n = path.n;
+                } else {
+                    const regmatch_t *g = &m[e - '0'];
+                    if (g->rm_so < 0 || g->rm_eo < g->rm_so) {
+                        n = 0;
+                    } else {
+                        src = path.p + g->rm_so;
+                        n = (size_t)(g->rm_eo - g->rm_so);
+                    }
+                }
+            } else {
+                src = &tpl.p[i]; /* "\\" */
+            }
+        }
+        if (n > KF_SCRATCH - o)
+            return 0; /* no room: leave the request alone */
+        if (n)
+            memcpy(req->scratch + o, src, n);
+        o += n;
+    }
+    return set_path_from_scratch(req, start, o - start);
+}
+
+static int do_squash(kf_req *req)
+{
+    kf_str p = req->path;
+    size_t k = 1;
+    while (k < p.n && !(p.p[k] == '/' && p.p[k - 1] == '/'))
+        k++; /* cheaper than memmem for a short path and a 2-byte needle */
+    if (k >= p.n)
+        return 0;
+    size_t start = req->scratch_used, o = start;
+    if (p.n > KF_SCRATCH - o)
+        return 0;
+    for (size_t i = 0; i < p.n; i++) {
+        if (p.p[i] == '/' && o > start && req->scratch[o - 1] == '/')
+            continue;
+        req->scratch[o++] = p.p[i];
+    }
+    return set_path_from_scratch(req, start, o - start);
+}
+
+/* set-header semantics: the first live NAME keeps its spelling and gets
+ * the value, later ones are removed; appended when absent. */
+static int do_set_header(kf_req *req, kf_str name, kf_str value)
+{
+    int chg = 0;
+    int i = kf_req_find_header(req, name, 0);
+    if (i < 0) {
+        if (kf_req_add_header(req, name, value, (kf_str){ NULL, 0 }) != 0)
+            return 0;
+        kf_hdr *h = &req->hdr[req->nhdr - 1];
+        h->state = KF_HDR_ADDED;
+        h->orig_value = (kf_str){ NULL, 0 };
+        chg = 1;
+    } else {
+        kf_hdr *h = &req->hdr[i];
+        if (!kf_str_eq(h->value, value)) {
+            h->value = value;
+            if (h->state == KF_HDR_ORIG)
+                h->state = KF_HDR_CHANGED;
+            chg = 1;
+        }
+        for (int j = kf_req_find_header(req, name, (unsigned)i + 1); j >= 0;
+             j = kf_req_find_header(req, name, (unsigned)j + 1)) {
+            req->hdr[j].state = KF_HDR_REMOVED;
+            chg = 1;
+        }
+    }
+    if (chg)
+        req->changed |= KF_CHG_HEADERS;
+    return chg;
+}
+
+static int do_remove_header(kf_req *req, kf_str name)
+{
+    int chg = 0;
+    for (int j = kf_req_find_header(req, name, 0); j >= 0;
+         j = kf_req_find_header(req, name, (unsigned)j + 1)) {
+        req->hdr[j].state = KF_HDR_REMOVED;
+        chg = 1;
+    }
+    if (chg)
+        req->changed |= KF_CHG_HEADERS;
+    return chg;
+}
+
+static int do_upstream(kf_req *req, const kf_action *a)
+{
+    unsigned port = a->port ? a->port : (req->tls ? 443 : 80);
+    if (kf_str_ieq(req->host, a->host) && req->port == port)
+        return 0; /* already there: leave even the Host header's spelling alone */
+    do_set_header(req, a->name, a->value);
+    req->upstream_host = a->host;
+    req->upstream_port = a->port;
+    req->host = a->host;
+    req->port = port;
+    req->changed |= KF_CHG_UPSTREAM;
+    return 1;
+}
+
+/* Path actions only make sense on an origin-form target ("/..."): never
+ * turn "OPTIONS *", an authority or an absolute URL into something else. */
+static int origin_form(const kf_req *req)
+{
+    return req->path.n && req->path.p[0] == '/';
+}
+
+static int do_action(kf_req *req, const kf_action *a, kf_str match_path, const regmatch_t *m)
+{
+    switch (a->kind) {
+    case KF_ACT_REWRITE_PATH:
+        return origin_form(req) ? do_rewrite(req, a->name, match_path, m) : 0;
+    case KF_ACT_SQUASH_SLASHES:
+        return origin_form(req) ? do_squash(req) : 0;
+    case KF_ACT_SET_HEADER: {
+        int chg = do_set_header(req, a->name, a->value);
+        if (chg && a->is_host)
+            kf_req_set_host(req, a->value); /* later rules see the new host */
+        return chg;
+    }
+    case KF_ACT_ADD_HEADER:
+        if (kf_req_add_header(req, a->name, a->value, (kf_str){ NULL, 0 }) != 0)
+            return 0;
+        req->hdr[req->nhdr - 1].state = KF_HDR_ADDED;
+        req->hdr[req->nhdr - 1].orig_value = (kf_str){ NULL, 0 };
+        req->changed |= KF_CHG_HEADERS;
+        return 1;
+    case KF_ACT_REMOVE_HEADER:
+        return do_remove_header(req, a->name);
+    case KF_ACT_UPSTREAM:
+        return do_upstream(req, a);
+    default:
+        return 0;
+    }
+}
+
+int kf_rules_apply(const kf_ruleset *rs, kf_req *req, unsigned caps)
+{
+    req->orig_path = req->path;
+    req->orig_host = req->host;
+    req->upstream_host = (kf_str){ NULL, 0 };
+    req->upstream_port = 0;
+    req->changed = 0;
+    req->nfired = 0;
+    req->nskipped = 0;
+    if (!rs)
+        return 0;
+    host_cache hc = { 0, 0, 0 };
+    for (unsigned k = 0; k < rs->nactive; k++) {
+        const kf_rule *r = &rs->rules[rs->active[k]];
+        regmatch_t m[MAX_GROUPS];
+        if (!rule_matches(r, req, m, &hc))
+            continue;
+        if (r->needs_upstream && !(caps & KF_CAP_UPSTREAM)) {
+            /* All or nothing: half a routing rule (path mapped, host not)
+             * would send the request somewhere that cannot serve it. */
+            if (req->nskipped < KF_MAX_FIRED)
+                req->skipped[req->nskipped++] = r;
+            continue;
+        }
+        kf_str match_path = req->path; /* groups point into this */
+        int chg = 0;
+        for (unsigned i = 0; i < r->nacts; i++)
+            chg |= do_action(req, &r->acts[i], match_path, m);
+        if (chg) {
+            hc.valid = 0; /* the host may have changed */
+            if (req->nfired < KF_MAX_FIRED)
+                req->fired[req->nfired++] = r;
+        }
+    }
+    if ((req->changed & KF_CHG_PATH) && kf_str_eq(req->path, req->orig_path))
+        req->changed &= ~KF_CHG_PATH;
+    return (int)req->nfired;
+}

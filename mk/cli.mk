@@ -23,3 +23,4 @@ check-cli: $(KIMIFIX)
 	grep -qx '$(B)/bad.rules:2: error: unknown directive .bogus.' $(B)/bad.err; \
 	$$k --version | grep -qx 'kimifix 0.1.0'; \
 	echo 'check-cli: ok'
+CHECK_SUITES += check-cli

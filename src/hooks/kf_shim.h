@@ -45,4 +45,42 @@ void *kf_real_lib(const char *symbol, const void *caller);
 /* libc functions the engine and the hooks call without re-entering hooks. */
 ssize_t kf_real_write(int fd, const void *buf, size_t n);
 
+/* ---- Additions (additive only; existing signatures above are stable). ---- */
+
+/* libc functions the hooks forward to, resolved once with dlsym(RTLD_NEXT)
+ * (constructor, or lazily when a hook runs before it). Never returns the
+ * shim's own hook; may return NULL only if libc itself lacks the symbol,
+ * so callers of KF_REAL() on optional symbols must check. */
+enum kf_libc_sym {
+    KF_LIBC_write, KF_LIBC_writev, KF_LIBC_send, KF_LIBC_sendto, KF_LIBC_sendmsg,
+    KF_LIBC_sendmmsg, KF_LIBC_sendfile, KF_LIBC_sendfile64, KF_LIBC_connect,
+    KF_LIBC_close, KF_LIBC_dup, KF_LIBC_dup2, KF_LIBC_dup3, KF_LIBC_fcntl,
+    KF_LIBC_fcntl64, KF_LIBC_close_range, KF_LIBC_closefrom,
+    KF_LIBC_getaddrinfo, KF_LIBC_gethostbyname, KF_LIBC_gethostbyname2,
+    KF_LIBC_gethostbyname_r, KF_LIBC_gethostbyname2_r,
+    KF_LIBC_NSYMS
+};
+void *kf_libc_fn(int sym);
+void kf_libc_resolve_all(void);
+/* Typed real function: KF_REAL(write)(fd, buf, n). `name` must be declared
+ * by a libc header (its prototype gives the type). */
+#define KF_REAL(name) ((__typeof__(&name))kf_libc_fn(KF_LIBC_##name))
+
+/* Is this address inside libkimifix.so itself? */
+int kf_is_own_addr(const void *p);
+
+/* Logging helpers for hook families: the same message is logged once per
+ * process (`key` identifies it; a string literal). */
+void kf_shim_warn_once(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* 0 when the main program carries its own TLS (static OpenSSL/BoringSSL:
+ * official Node, Bun): no hook sees its plaintext. 1 otherwise. For the
+ * relay steering decision (kf_steer_wanted's tls_interposable). */
+int kf_shim_tls_interposable(void);
+
+/* Fork handling of resolve.c's cache (called by shim.c's atfork handlers). */
+void kf_resolve_lock(void);
+void kf_resolve_unlock(void);
+void kf_resolve_child(void);
+
 #endif

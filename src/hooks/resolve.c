@@ -1,0 +1,215 @@
+/* resolve.c - finding the real functions behind the hooks.
+ *
+ * libc functions: dlsym(RTLD_NEXT) once per symbol (the constructor does all
+ * of them; a hook that runs before the constructor resolves its own lazily).
+ *
+ * Library functions (libssl, GnuTLS, libcurl): the caller's object first.
+ * Why: Python loads libssl with RTLD_LOCAL through its _ssl module, so
+ * RTLD_NEXT from the shim cannot see SSL_write_ex there; the object that
+ * called the hook can (its dependency scope contains the library). Then
+ * RTLD_NEXT, then every loaded object. The result is never our own hook.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "kf_shim.h"
+
+static const char *const kf_libc_names[KF_LIBC_NSYMS] = {
+    [KF_LIBC_write] = "write", [KF_LIBC_writev] = "writev", [KF_LIBC_send] = "send",
+    [KF_LIBC_sendto] = "sendto", [KF_LIBC_sendmsg] = "sendmsg",
+    [KF_LIBC_sendmmsg] = "sendmmsg", [KF_LIBC_sendfile] = "sendfile",
+    [KF_LIBC_sendfile64] = "sendfile64", [KF_LIBC_connect] = "connect",
+    [KF_LIBC_close] = "close", [KF_LIBC_dup] = "dup", [KF_LIBC_dup2] = "dup2",
+    [KF_LIBC_dup3] = "dup3", [KF_LIBC_fcntl] = "fcntl", [KF_LIBC_fcntl64] = "fcntl64",
+    [KF_LIBC_close_range] = "close_range", [KF_LIBC_closefrom] = "closefrom",
+    [KF_LIBC_getaddrinfo] = "getaddrinfo", [KF_LIBC_gethostbyname] = "gethostbyname",
+    [KF_LIBC_gethostbyname2] = "gethostbyname2",
+    [KF_LIBC_gethostbyname_r] = "gethostbyname_r",
+    [KF_LIBC_gethostbyname2_r] = "gethostbyname2_r",
+};
+
+static _Atomic(void *) kf_libc_slots[KF_LIBC_NSYMS];
+
+int kf_is_own_addr(const void *p)
+{
+    static _Atomic(void *) own_base;
+    Dl_info di;
+    void *base = atomic_load_explicit(&own_base, memory_order_relaxed);
+    if (!base) {
+        if (!dladdr((const void *)kf_is_own_addr, &di))
+            return 0;
+        base = di.dli_fbase;
+        atomic_store_explicit(&own_base, base, memory_order_relaxed);
+    }
+    return p && dladdr(p, &di) && di.dli_fbase == base;
+}
+
+static void *kf_libc_lookup(const char *name)
+{
+    void *p = dlsym(RTLD_NEXT, name);
+    if (p && !kf_is_own_addr(p))
+        return p;
+    /* The shim was dlopen()ed after libc (RTLD_NEXT sees nothing): ask libc. */
+    void *h = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
+    if (!h)
+        return NULL;
+    p = dlsym(h, name);
+    dlclose(h);
+    return p && !kf_is_own_addr(p) ? p : NULL;
+}
+
+void *kf_libc_fn(int sym)
+{
+    void *p = atomic_load_explicit(&kf_libc_slots[sym], memory_order_relaxed);
+    if (__builtin_expect(p != NULL, 1))
+        return p;
+    int saved = errno; /* hooks must not disturb errno on their way in */
+    p = kf_libc_lookup(kf_libc_names[sym]);
+    if (p)
+        atomic_store_explicit(&kf_libc_slots[sym], p, memory_order_relaxed);
+    errno = saved;
+    return p;
+}
+
+void kf_libc_resolve_all(void)
+{
+    for (int i = 0; i < KF_LIBC_NSYMS; i++)
+        (void)kf_libc_fn(i);
+}
+
+ssize_t kf_real_write(int fd, const void *buf, size_t n)
+{
+    ssize_t (*w)(int, const void *, size_t) = KF_REAL(write);
+    if (w)
+        return w(fd, buf, n);
+    return syscall(SYS_write, fd, buf, n); /* never call NULL */
+}
+
+/* ---- library functions, cached per (symbol, caller) and (symbol, object) ---- */
+
+#define KF_RCACHE 128
+#define KF_SYMLEN 48
+
+struct kf_rent {
+    char sym[KF_SYMLEN];
+    const void *key; /* caller address, or the caller's object base */
+    void *fn;
+};
+
+static pthread_mutex_t kf_rlock = PTHREAD_MUTEX_INITIALIZER;
+static struct kf_rent kf_rcache[KF_RCACHE];
+static unsigned kf_rnext;
+
+static void *kf_rcache_get(const char *sym, const void *key)
+{
+    void *fn = NULL;
+    pthread_mutex_lock(&kf_rlock);
+    for (unsigned i = 0; i < KF_RCACHE && kf_rcache[i].fn; i++)
+        if (kf_rcache[i].key == key && strcmp(kf_rcache[i].sym, sym) == 0) {
+            fn = kf_rcache[i].fn;
+            break;
+        }
+    pthread_mutex_unlock(&kf_rlock);
+    return fn;
+}
+
+static void kf_rcache_put(const char *sym, const void *key, void *fn)
+{
+    if (strlen(sym) >= KF_SYMLEN)
+        return;
+    pthread_mutex_lock(&kf_rlock);
+    struct kf_rent *e = &kf_rcache[kf_rnext++ % KF_RCACHE]; /* a cache: oldest goes */
+    strcpy(e->sym, sym);
+    e->key = key;
+    e->fn = fn;
+    pthread_mutex_unlock(&kf_rlock);
+}
+
+void kf_resolve_lock(void) { pthread_mutex_lock(&kf_rlock); }
+void kf_resolve_unlock(void) { pthread_mutex_unlock(&kf_rlock); }
+void kf_resolve_child(void) { pthread_mutex_init(&kf_rlock, NULL); }
+
+static void *kf_sym_in(const char *path, const char *sym)
+{
+    void *h = dlopen(path, RTLD_NOLOAD | RTLD_LAZY);
+    if (!h)
+        return NULL;
+    void *p = dlsym(h, sym);
+    dlclose(h); /* NOLOAD took a reference: give it back */
+    return p && !kf_is_own_addr(p) ? p : NULL;
+}
+
+#define KF_MAXOBJ 512
+struct kf_objs {
+    const char *name[KF_MAXOBJ];
+    unsigned n;
+};
+
+static int kf_collect(struct dl_phdr_info *info, size_t size, void *ud)
+{
+    (void)size;
+    struct kf_objs *o = ud;
+    /* The main program ("") is searched through RTLD_NEXT/default scope;
+     * the vDSO and our own object hold nothing we want. */
+    if (!info->dlpi_name || !info->dlpi_name[0] || strstr(info->dlpi_name, "linux-vdso"))
+        return 0;
+    if (o->n < KF_MAXOBJ)
+        o->name[o->n++] = info->dlpi_name;
+    return 0;
+}
+
+static void *kf_walk(const char *sym)
+{
+    struct kf_objs o;
+    o.n = 0;
+    /* Collect first, dlopen after: no dl calls inside the iteration lock. */
+    dl_iterate_phdr(kf_collect, &o);
+    for (unsigned i = 0; i < o.n; i++) {
+        void *p = kf_sym_in(o.name[i], sym);
+        if (p)
+            return p;
+    }
+    return NULL;
+}
+
+void *kf_real_lib(const char *symbol, const void *caller)
+{
+    int saved = errno;
+    void *p = caller ? kf_rcache_get(symbol, caller) : NULL;
+    if (p)
+        goto out;
+
+    Dl_info di;
+    struct link_map *lm = NULL;
+    const void *base = NULL;
+    if (caller && dladdr1(caller, &di, (void **)&lm, RTLD_DL_LINKMAP) && !kf_is_own_addr(caller)) {
+        base = di.dli_fbase;
+        p = kf_rcache_get(symbol, base);
+        /* The main program's handle would search the global scope, which
+         * starts with our own preloaded hooks: skip it, RTLD_NEXT covers it. */
+        if (!p && lm && lm->l_name && lm->l_name[0])
+            p = kf_sym_in(lm->l_name, symbol);
+    }
+    if (!p) {
+        p = dlsym(RTLD_NEXT, symbol);
+        if (p && kf_is_own_addr(p))
+            p = NULL;
+    }
+    if (!p)
+        p = kf_walk(symbol);
+    if (p) {
+        if (base)
+            kf_rcache_put(symbol, base, p);
+        if (caller)
+            kf_rcache_put(symbol, caller, p);
+    }
+out:
+    errno = saved;
+    return p;
+}

@@ -1,0 +1,355 @@
+/* shim.c - libkimifix.so: initialisation, configuration, logging callbacks,
+ * fork handling.
+ *
+ * Environment (read with secure_getenv: nothing for setuid programs):
+ *   KIMIFIX_RULES  rules file; else ~/.config/kimifix/rules, /etc/kimifix/rules
+ *   KIMIFIX_LOG    "stderr" or a file (created 0600): per-request lines.
+ *                  Unset: only errors and one-time warnings, to stderr.
+ *                  "off": nothing at all.
+ *   KIMIFIX_MODE   auto (default), inprocess, relay (not built: in-process), off
+ *
+ * Rule: never break the host. A bad rules file is one log line and then
+ * every hook passes bytes through (kf_shim_rules() == NULL).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fdtab.h"
+#include "kf_shim.h"
+
+static pthread_once_t kf_once = PTHREAD_ONCE_INIT;
+static __thread int kf_tl_initing; /* tiny TLS: hooks re-entered during init */
+static atomic_int kf_ready;
+static _Atomic(const kf_ruleset *) kf_rules;
+/* Set in a fork child: the inherited ruleset may be unusable there (see
+ * kf_atfork_child), load a fresh one on first use. */
+static atomic_int kf_child_reload;
+static pthread_mutex_t kf_reload_lock = PTHREAD_MUTEX_INITIALIZER;
+static int kf_mode = KF_MODE_AUTO;
+
+/* ---- rules loading ---- */
+
+struct kf_diag_state {
+    char first[512]; /* first error, reported in the one summary line */
+    int nerr;
+};
+
+static void kf_diag(void *ud, const char *line)
+{
+    struct kf_diag_state *d = ud;
+    if (strstr(line, ": error:")) {
+        if (!d->nerr++)
+            snprintf(d->first, sizeof d->first, "%s", line);
+    } else {
+        kf_log(KF_LOG_WARN, "%s", line);
+    }
+}
+
+static void kf_quiet(void *ud, const char *line)
+{
+    (void)ud;
+    (void)line; /* the parent already reported this file's diagnostics */
+}
+
+static void kf_load_rules(int quiet)
+{
+    char buf[4096];
+    struct kf_diag_state d;
+    d.first[0] = 0;
+    d.nerr = 0;
+    const char *path = kf_rules_default_path(buf, sizeof buf);
+    int nerr = 0;
+    kf_ruleset *rs = kf_ruleset_load(path, quiet ? kf_quiet : kf_diag, &d, &nerr);
+    if (!rs && quiet) {
+        atomic_store(&kf_rules, NULL);
+        return;
+    }
+    if (!rs) {
+        if (d.first[0])
+            kf_log(KF_LOG_ERROR, "%s (%d error%s); rules not loaded, passing everything through",
+                   d.first, d.nerr, d.nerr == 1 ? "" : "s");
+        else
+            kf_log(KF_LOG_ERROR, "%s: cannot load rules; passing everything through",
+                   path ? path : "built-in rules");
+        return;
+    }
+    /* Immutable from here on; never freed (hooks may run at exit, and a
+     * carrier may still hold the pointer). */
+    atomic_store(&kf_rules, rs);
+}
+
+/* ---- TLS out of reach ---- */
+
+/* The main program defines SSL_write itself (static OpenSSL/BoringSSL:
+ * nodesource Node, Bun): its TLS calls are direct, no hook sees plaintext.
+ * RTLD_DEFAULT searches the main program first, so if it exports SSL_write
+ * that is what we get. */
+static int kf_static_tls;
+
+static void kf_check_static_tls(void)
+{
+    void *p = dlsym(RTLD_DEFAULT, "SSL_write");
+    Dl_info di;
+    struct link_map *lm = NULL;
+    kf_static_tls = p && dladdr1(p, &di, (void **)&lm, RTLD_DL_LINKMAP) && lm && lm->l_name &&
+                    lm->l_name[0] == 0;
+    if (kf_static_tls && kf_mode != KF_MODE_OFF)
+        kf_log(KF_LOG_WARN, "TLS is compiled into this program; kimifix can only fix its "
+                            "plain-HTTP requests in-process (the relay will handle TLS)");
+}
+
+/* ---- fork ---- */
+
+/* One-time messages: a small table of hashes of what was already said. */
+#define KF_ONCE_MAX 64
+static pthread_mutex_t kf_once_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long kf_once_seen[KF_ONCE_MAX];
+static unsigned kf_once_n;
+
+static void kf_atfork_prepare(void)
+{
+    kf_fdtab_prepare();
+    kf_pool_lock();
+    kf_dns_prepare();
+    kf_resolve_lock();
+    pthread_mutex_lock(&kf_once_lock);
+}
+
+static void kf_atfork_parent(void)
+{
+    pthread_mutex_unlock(&kf_once_lock);
+    kf_resolve_unlock();
+    kf_dns_parent();
+    kf_pool_unlock();
+    kf_fdtab_parent();
+}
+
+/* Why reload rules in the child: glibc's regexec() takes a lock inside the
+ * compiled pattern for the whole match. If another thread of the parent
+ * was matching a `path ~` rule when fork() ran, the child's copy of that
+ * lock stays taken forever and its first match deadlocks (seen in
+ * tests/shim fork test). The old ruleset is leaked, never touched again by
+ * this process; the new one is loaded on first use, so children that
+ * just exec() pay nothing. */
+static void kf_atfork_child(void)
+{
+    pthread_mutex_init(&kf_reload_lock, NULL);
+    if (atomic_load(&kf_rules))
+        atomic_store(&kf_child_reload, 1);
+    pthread_mutex_init(&kf_once_lock, NULL);
+    kf_resolve_child();
+    kf_dns_child();
+    kf_pool_unlock();
+    kf_fdtab_child();
+}
+
+/* ---- init ---- */
+
+static void kf_do_init(void)
+{
+    int saved = errno;
+    kf_tl_initing = 1;
+    kf_libc_resolve_all();
+    kf_log_set_writer(kf_real_write);
+
+    const char *log = secure_getenv("KIMIFIX_LOG");
+    if (!log || !*log) {
+        kf_log_open("stderr");
+        kf_log_set_level(KF_LOG_WARN);
+    } else if (kf_log_open(log) != 0) {
+        int e = errno;
+        kf_log_open("stderr");
+        kf_log(KF_LOG_ERROR, "cannot open log %s: %s; logging to stderr", log, strerror(e));
+    }
+    const char *dbg = secure_getenv("KIMIFIX_DEBUG");
+    if (dbg && *dbg && strcmp(dbg, "0") != 0)
+        kf_log_set_level(KF_LOG_DEBUG);
+
+    const char *mode = secure_getenv("KIMIFIX_MODE");
+    if (!mode || !*mode || strcmp(mode, "auto") == 0) {
+        kf_mode = KF_MODE_AUTO;
+    } else if (strcmp(mode, "inprocess") == 0) {
+        kf_mode = KF_MODE_INPROCESS;
+    } else if (strcmp(mode, "relay") == 0) {
+        kf_log(KF_LOG_WARN, "KIMIFIX_MODE=relay: the relay is not available in this build; "
+                            "fixing in-process only");
+        kf_mode = KF_MODE_INPROCESS;
+    } else if (strcmp(mode, "off") == 0) {
+        kf_mode = KF_MODE_OFF;
+    } else {
+        kf_log(KF_LOG_ERROR, "KIMIFIX_MODE=%s: unknown mode (auto, inprocess, relay, off); "
+                             "using auto", mode);
+        kf_mode = KF_MODE_AUTO;
+    }
+
+    if (kf_mode != KF_MODE_OFF) {
+        kf_fdtab_init();
+        kf_load_rules(0);
+    }
+    if (atomic_load(&kf_rules))
+        kf_check_static_tls();
+    pthread_atfork(kf_atfork_prepare, kf_atfork_parent, kf_atfork_child);
+    atomic_store_explicit(&kf_ready, 1, memory_order_release);
+    kf_tl_initing = 0;
+    errno = saved;
+}
+
+void kf_shim_init(void)
+{
+    if (atomic_load_explicit(&kf_ready, memory_order_acquire) || kf_tl_initing)
+        return;
+    pthread_once(&kf_once, kf_do_init);
+}
+
+__attribute__((constructor)) static void kf_shim_ctor(void)
+{
+    kf_shim_init();
+}
+
+static void kf_reload_in_child(void)
+{
+    pthread_mutex_lock(&kf_reload_lock);
+    if (atomic_load(&kf_child_reload)) {
+        int saved = errno;
+        kf_tl_initing = 1;
+        kf_load_rules(1);
+        kf_tl_initing = 0;
+        atomic_store(&kf_child_reload, 0);
+        errno = saved;
+    }
+    pthread_mutex_unlock(&kf_reload_lock);
+}
+
+const kf_ruleset *kf_shim_rules(void)
+{
+    if (__builtin_expect(!atomic_load_explicit(&kf_ready, memory_order_acquire), 0)) {
+        if (kf_tl_initing)
+            return NULL; /* a hook fired inside our own init: pass through */
+        kf_shim_init();
+    }
+    if (__builtin_expect(atomic_load_explicit(&kf_child_reload, memory_order_relaxed), 0)) {
+        if (kf_tl_initing)
+            return NULL;
+        kf_reload_in_child();
+    }
+    return kf_mode == KF_MODE_OFF ? NULL : atomic_load_explicit(&kf_rules, memory_order_acquire);
+}
+
+int kf_shim_tls_interposable(void)
+{
+    kf_shim_init();
+    return !kf_static_tls;
+}
+
+int kf_shim_mode(void)
+{
+    kf_shim_init();
+    return kf_mode;
+}
+
+/* ---- logging callbacks ---- */
+
+static const char *kf_carrier(void *ud)
+{
+    return ud ? (const char *)ud : "?";
+}
+
+static size_t kf_rule_list(char *buf, size_t n, const kf_rule *const *r, unsigned nr)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (unsigned i = 0; i < nr && used + 1 < n; i++) {
+        int w = snprintf(buf + used, n - used, "%s%s", i ? ", " : "", kf_rule_name(r[i]));
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    return used;
+}
+
+static void kf_host_text(const kf_req *req, char *buf, size_t n)
+{
+    kf_str h = req->orig_host.n ? req->orig_host : req->host;
+    if (!h.n)
+        h = KF_STR("(no host)");
+    snprintf(buf, n, "%.*s", (int)(h.n > 255 ? 255 : h.n), h.p);
+}
+
+void kf_shim_on_head(void *ud, const kf_req *req)
+{
+    if (!req || (!req->nfired && !req->nskipped) || !kf_log_enabled(KF_LOG_WARN))
+        return;
+    int saved = errno;
+    char host[256], names[256], sum[768];
+    kf_host_text(req, host, sizeof host);
+    if (req->nfired && kf_log_enabled(KF_LOG_INFO)) {
+        kf_rule_list(names, sizeof names, req->fired, req->nfired);
+        kf_req_summary(req, sum, sizeof sum);
+        kf_log(KF_LOG_INFO, "[%s] %s: rule%s %s: %s", kf_carrier(ud), host,
+               req->nfired == 1 ? "" : "s", names, sum);
+    }
+    if (req->nskipped) {
+        kf_rule_list(names, sizeof names, req->skipped, req->nskipped);
+        /* Worth a warning once: the user expects a fix that cannot happen here. */
+        kf_shim_warn_once(names, "[%s] %s: rule%s %s skipped: it needs to choose the upstream "
+                                 "connection, which this carrier cannot do",
+                          kf_carrier(ud), host, req->nskipped == 1 ? "" : "s", names);
+    }
+    errno = saved;
+}
+
+
+static int kf_first_time(const char *key)
+{
+    unsigned long h = 5381;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = h * 33 + *p;
+    int first = 1;
+    pthread_mutex_lock(&kf_once_lock);
+    for (unsigned i = 0; i < kf_once_n; i++)
+        if (kf_once_seen[i] == h)
+            first = 0;
+    if (first && kf_once_n < KF_ONCE_MAX)
+        kf_once_seen[kf_once_n++] = h;
+    else if (first)
+        first = 0; /* table full: stay quiet rather than flood */
+    pthread_mutex_unlock(&kf_once_lock);
+    return first;
+}
+
+void kf_shim_warn_once(const char *key, const char *fmt, ...)
+{
+    if (!kf_log_enabled(KF_LOG_WARN) || !kf_first_time(key))
+        return;
+    int saved = errno;
+    va_list ap;
+    va_start(ap, fmt);
+    kf_vlog(KF_LOG_WARN, fmt, ap);
+    va_end(ap);
+    errno = saved;
+}
+
+void kf_shim_notice(void *ud, const char *msg)
+{
+    if (!msg)
+        return;
+    char key[320];
+    snprintf(key, sizeof key, "%s|%s", kf_carrier(ud), msg);
+    /* INFO, not WARN: TLS records on a libc-tracked socket are normal (the
+     * TLS hooks see the plaintext); only a user who asked for a log cares. */
+    if (!kf_log_enabled(KF_LOG_INFO))
+        return;
+    if (kf_first_time(key)) {
+        kf_log(KF_LOG_INFO, "[%s] %s", kf_carrier(ud), msg);
+    } else if (kf_log_enabled(KF_LOG_DEBUG)) {
+        kf_log(KF_LOG_DEBUG, "[%s] %s", kf_carrier(ud), msg);
+    }
+}

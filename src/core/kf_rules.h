@@ -46,6 +46,12 @@ void kf_ruleset_free(kf_ruleset *rs);
  * changed something (also in req->nfired). */
 int kf_rules_apply(const kf_ruleset *rs, kf_req *req, unsigned caps);
 
+/* Carriers that may fork call these from pthread_atfork (prepare, parent,
+ * child): no rule match is in flight across fork(). */
+void kf_rules_fork_prepare(void);
+void kf_rules_fork_parent(void);
+void kf_rules_fork_child(void);
+
 /* Could any enabled rule match a request to this host (ignoring path,
  * method, headers)? Rules without a host condition match every host.
  * `port` 0 = any. Used to decide ALPN and relay steering. */

@@ -5,6 +5,7 @@
  * else is a view into the ruleset), cheapest conditions first (host, then
  * method, path prefix, headers and key, and only then a regex).
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "kf_rules_int.h"
@@ -75,6 +76,70 @@ typedef struct host_cache {
     int valid, ok;
 } host_cache;
 
+/* Why a lock around regexec(): glibc's regexec() holds a lock inside the
+ * compiled pattern for the whole match. A fork() while another thread is
+ * matching would leave the child's copy of that lock taken forever, and the
+ * child's first match would hang. kf_rules_fork_prepare() (a pthread_atfork
+ * handler of every carrier that forks) takes this lock for writing, so no
+ * match is in flight across fork(). A match attempted by the forking
+ * thread itself (a signal handler writing during fork) cannot wait for its
+ * own lock: it is reported as no match, and the bytes pass unchanged. */
+static pthread_rwlock_t regex_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
+static _Thread_local int forking_thread;
+
+void kf_rules_fork_prepare(void)
+{
+    pthread_rwlock_wrlock(&regex_fork_lock);
+    forking_thread = 1;
+}
+
+void kf_rules_fork_parent(void)
+{
+    forking_thread = 0;
+    pthread_rwlock_unlock(&regex_fork_lock);
+}
+
+/* In the child the lock's recorded writer is the parent's thread id, which
+ * the child's only thread no longer has: start over with a fresh lock. */
+void kf_rules_fork_child(void)
+{
+    forking_thread = 0;
+    pthread_rwlock_init(&regex_fork_lock, NULL);
+}
+
+static int regexec_locked(const regex_t *re, const char *s, size_t nm, regmatch_t *m, int flags)
+{
+    if (forking_thread ? pthread_rwlock_tryrdlock(&regex_fork_lock) != 0
+                       : pthread_rwlock_rdlock(&regex_fork_lock) != 0)
+        return REG_NOMATCH;
+    int rc = regexec(re, s, nm, m, flags);
+    pthread_rwlock_unlock(&regex_fork_lock);
+    return rc;
+}
+
+/* Match r's regex against path, filling m[0..nm). */
+static int path_regexec(const kf_rule *r, kf_str path, size_t nm, regmatch_t *m)
+{
+#if defined(REG_STARTEND) && !KF_SANITIZED
+    /* The path is a view into the client's head, not NUL-terminated:
+     * REG_STARTEND bounds the match without a copy. */
+    m[0].rm_so = 0;
+    m[0].rm_eo = (regoff_t)path.n;
+    return regexec_locked(&r->re, path.p ? path.p : "", nm, m, REG_STARTEND) == 0;
+#else
+    /* No REG_STARTEND, or ASan, whose regexec interceptor reads up to a
+     * NUL even with REG_STARTEND (a false positive): match a copy. The
+     * offsets are the same in the copy and in the path. */
+    char tmp[8192];
+    if (path.n >= sizeof tmp)
+        return 0;
+    if (path.n)
+        memcpy(tmp, path.p, path.n);
+    tmp[path.n] = '\0';
+    return regexec_locked(&r->re, tmp, nm, m, 0) == 0;
+#endif
+}
+
 /* Does r match? On a regex match m[0..MAX_GROUPS) holds the groups. */
 static int rule_matches(const kf_rule *r, const kf_req *req, regmatch_t *m, host_cache *hc)
 {
@@ -103,26 +168,8 @@ static int rule_matches(const kf_rule *r, const kf_req *req, regmatch_t *m, host
     if (r->path_kind != KF_PATH_REGEX)
         return 1;
     size_t nm = r->uses_groups ? MAX_GROUPS : 1;
-#if defined(REG_STARTEND) && !KF_SANITIZED
-    /* The path is a view into the client's head, not NUL-terminated:
-     * REG_STARTEND bounds the match without a copy. */
-    m[0].rm_so = 0;
-    m[0].rm_eo = (regoff_t)req->path.n;
-    if (regexec(&r->re, req->path.p ? req->path.p : "", nm, m, REG_STARTEND) != 0)
+    if (!path_regexec(r, req->path, nm, m))
         return 0;
-#else
-    /* No REG_STARTEND, or ASan, whose regexec interceptor reads up to a
-     * NUL even with REG_STARTEND (a false positive): match a copy. */
-    char tmp[8192];
-    if (req->path.n >= sizeof tmp)
-        return 0;
-    if (req->path.n)
-        memcpy(tmp, req->path.p, req->path.n);
-    tmp[req->path.n] = '\0';
-    if (regexec(&r->re, tmp, nm, m, 0) != 0)
-        return 0;
-    /* offsets are the same in the copy and in req->path */
-#endif
     for (size_t i = nm; i < MAX_GROUPS; i++)
         m[i].rm_so = m[i].rm_eo = -1;
     return 1;

@@ -29,10 +29,6 @@ static pthread_once_t kf_once = PTHREAD_ONCE_INIT;
 static __thread int kf_tl_initing; /* tiny TLS: hooks re-entered during init */
 static atomic_int kf_ready;
 static _Atomic(const kf_ruleset *) kf_rules;
-/* Set in a fork child: the inherited ruleset may be unusable there (see
- * kf_atfork_child), load a fresh one on first use. */
-static atomic_int kf_child_reload;
-static pthread_mutex_t kf_reload_lock = PTHREAD_MUTEX_INITIALIZER;
 static int kf_mode = KF_MODE_AUTO;
 
 /* ---- rules loading ---- */
@@ -53,13 +49,7 @@ static void kf_diag(void *ud, const char *line)
     }
 }
 
-static void kf_quiet(void *ud, const char *line)
-{
-    (void)ud;
-    (void)line; /* the parent already reported this file's diagnostics */
-}
-
-static void kf_load_rules(int quiet)
+static void kf_load_rules(void)
 {
     char buf[4096];
     struct kf_diag_state d;
@@ -67,11 +57,7 @@ static void kf_load_rules(int quiet)
     d.nerr = 0;
     const char *path = kf_rules_default_path(buf, sizeof buf);
     int nerr = 0;
-    kf_ruleset *rs = kf_ruleset_load(path, quiet ? kf_quiet : kf_diag, &d, &nerr);
-    if (!rs && quiet) {
-        atomic_store(&kf_rules, NULL);
-        return;
-    }
+    kf_ruleset *rs = kf_ruleset_load(path, kf_diag, &d, &nerr);
     if (!rs) {
         if (d.first[0])
             kf_log(KF_LOG_ERROR, "%s (%d error%s); rules not loaded, passing everything through",
@@ -116,6 +102,7 @@ static unsigned kf_once_n;
 
 static void kf_atfork_prepare(void)
 {
+    kf_rules_fork_prepare();
     kf_fdtab_prepare();
     kf_pool_lock();
     kf_dns_prepare();
@@ -130,20 +117,14 @@ static void kf_atfork_parent(void)
     kf_dns_parent();
     kf_pool_unlock();
     kf_fdtab_parent();
+    kf_rules_fork_parent();
 }
 
-/* Why reload rules in the child: glibc's regexec() takes a lock inside the
- * compiled pattern for the whole match. If another thread of the parent
- * was matching a `path ~` rule when fork() ran, the child's copy of that
- * lock stays taken forever and its first match deadlocks (seen in
- * tests/shim fork test). The old ruleset is leaked, never touched again by
- * this process; the new one is loaded on first use, so children that
- * just exec() pay nothing. */
+/* No rule match is in flight across fork() (kf_rules_fork_prepare): the
+ * child keeps using the parent's ruleset. */
 static void kf_atfork_child(void)
 {
-    pthread_mutex_init(&kf_reload_lock, NULL);
-    if (atomic_load(&kf_rules))
-        atomic_store(&kf_child_reload, 1);
+    kf_rules_fork_child();
     pthread_mutex_init(&kf_once_lock, NULL);
     kf_resolve_child();
     kf_dns_child();
@@ -192,7 +173,7 @@ static void kf_do_init(void)
 
     if (kf_mode != KF_MODE_OFF) {
         kf_fdtab_init();
-        kf_load_rules(0);
+        kf_load_rules();
     }
     if (atomic_load(&kf_rules))
         kf_check_static_tls();
@@ -214,31 +195,12 @@ __attribute__((constructor)) static void kf_shim_ctor(void)
     kf_shim_init();
 }
 
-static void kf_reload_in_child(void)
-{
-    pthread_mutex_lock(&kf_reload_lock);
-    if (atomic_load(&kf_child_reload)) {
-        int saved = errno;
-        kf_tl_initing = 1;
-        kf_load_rules(1);
-        kf_tl_initing = 0;
-        atomic_store(&kf_child_reload, 0);
-        errno = saved;
-    }
-    pthread_mutex_unlock(&kf_reload_lock);
-}
-
 const kf_ruleset *kf_shim_rules(void)
 {
     if (__builtin_expect(!atomic_load_explicit(&kf_ready, memory_order_acquire), 0)) {
         if (kf_tl_initing)
             return NULL; /* a hook fired inside our own init: pass through */
         kf_shim_init();
-    }
-    if (__builtin_expect(atomic_load_explicit(&kf_child_reload, memory_order_relaxed), 0)) {
-        if (kf_tl_initing)
-            return NULL;
-        kf_reload_in_child();
     }
     return kf_mode == KF_MODE_OFF ? NULL : atomic_load_explicit(&kf_rules, memory_order_acquire);
 }

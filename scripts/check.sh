@@ -12,6 +12,10 @@ shift
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 passed=0 failed=0 skipped=0 bad=""
+# count WORD LINE: the number right before " WORD" in LINE.
+count() {
+    echo "$2" | tr ',' '\n' | sed -n "s/^.*[^0-9]\{0,1\}\b\([0-9][0-9]*\) $1\b.*/\1/p" | tail -n 1
+}
 for suite in "$@"; do
     echo "==== $suite"
     $make --no-print-directory "$suite" >"$log" 2>&1
@@ -26,9 +30,9 @@ for suite in "$@"; do
         f=$((f + c))
     else
         line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-        p=$(echo "$line" | sed -n 's/.* *\([0-9][0-9]*\) passed.*/\1/p')
-        f=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) failed.*/\1/p')
-        s=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) skipped.*/\1/p')
+        p=$(count passed "$line")
+        f=$(count failed "$line")
+        s=$(count skipped "$line")
     fi
     p=${p:-0} f=${f:-0} s=${s:-0}
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then

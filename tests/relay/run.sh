@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# run.sh BUILD_DIR: end-to-end tests of kimifix-relay against the fake
+# upstream (tests/fakeup), driven by rclient (writes the PROXY v2 preamble
+# the shim will write, then TLS trusting the kimifix CA). No shim needed.
+# Everything lives in a private temp dir (XDG_RUNTIME_DIR, XDG_DATA_HOME).
+# Prints "N passed, N failed"; exits non-zero on any failure.
+set -u
+B=${1:?usage: run.sh BUILD_DIR}
+here=$(cd "$(dirname "$0")" && pwd)
+RELAY=$B/kimifix-relay RC=$B/tests/relay/rclient CTL=$B/tests/relay/relayctl FAKEUP=$B/fakeup
+# `kimifix relay ...` when the CLI has it, else the test driver of kf_cli_relay()
+if [ -x "$B/kimifix" ] && "$B/kimifix" relay --help >/dev/null 2>&1; then
+    kimifix_relay() { "$B/kimifix" relay "$@"; }
+    CTL=kimifix_relay
+fi
+for f in "$RELAY" "$RC" "$FAKEUP"; do
+    [ -x "$f" ] || { echo "run.sh: $f not built" >&2; exit 2; }
+done
+for t in openssl python3; do command -v $t >/dev/null || { echo "run.sh: needs $t" >&2; exit 2; }; done
+T=$(mktemp -d /tmp/kimifix-relay-test.XXXXXX)
+export XDG_RUNTIME_DIR=$T/xdgrun XDG_DATA_HOME=$T/xdgdata KIMIFIX_RULES=$T/rules
+export KIMIFIX_RELAY=$RELAY KIMIFIX_UPSTREAM_CA=$T/certs/ca.pem
+unset KIMIFIX_LOG
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+RUN=$XDG_RUNTIME_DIR/kimifix DATA=$XDG_DATA_HOME/kimifix
+PIDS=()
+our_relays() { # pids of kimifix-relay processes of this test run (by their runtime dir)
+    local p
+    for p in $(pgrep -x kimifix-relay); do
+        tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR" && echo "$p"
+    done
+}
+cleanup() {
+    for p in $(our_relays); do kill "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
+}
+trap cleanup EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   - $1"; }
+nok() { fail=$((fail + 1)); echo "FAIL - $1${2:+: $2}"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else nok "$name"; fi; }
+
+start_fakeup() { # DIR CERTS -> sets FU_S FU_H
+    "$FAKEUP" --certs "$2" --record "$1/rec" --ready "$1/ready" --sse-delay-ms 400 \
+        >"$1/out" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do [ -s "$1/ready" ] && break; sleep 0.05; done
+    read -r _ h s <"$1/ready"
+    FU_H=${h#http=} FU_S=${s#https=}
+}
+sh "$here/../fakeup/mkcerts.sh" "$T/certs" >/dev/null 2>&1 || { echo "mkcerts failed"; exit 1; }
+sh "$here/../fakeup/mkcerts.sh" "$T/othercerts" >/dev/null 2>&1
+mkdir -p "$T/fu" "$T/fu2"
+start_fakeup "$T/fu" "$T/certs"; S=$FU_S H=$FU_H
+start_fakeup "$T/fu2" "$T/othercerts"; S2=$FU_S
+[ "$S" -gt 0 ] && [ "$S2" -gt 0 ] || { echo "fakeup did not start"; exit 1; }
+# The reroute target api.kimi.com must reach the fake upstream, not the internet.
+printf 'connect-to api.kimi.com:443 127.0.0.1:%s\n' "$S" >"$T/rules"
+
+state() { awk -v k="$1" '$1==k{print $2}' "$RUN/relay.state"; }
+LOG=$RUN/relay.log
+
+# ---- lifecycle ----
+out=$($CTL start --idle 3001 -v 2>&1)
+check "relay start: $out" test -s "$RUN/relay.state"
+PID=$(state pid) PORT=$(state port) TOK=$(state token)
+out2=$($CTL start --idle 3001 -v 2>&1)
+check "relay start twice: one relay ($out2)" test "$(state pid)" = "$PID" -a -n "$(echo "$out2" | grep 'already running')"
+$CTL stop >/dev/null
+for i in 1 2 3 4; do $CTL start --idle 3001 -v >/dev/null 2>&1 & done
+wait "${!}" 2>/dev/null; sleep 1
+n=$(our_relays | wc -l)
+check "4 concurrent starts: 1 relay (saw $n)" test "$n" = 1
+PID=$(state pid) PORT=$(state port) TOK=$(state token)
+st=$($CTL status)
+check "status shows port, pid and CA names" grep -q "api.kimi.com" <<<"$st"
+echo "$st" | sed 's/^/    /'
+
+# ---- files, modes, CA ----
+mode() { stat -c %a "$1"; }
+check "data dir 0700" test "$(mode "$DATA")" = 700
+check "runtime dir 0700" test "$(mode "$RUN")" = 700
+check "ca.key 0600" test "$(mode "$DATA/ca.key")" = 600
+check "leaf.key 0600" test "$(mode "$DATA/leaf.key")" = 600
+check "relay.state 0600" test "$(mode "$RUN/relay.state")" = 600
+openssl x509 -in "$DATA/ca.pem" -noout -text >"$T/ca.txt"
+check "CA: critical nameConstraints" grep -q "X509v3 Name Constraints: critical" "$T/ca.txt"
+check "CA: permits DNS:api.kimi.com" grep -q "DNS:api.kimi.com" "$T/ca.txt"
+check "CA: CA:TRUE, pathlen:0" grep -q "CA:TRUE, pathlen:0" "$T/ca.txt"
+sed -n '/Name Constraints/,/Subject Key/p' "$T/ca.txt" | sed 's/^/    /'
+check "ca-bundle.pem = system CAs + ours" test "$(grep -c 'BEGIN CERT' "$DATA/ca-bundle.pem")" -gt 10
+# A certificate for another name signed with the CA key must not verify.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/evil.key" \
+    -subj /CN=evil.example.com -addext subjectAltName=DNS:evil.example.com -out "$T/evil.csr" 2>/dev/null
+printf 'subjectAltName=DNS:evil.example.com\n' >"$T/evil.ext"
+openssl x509 -req -in "$T/evil.csr" -CA "$DATA/ca.pem" -CAkey "$DATA/ca.key" -CAcreateserial \
+    -CAserial "$T/srl" -days 1 -extfile "$T/evil.ext" -out "$T/evil.pem" 2>/dev/null
+v=$(openssl verify -CAfile "$DATA/ca.pem" "$T/evil.pem" 2>&1)
+check "leaf for evil.example.com from the CA key is rejected (name constraints)" grep -q "permitted subtree violation" <<<"$v"
+
+# ---- requests ----
+rc_tls() { # AUTH DST REQFILE [extra rclient args]
+    local a=$1 d=$2 r=$3; shift 3
+    "$RC" -p "$PORT" -t "$TOK" -d "$d" -a "$a" -s "$a" -c "$DATA/ca.pem" -r "$r" "$@"
+}
+req() { # FILE METHOD TARGET HOST [HEADER...] -- body from $BODY
+    local f=$1 m=$2 tg=$3 h=$4; shift 4
+    { printf '%s %s HTTP/1.1\r\nHost: %s\r\n' "$m" "$tg" "$h"
+      for x in "$@"; do printf '%s\r\n' "$x"; done
+      printf 'Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+          "${#BODY}" "$BODY"; } >"$f"
+}
+rec() { python3 - "$1" "$2" <<'PY'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+r = recs[-1]
+print(eval(sys.argv[2]))
+PY
+}
+BODY='{"model":"kimi-for-coding","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}'
+req "$T/r1" POST '/coding/v1/v1/messages?beta=true' api.kimi.com 'x-api-key: sk-kimi-secret-one'
+rc_tls api.kimi.com "127.0.0.1:$S" "$T/r1" >"$T/o1" 2>"$T/e1"
+check "doubled /v1: client gets 200" grep -q "^HTTP/1.1 200" "$T/o1"
+check "doubled /v1: upstream saw /coding/v1/messages?beta=true" \
+    test "$(rec "$T/fu/rec" 'r["target"]')" = "/coding/v1/messages?beta=true"
+check "ALPN http/1.1 although the client offered h2" grep -qx "alpn http/1.1" "$T/e1"
+
+BODY='{"model":"kimi-for-coding","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+req "$T/r2" POST /v1/chat/completions api.moonshot.ai 'Authorization: Bearer sk-kimi-secret-two'
+rc_tls api.moonshot.ai "127.0.0.1:$S2" "$T/r2" >"$T/o2" 2>"$T/e2"
+check "sk-kimi- reroute: client gets 200" grep -q "^HTTP/1.1 200" "$T/o2"
+check "sk-kimi- reroute: upstream Host api.kimi.com" test "$(rec "$T/fu/rec" 'r["host"]')" = api.kimi.com
+check "sk-kimi- reroute: upstream SNI api.kimi.com" test "$(rec "$T/fu/rec" 'r["sni"]')" = api.kimi.com
+check "sk-kimi- reroute: path /coding/v1/chat/completions" \
+    test "$(rec "$T/fu/rec" 'r["target"]')" = /coding/v1/chat/completions
+fe=$(awk '/first-event-ms/{print $2}' "$T/e2") tot=$(awk '/total-ms/{print $2}' "$T/e2")
+check "SSE: first event ($fe ms) reaches the client long before the end ($tot ms)" \
+    test "$fe" -ge 0 -a $((tot - fe)) -ge 700
+check "SSE: stream complete ([DONE])" grep -q "DONE" "$T/o2"
+
+BODY=''
+req "$T/r3" GET /coding/v1/nope api.kimi.com 'Authorization: Bearer sk-kimi-secret-three'
+rc_tls api.kimi.com "127.0.0.1:$S" "$T/r3" >"$T/o3" 2>/dev/null
+check "404 passes through" grep -q "^HTTP/1.1 404" "$T/o3"
+sleep 0.2
+check "log: status and upstream error message" grep -q "GET /coding/v1/nope => 404: The requested resource was not found" "$LOG"
+check "log: rewrite line with the rules that fired" grep -q "rules kimi-coding-double-v1: POST /coding/v1/v1/messages?beta=true -> /coding/v1/messages?beta=true => 200" "$LOG"
+check "log: no secrets" bash -c "! grep -q 'secret' '$LOG'"
+
+# a 2 MB body: streamed through untouched (back-pressure on the upstream queue)
+BODY=$(python3 -c 'import json; print(json.dumps({"model":"kimi-for-coding","messages":[{"role":"user","content":"x"*2000000}]}), end="")')
+req "$T/r1b" POST /coding/v1/v1/chat/completions api.kimi.com 'Authorization: Bearer sk-kimi-x'
+printf '%s' "$BODY" >"$T/body1b"
+rc_tls api.kimi.com "127.0.0.1:$S" "$T/r1b" >"$T/o1b" 2>/dev/null
+check "2 MB body: 200" grep -q "^HTTP/1.1 200" "$T/o1b"
+check "2 MB body: arrives byte-exact (sha256)" test "$(rec "$T/fu/rec" 'r["body_sha256"]')" = "$(sha256sum <"$T/body1b" | cut -d' ' -f1)"
+
+# the shim's helper: kf_steer_connect() on a non-blocking socket
+rc_tls api.kimi.com "127.0.0.1:$S" "$T/r1" -S >"$T/o1s" 2>"$T/e1s"
+check "kf_steer_connect: steered request answered 200" grep -q "^HTTP/1.1 200" "$T/o1s"
+check "kf_steer_connect: O_NONBLOCK restored" grep -q "O_NONBLOCK kept" "$T/e1s"
+
+# plain HTTP: no TLS termination, same rewriting
+BODY='{}'
+req "$T/r4" POST /coding/v1/v1/messages api.kimi.com
+"$RC" -P -p "$PORT" -t "$TOK" -d "127.0.0.1:$H" -a api.kimi.com -r "$T/r4" >"$T/o4" 2>/dev/null
+check "plain HTTP: relayed and rewritten" test "$(rec "$T/fu/rec" 'r["target"]')" = /coding/v1/messages
+
+# ---- errors ----
+BODY='{}'
+req "$T/r5" POST /coding/v1/messages api.kimi.com
+dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+rc_tls api.kimi.com "127.0.0.1:$dead" "$T/r5" >"$T/o5" 2>/dev/null
+check "upstream down: 502" grep -q "^HTTP/1.1 502 Bad Gateway" "$T/o5"
+check "upstream down: JSON kimifix_relay_error" grep -q '{"error":{"type":"kimifix_relay_error","message":"kimifix relay: upstream api.kimi.com:'"$dead"': cannot connect' "$T/o5"
+rc_tls api.kimi.com "127.0.0.1:$S2" "$T/r5" >"$T/o6" 2>/dev/null
+check "bad upstream certificate: 502" grep -q "^HTTP/1.1 502" "$T/o6"
+check "bad upstream certificate: says why" grep -q "certificate verification failed" "$T/o6"
+check "bad upstream certificate: logged" grep -q "=> 502 (upstream api.kimi.com:$S2: TLS to api.kimi.com: certificate verification failed" "$LOG"
+
+"$RC" -p "$PORT" -t 00112233445566778899aabbccddeeff -d "127.0.0.1:$S" -a api.kimi.com -s api.kimi.com \
+    -c "$DATA/ca.pem" -r "$T/r5" -T 5 >/dev/null 2>&1; r=$?
+check "wrong token: dropped (rc $r)" test $r = 2 -o $r = 3
+"$RC" -p "$PORT" -t none -d "127.0.0.1:$S" -a api.kimi.com -s api.kimi.com -c "$DATA/ca.pem" \
+    -r "$T/r5" -T 5 >/dev/null 2>&1; r=$?
+check "no token: dropped (rc $r)" test $r = 2 -o $r = 3
+printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' | timeout 10 python3 -c '
+import socket,sys; s=socket.create_connection(("127.0.0.1",'"$PORT"')); s.sendall(sys.stdin.buffer.read()); s.settimeout(8)
+try: print(len(s.recv(100)))
+except ConnectionResetError: print(0)' >"$T/o7" 2>&1
+check "no PROXY preamble: closed without an answer" grep -qx 0 "$T/o7"
+rc_tls evil.example.com "127.0.0.1:$S" "$T/r5" >/dev/null 2>&1; r=$?
+check "name outside the rules: handshake fails (rc $r)" test $r = 2
+check "name outside the rules: nothing minted" test ! -e "$DATA/certs/evil.example.com.pem"
+check "name outside the rules: logged" grep -q "evil.example.com is not a rule host" "$LOG"
+rc_tls auth.kimi.com "127.0.0.1:$S" "$T/r5" >/dev/null 2>&1; r=$?
+check "auth.kimi.com (no rule names it): no certificate (rc $r)" test $r = 2
+
+# ---- 200 concurrent connections, memory ----
+printf 'GET /coding/v1/models HTTP/1.1\r\nHost: api.kimi.com\r\nAuthorization: Bearer sk-kimi-x\r\n\r\n' >"$T/r8"
+ulimit -n 4096 2>/dev/null
+rc_tls api.kimi.com "127.0.0.1:$S" "$T/r8" -n 200 -H 3 >"$T/o8" 2>/dev/null &
+RCP=$!
+for _ in $(seq 200); do grep -q '^ok' "$T/o8" 2>/dev/null && break; sleep 0.1; done
+sleep 0.5
+rss=$(awk '/VmRSS/{print $2}' /proc/"$PID"/status)
+act=$($CTL status | awk '/connections/{print $2}')
+wait $RCP
+check "200 concurrent connections: $(cat "$T/o8")" grep -qx "ok 200/200" "$T/o8"
+check "200 open at once (relay says $act open)" test "${act:-0}" -ge 200
+check "relay RSS with 200 open connections: ${rss} KiB <= 32 MiB" test "${rss:-999999}" -le 32768
+
+# ---- the relay dies mid-stream: the client gets an error, not a hang ----
+BODY='{"model":"kimi-for-coding","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+req "$T/r9" POST /coding/v1/chat/completions api.kimi.com 'Authorization: Bearer sk-kimi-x'
+rc_tls api.kimi.com "127.0.0.1:$S" "$T/r9" -T 30 >"$T/o9" 2>/dev/null &
+RCP=$!
+for _ in $(seq 100); do grep -q 'data:' "$T/o9" 2>/dev/null && break; sleep 0.05; done
+kill -9 "$PID"
+t0=$(date +%s)
+wait $RCP; r=$?
+check "relay killed mid-stream: client error rc=$r in $(( $(date +%s) - t0 ))s (4 = broken, 5 = hang)" test $r = 4
+
+# ---- the upstream dies mid-stream: the client sees a broken stream, not a clean end ----
+mkdir -p "$T/fu3"
+start_fakeup "$T/fu3" "$T/certs"; S3=$FU_S FU3=${PIDS[-1]}
+$CTL start --idle 3001 >/dev/null 2>&1
+PORT=$(state port) TOK=$(state token) PID=$(state pid)
+rc_tls api.kimi.com "127.0.0.1:$S3" "$T/r9" -T 30 >"$T/o11" 2>/dev/null &
+RCP=$!
+for _ in $(seq 100); do grep -q 'data:' "$T/o11" 2>/dev/null && break; sleep 0.05; done
+kill -9 "$FU3"
+wait $RCP; r=$?
+check "upstream killed mid-stream: client sees a broken stream (rc=$r, 4 = broken)" test $r = 4
+check "upstream killed mid-stream: relay still serves" bash -c "kill -0 $PID"
+$CTL stop >/dev/null
+
+# ---- the rules gain hosts: a new CA covering them; wildcard hosts ----
+rm -f "$RUN/relay.state"
+printf 'rule extra\n    host new.example.net *.example.org\n    set-header X-Kimifix-Test 1\n' >>"$T/rules"
+$CTL start --idle 3001 >/dev/null 2>&1
+PORT=$(state port) TOK=$(state token) PID=$(state pid)
+check "new rule host: new CA made and logged" grep -q "making a new kimifix CA (the rules name hosts it does not cover)" "$LOG"
+openssl x509 -in "$DATA/ca.pem" -noout -text >"$T/ca2.txt"
+check "new CA permits new.example.net and .example.org" \
+    bash -c "grep -q 'DNS:new.example.net' '$T/ca2.txt' && grep -q 'DNS:.example.org' '$T/ca2.txt'"
+rc_tls a.example.org "127.0.0.1:$S" "$T/r5" >"$T/o10" 2>/dev/null
+check "wildcard rule host: leaf minted, client TLS ok (upstream has no such cert: 502)" grep -q "^HTTP/1.1 502" "$T/o10"
+rc_tls example.org "127.0.0.1:$S" "$T/r5" >/dev/null 2>&1; r=$?
+check "*.example.org does not cover example.org (rc $r)" test $r = 2
+$CTL stop >/dev/null
+
+# ---- restart; idle exit ----
+rm -f "$RUN/relay.state"
+$CTL start --idle 2 >/dev/null 2>&1
+P2=$(state pid)
+check "restart after a crash" test -n "$P2" -a "$P2" != "$PID"
+sleep 4.5
+check "idle timeout: relay exited and removed its state" bash -c "! kill -0 $P2 2>/dev/null && test ! -e '$RUN/relay.state'"
+check "status when stopped" grep -q 'not running' <<<"$($CTL status)"
+
+# started from a process under the shim: the relay must shed the preload
+# (its upstream connections would be steered back into itself)
+if [ -f "$B/libkimifix.so" ]; then
+    LD_PRELOAD=$(cd "$B" && pwd)/libkimifix.so $CTL start --idle 2 >/dev/null 2>&1
+    P3=$(state pid)
+    check "relay started under LD_PRELOAD=libkimifix.so runs without it" \
+        bash -c "test -n '$P3' && ! grep -q libkimifix /proc/$P3/maps && tr '\\0' '\\n' </proc/$P3/environ | grep -qx KIMIFIX_MODE=off"
+    $CTL stop >/dev/null 2>&1
+fi
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

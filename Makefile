@@ -40,6 +40,10 @@ $(CORE_LIB): $(CORE_OBJ)
 deps:
 	@sh scripts/deps.sh
 
+demo: deps
+	@$(MAKE) --no-print-directory all >/dev/null
+	@sh scripts/demo.sh $(B)
+
 # Each fragment appends its suite (a make target) to CHECK_SUITES.
 CHECK_SUITES := check-unit
 check: deps

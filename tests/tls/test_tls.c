@@ -1,0 +1,831 @@
+/* test_tls.c - the TLS and libcurl hook families, driven through real
+ * programs under LD_PRELOAD=libkimifix.so against a recording TLS server
+ * (tlsrec.c, threads of this test process, never preloaded).
+ *
+ * Paths come from the build: KF_TEST_BUILD (the build dir, absolute) and
+ * KF_TEST_SRC (the source tree). Certificates: $(B)/tests/tls/certs, made
+ * by mk/tls.mk with tests/tls/mkcerts.sh before the run.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kfreq.h"
+#include "tlsrec.h"
+
+#ifndef KF_TEST_BUILD
+#define KF_TEST_BUILD "build"
+#endif
+#ifndef KF_TEST_SRC
+#define KF_TEST_SRC "."
+#endif
+
+#define BIN KF_TEST_BUILD "/tests/tls/"
+#define CERTS KF_TEST_BUILD "/tests/tls/certs"
+#define CA CERTS "/ca.pem"
+#define LIB KF_TEST_BUILD "/libkimifix.so"
+
+extern char **environ;
+
+struct out {
+    int status; /* exit code, or 128+signal */
+    char *out, *err;
+};
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    size_t got = fread(b, 1, (size_t)n, f);
+    b[got] = 0;
+    fclose(f);
+    return b;
+}
+
+/* Run argv with a clean environment: HOME in a fresh temp dir (no user
+ * rules), KIMIFIX_LOG=stderr, LD_PRELOAD=the library when `preload`, plus
+ * `extra` (NULL-terminated "K=V"). Times out after 60 s. */
+static struct out run(const char *const argv[], const char *const extra[], int preload)
+{
+    char dir[] = "/tmp/kftls-XXXXXX";
+    cr_assert(mkdtemp(dir), "mkdtemp");
+    char of[64], ef[64], home[80], pre[600];
+    snprintf(of, sizeof of, "%s/out", dir);
+    snprintf(ef, sizeof ef, "%s/err", dir);
+    snprintf(home, sizeof home, "HOME=%s", dir);
+    snprintf(pre, sizeof pre, "LD_PRELOAD=%s", LIB);
+    const char *env[256];
+    int n = 0;
+    for (char **e = environ; *e && n < 200; e++)
+        if (strncmp(*e, "LD_PRELOAD=", 11) && strncmp(*e, "KIMIFIX_", 8) && strncmp(*e, "HOME=", 5) &&
+            strncmp(*e, "SSL_CERT", 8) && strncmp(*e, "CURL_CA", 7))
+            env[n++] = *e;
+    env[n++] = home;
+    env[n++] = "KIMIFIX_LOG=stderr";
+    if (preload)
+        env[n++] = pre;
+    for (int i = 0; extra && extra[i]; i++)
+        env[n++] = extra[i];
+    env[n] = NULL;
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int o = open(of, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int e = open(ef, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(o, 1);
+        dup2(e, 2);
+        execve(argv[0], (char *const *)argv, (char *const *)env);
+        _exit(127);
+    }
+    int st = 0;
+    for (int t = 0; t < 6000; t++) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            break;
+        if (t == 5999) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+        }
+        usleep(10000);
+    }
+    struct out r;
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    r.out = slurp(of);
+    r.err = slurp(ef);
+    unlink(of);
+    unlink(ef);
+    rmdir(dir);
+    if (r.status != 0)
+        cr_log_warn("%s exited %d\nstdout: %s\nstderr: %s", argv[0], r.status, r.out, r.err);
+    return r;
+}
+
+static tlsrec *server(int flags)
+{
+    tlsrec *r = tlsrec_start(CERTS, flags);
+    cr_assert(r, "recording server did not start (certs in " CERTS "?)");
+    return r;
+}
+
+static void expect_conns(tlsrec *r, int n)
+{
+    cr_assert_eq(tlsrec_wait(r, n, 20000), n, "server saw %d of %d connections",
+                 tlsrec_wait(r, n, 0), n);
+}
+
+/* The recorded bytes of connection i equal exp[0..n). */
+static void expect_bytes(tlsrec *r, int i, const char *exp, size_t n)
+{
+    const struct tlsrec_conn *c = tlsrec_conn(r, i);
+    cr_assert(c, "no connection %d", i);
+    size_t k = 0;
+    while (k < n && k < c->len && exp[k] == c->data[k])
+        k++;
+    cr_assert(c->len == n && k == n,
+              "conn %d: got %zu bytes, want %zu; first difference at %zu:\n got: %.80s\nwant: %.80s", i,
+              c->len, n, k, c->data ? c->data + (k > 20 ? k - 20 : 0) : "",
+              exp + (k > 20 ? k - 20 : 0));
+}
+
+static void expect_fixed(tlsrec *r, int i, const char *host, size_t body)
+{
+    size_t n;
+    char *exp = kfreq_fixed(host, body, &n);
+    expect_bytes(r, i, exp, n);
+    free(exp);
+}
+
+static void expect_orig(tlsrec *r, int i, const char *host, const char *path, size_t body)
+{
+    size_t n;
+    char *exp = kfreq_make(host, path, body, &n);
+    expect_bytes(r, i, exp, n);
+    free(exp);
+}
+
+static int retries_of(const struct out *o)
+{
+    const char *p = strstr(o->out, "retries=");
+    return p ? atoi(p + 8) : -1;
+}
+
+static void free_out(struct out *o)
+{
+    free(o->out);
+    free(o->err);
+}
+
+static char *itoa_port(tlsrec *r, char *buf)
+{
+    sprintf(buf, "%d", tlsrec_port(r));
+    return buf;
+}
+
+/* ---------------- OpenSSL ---------------- */
+
+static struct out ossl(tlsrec *r, const char *sni, const char *mode, const char *more[], int preload)
+{
+    char port[16];
+    const char *argv[32] = { BIN "ossl_client", "-p", itoa_port(r, port), "-s", sni, "-c", CA, "-m", mode };
+    int n = 9;
+    for (int i = 0; more && more[i]; i++)
+        argv[n++] = more[i];
+    argv[n] = NULL;
+    return run(argv, NULL, preload);
+}
+
+Test(openssl, one_write)
+{
+    tlsrec *r = server(0);
+    struct out o = ossl(r, "api.kimi.com", "one", NULL, 1);
+    cr_assert_eq(o.status, 0);
+    cr_assert(strstr(o.out, "status=HTTP/1.1 200 OK"), "%s", o.out);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 13);
+    cr_assert(strstr(o.err, "kimi-coding-double-v1"), "log: %s", o.err);
+    free_out(&o);
+}
+
+Test(openssl, byte_per_write)
+{
+    tlsrec *r = server(0);
+    struct out o = ossl(r, "api.kimi.com", "bytes", NULL, 1);
+    cr_assert_eq(o.status, 0);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 13);
+    free_out(&o);
+}
+
+Test(openssl, split_at_every_byte, .timeout = 120)
+{
+    tlsrec *r = server(0);
+    struct out o = ossl(r, "api.kimi.com", "splitall", NULL, 1);
+    cr_assert_eq(o.status, 0);
+    size_t n;
+    char *req = kfreq_make("api.kimi.com", KFREQ_PATH, 13, &n);
+    int conns = (int)(strstr(req, "\r\n\r\n") + 4 - req) + 1; /* split points 1..head+1 */
+    free(req);
+    expect_conns(r, conns);
+    for (int i = 0; i < conns; i++)
+        expect_fixed(r, i, "api.kimi.com", 13);
+    free_out(&o);
+}
+
+Test(openssl, write_ex)
+{
+    tlsrec *r = server(0);
+    struct out o = ossl(r, "api.kimi.com", "ex", NULL, 1);
+    cr_assert_eq(o.status, 0);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 13);
+    free_out(&o);
+}
+
+Test(openssl, write_ex_byte_per_write)
+{
+    tlsrec *r = server(0);
+    struct out o = ossl(r, "api.kimi.com", "exbytes", NULL, 1);
+    cr_assert_eq(o.status, 0);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 13);
+    free_out(&o);
+}
+
+Test(openssl, nonblocking_want_write_slow_reader, .timeout = 120)
+{
+    tlsrec *r = server(TLSREC_SLOW);
+    const char *more[] = { "-b", "300000", NULL };
+    struct out o = ossl(r, "api.kimi.com", "nb", more, 1);
+    cr_assert_eq(o.status, 0);
+    cr_assert_gt(retries_of(&o), 0, "no WANT_WRITE happened: the test proves nothing (%s)", o.out);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 300000);
+    free_out(&o);
+}
+
+Test(openssl, nonblocking_split_head_slow_reader, .timeout = 120)
+{
+    tlsrec *r = server(TLSREC_SLOW);
+    const char *more[] = { "-b", "200000", "-k", "17", NULL };
+    struct out o = ossl(r, "api.kimi.com", "nbsplit", more, 1);
+    cr_assert_eq(o.status, 0);
+    cr_assert_gt(retries_of(&o), 0, "no WANT_WRITE happened (%s)", o.out);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 200000);
+    free_out(&o);
+}
+
+Test(openssl, other_host_byte_exact)
+{
+    tlsrec *r = server(0);
+    struct out o = ossl(r, "example.org", "one", NULL, 1);
+    cr_assert_eq(o.status, 0);
+    expect_conns(r, 1);
+    expect_orig(r, 0, "example.org", KFREQ_PATH, 13);
+    free_out(&o);
+}
+
+Test(openssl, other_path_byte_exact)
+{
+    tlsrec *r = server(0);
+    const char *more[] = { "-P", "/v1/other", NULL };
+    struct out o = ossl(r, "api.kimi.com", "bytes", more, 1);
+    cr_assert_eq(o.status, 0);
+    expect_conns(r, 1);
+    expect_orig(r, 0, "api.kimi.com", "/v1/other", 13);
+    free_out(&o);
+}
+
+Test(openssl, baseline_without_shim)
+{
+    tlsrec *r = server(0);
+    struct out o = ossl(r, "api.kimi.com", "one", NULL, 0);
+    cr_assert_eq(o.status, 0);
+    expect_conns(r, 1);
+    expect_orig(r, 0, "api.kimi.com", KFREQ_PATH, 13);
+    free_out(&o);
+}
+
+Test(openssl, mode_off_passes_through)
+{
+    tlsrec *r = server(0);
+    char port[16];
+    const char *argv[] = { BIN "ossl_client", "-p", itoa_port(r, port), "-s", "api.kimi.com",
+                           "-c", CA, "-m", "one", NULL };
+    const char *env[] = { "KIMIFIX_MODE=off", NULL };
+    struct out o = run(argv, env, 1);
+    cr_assert_eq(o.status, 0);
+    expect_conns(r, 1);
+    expect_orig(r, 0, "api.kimi.com", KFREQ_PATH, 13);
+    free_out(&o);
+}
+
+Test(openssl, threads_each_connection_fixed, .timeout = 120)
+{
+    tlsrec *r = server(0);
+    struct out o = ossl(r, "api.kimi.com", "threads", NULL, 1);
+    cr_assert_eq(o.status, 0);
+    expect_conns(r, 64);
+    for (int i = 0; i < 64; i++)
+        expect_fixed(r, i, "api.kimi.com", 13);
+    free_out(&o);
+}
+
+/* fork with a half-written head in flight: the child's own connection and
+ * the parent's are both fixed (objtab and head pools survive fork). */
+Test(openssl, fork_with_head_in_flight)
+{
+    tlsrec *r = server(0);
+    struct out o = ossl(r, "api.kimi.com", "fork", NULL, 1);
+    cr_assert_eq(o.status, 0);
+    expect_conns(r, 2);
+    expect_fixed(r, 0, "api.kimi.com", 13);
+    expect_fixed(r, 1, "api.kimi.com", 13);
+    free_out(&o);
+}
+
+/* An SSL reused with SSL_clear: the first connection's verdict (other
+ * host: pass) must not stick to the second (api.kimi.com: fix). */
+Test(openssl, ssl_clear_reuse_new_verdict)
+{
+    tlsrec *r = server(0);
+    struct out o = ossl(r, "api.kimi.com", "clear", NULL, 1);
+    cr_assert_eq(o.status, 0);
+    expect_conns(r, 2);
+    cr_assert_str_eq(tlsrec_conn(r, 0)->sni, "example.org");
+    expect_orig(r, 0, "example.org", KFREQ_PATH, 13);
+    expect_fixed(r, 1, "api.kimi.com", 13);
+    free_out(&o);
+}
+
+/* ---------------- ALPN ---------------- */
+
+/* No SSL_connect: the first SSL_write runs the handshake (ALPN must be
+ * fixed before it). */
+Test(alpn, implicit_handshake_in_first_write)
+{
+    tlsrec *r = server(TLSREC_H2);
+    const char *more[] = { "-a", "h2,http/1.1", NULL };
+    struct out o = ossl(r, "api.kimi.com", "implicit", more, 1);
+    cr_assert_eq(o.status, 0);
+    cr_assert(strstr(o.out, "alpn=http/1.1 status=HTTP/1.1 200 OK"), "%s", o.out);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 13);
+    free_out(&o);
+}
+
+
+Test(alpn, relevant_sni_ctx_list_drops_h2)
+{
+    tlsrec *r = server(TLSREC_H2);
+    const char *more[] = { "-a", "h2,http/1.1", NULL };
+    struct out o = ossl(r, "api.kimi.com", "one", more, 1);
+    cr_assert_eq(o.status, 0);
+    cr_assert(strstr(o.out, "alpn=http/1.1 status=HTTP/1.1 200 OK"), "%s", o.out);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 13);
+    free_out(&o);
+}
+
+Test(alpn, relevant_sni_ssl_list_drops_h2)
+{
+    tlsrec *r = server(TLSREC_H2);
+    const char *more[] = { "-a", "h2,http/1.1", "-A", NULL };
+    struct out o = ossl(r, "api.kimi.com", "one", more, 1);
+    cr_assert_eq(o.status, 0);
+    cr_assert(strstr(o.out, "alpn=http/1.1 "), "%s", o.out);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 13);
+    free_out(&o);
+}
+
+Test(alpn, h2_only_list_becomes_http11)
+{
+    tlsrec *r = server(TLSREC_H2);
+    const char *more[] = { "-a", "h2", NULL };
+    struct out o = ossl(r, "api.kimi.com", "one", more, 1);
+    cr_assert_eq(o.status, 0);
+    cr_assert(strstr(o.out, "alpn=http/1.1 "), "%s", o.out);
+    expect_conns(r, 1);
+    free_out(&o);
+}
+
+Test(alpn, other_sni_keeps_h2)
+{
+    tlsrec *r = server(TLSREC_H2);
+    const char *more[] = { "-a", "h2,http/1.1", "-n", NULL };
+    struct out o = ossl(r, "example.org", "one", more, 1);
+    cr_assert_eq(o.status, 0);
+    cr_assert(strstr(o.out, "alpn=h2 "), "%s", o.out);
+    expect_conns(r, 1);
+    cr_assert_str_eq(tlsrec_conn(r, 0)->alpn, "h2");
+    expect_orig(r, 0, "example.org", KFREQ_PATH, 13);
+    free_out(&o);
+}
+
+/* Node's pattern: the first SSL_write runs the handshake on a non-blocking
+ * socket, answers -1/WANT_READ and is retried with the same buffer. */
+Test(alpn, nonblocking_handshake_in_first_write_retried)
+{
+    tlsrec *r = server(TLSREC_H2 | TLSREC_SLOW_HANDSHAKE);
+    const char *more[] = { "-a", "h2,http/1.1", NULL };
+    struct out o = ossl(r, "api.kimi.com", "nbhs", more, 1);
+    cr_assert_eq(o.status, 0);
+    cr_assert(strstr(o.out, "alpn=http/1.1 status=HTTP/1.1 200 OK"), "%s", o.out);
+    cr_assert_gt(retries_of(&o), 0, "the first write did not have to be retried (%s)", o.out);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 13);
+    free_out(&o);
+}
+
+/* ---------------- missing libraries ---------------- */
+
+Test(safety, hooks_without_the_library_fail_safely)
+{
+    const char *argv[] = { BIN "nolib_client", NULL };
+    struct out base = run(argv, NULL, 0);
+    cr_assert_str_eq(base.out, "absent\n");
+    struct out o = run(argv, NULL, 1);
+    cr_assert_eq(o.status, 0, "crashed? %s", o.err);
+    cr_assert(strstr(o.out, "SSL_write=-1\n"), "%s", o.out);
+    cr_assert(strstr(o.out, "SSL_write_ex=0 written=0\n"), "%s", o.out);
+    cr_assert(strstr(o.out, "SSL_connect=-1\n"), "%s", o.out);
+    cr_assert(strstr(o.out, "gnutls_record_send=-59\n"), "%s", o.out);      /* GNUTLS_E_INTERNAL_ERROR */
+    cr_assert(strstr(o.out, "gnutls_handshake=-59\n"), "%s", o.out);
+    cr_assert(strstr(o.out, "curl_easy_setopt=2\n"), "%s", o.out);           /* CURLE_FAILED_INIT */
+    cr_assert(strstr(o.out, "curl_easy_perform=2\n"), "%s", o.out);
+    cr_assert(strstr(o.out, "curl_multi_add_handle=4\n"), "%s", o.out);      /* CURLM_INTERNAL_ERROR */
+    cr_assert(strstr(o.err, "not found"), "no log line: %s", o.err);
+    free_out(&base);
+    free_out(&o);
+}
+
+/* ---------------- GnuTLS ---------------- */
+
+static struct out gtls(tlsrec *r, const char *sni, const char *mode, const char *alpn, const char *body)
+{
+    char port[16];
+    const char *argv[] = { BIN "gnutls_client", itoa_port(r, port), sni, CA, mode, alpn, body, NULL };
+    return run(argv, NULL, 1);
+}
+
+Test(gnutls, one_send)
+{
+    tlsrec *r = server(0);
+    struct out o = gtls(r, "api.kimi.com", "one", "", "13");
+    cr_assert_eq(o.status, 0);
+    cr_assert(strstr(o.out, "status=HTTP/1.1 200 OK"), "%s", o.out);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 13);
+    cr_assert(strstr(o.err, "kimi-coding-double-v1"), "log: %s", o.err);
+    free_out(&o);
+}
+
+Test(gnutls, byte_per_send)
+{
+    tlsrec *r = server(0);
+    struct out o = gtls(r, "api.kimi.com", "bytes", "", "13");
+    cr_assert_eq(o.status, 0);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 13);
+    free_out(&o);
+}
+
+Test(gnutls, record_send2_seen_once)
+{
+    tlsrec *r = server(0);
+    struct out o = gtls(r, "api.kimi.com", "send2", "", "13");
+    cr_assert_eq(o.status, 0);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 13);
+    free_out(&o);
+}
+
+Test(gnutls, large_body_short_records)
+{
+    tlsrec *r = server(0);
+    struct out o = gtls(r, "api.kimi.com", "one", "", "100000");
+    cr_assert_eq(o.status, 0);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 100000);
+    free_out(&o);
+}
+
+Test(gnutls, nonblocking_again_null_retry_slow_reader, .timeout = 120)
+{
+    tlsrec *r = server(TLSREC_SLOW);
+    struct out o = gtls(r, "api.kimi.com", "nb", "", "300000");
+    cr_assert_eq(o.status, 0);
+    cr_assert_gt(retries_of(&o), 0, "no GNUTLS_E_AGAIN happened (%s)", o.out);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 300000);
+    free_out(&o);
+}
+
+Test(gnutls, alpn_relevant_drops_h2)
+{
+    tlsrec *r = server(TLSREC_H2);
+    struct out o = gtls(r, "api.kimi.com", "one", "h2,http/1.1", "13");
+    cr_assert_eq(o.status, 0);
+    cr_assert(strstr(o.out, "alpn=http/1.1 status=HTTP/1.1 200 OK"), "%s", o.out);
+    expect_conns(r, 1);
+    expect_fixed(r, 0, "api.kimi.com", 13);
+    free_out(&o);
+}
+
+Test(gnutls, alpn_other_keeps_h2_byte_exact)
+{
+    tlsrec *r = server(TLSREC_H2);
+    struct out o = gtls(r, "example.org", "one", "h2,http/1.1", "13");
+    cr_assert_eq(o.status, 0);
+    cr_assert(strstr(o.out, "alpn=h2 "), "%s", o.out);
+    expect_conns(r, 1);
+    expect_orig(r, 0, "example.org", KFREQ_PATH, 13);
+    free_out(&o);
+}
+
+/* ---------------- libcurl ---------------- */
+
+static const char CURL_BODY[] = "{\"model\":\"k\"}";
+
+/* What a libcurl request on conn i must look like after the fix. */
+static void expect_curl_fixed(tlsrec *r, int i)
+{
+    const struct tlsrec_conn *c = tlsrec_conn(r, i);
+    cr_assert(c && c->data, "no data on connection %d", i);
+    cr_assert(strncmp(c->data, "POST /coding/v1/messages HTTP/1.1\r\n", 35) == 0, "conn %d: %.60s", i,
+              c->data);
+    cr_assert(memmem(c->data, c->len, "\r\nX-Msh-Platform: kimi_cli\r\n", 28), "%.*s", (int)c->len, c->data);
+    cr_assert(memmem(c->data, c->len, "\r\nx-api-key: sk-kimi-SECRETSECRET\r\n", 35));
+    cr_assert(memmem(c->data, c->len, "\r\nUser-Agent: kftest-curl/1\r\n", 29));
+    cr_assert(!memmem(c->data, c->len, "\r\nAccept:", 9), "the user's \"Accept:\" entry was lost");
+    cr_assert(c->len > sizeof CURL_BODY - 1 &&
+              memcmp(c->data + c->len - (sizeof CURL_BODY - 1), CURL_BODY, sizeof CURL_BODY - 1) == 0);
+}
+
+static struct out curl_prog(const char *prog, tlsrec *r, const char *ver, const char *mode)
+{
+    char ct[64];
+    snprintf(ct, sizeof ct, "api.kimi.com:443:127.0.0.1:%d", tlsrec_port(r));
+    const char *argv[] = { prog, "https://api.kimi.com/coding/v1/v1/messages", CA, ct, ver, mode, NULL };
+    return run(argv, NULL, 1);
+}
+
+static void curl_case(const char *prog, const char *ver, const char *mode, int transfers)
+{
+    tlsrec *r = server(0);
+    struct out o = curl_prog(prog, r, ver, mode);
+    cr_assert_eq(o.status, 0);
+    int ok = 0;
+    for (const char *p = o.out; (p = strstr(p, "code=200 rc=0 body=ok")); p++)
+        ok++;
+    cr_assert_eq(ok, transfers, "%s", o.out);
+    int conns = tlsrec_count(r);
+    cr_assert(conns >= 1);
+    expect_conns(r, conns);
+    for (int i = 0; i < conns; i++)
+        expect_curl_fixed(r, i);
+    cr_assert(strstr(o.err, "[libcurl]") && strstr(o.err, "kimi-coding-double-v1"), "log: %s", o.err);
+    cr_assert(!strstr(o.err, "SECRETSECRET"), "a secret reached the log: %s", o.err);
+    free_out(&o);
+}
+
+#define CURL_OSSL BIN "curl_client"
+#define CURL_GNUTLS BIN "curl_client_gnutls"
+
+Test(libcurl_openssl, http11) { curl_case(CURL_OSSL, "h1", "easy", 1); }
+Test(libcurl_openssl, default_alpn) { curl_case(CURL_OSSL, "default", "easy", 1); }
+Test(libcurl_openssl, multi) { curl_case(CURL_OSSL, "h1", "multi", 1); }
+Test(libcurl_openssl, duphandle) { curl_case(CURL_OSSL, "h1", "dup", 2); }
+Test(libcurl_openssl, reset) { curl_case(CURL_OSSL, "h1", "reset", 2); }
+Test(libcurl_openssl, perform_twice) { curl_case(CURL_OSSL, "h1", "twice", 2); }
+Test(libcurl_gnutls, http11) { curl_case(CURL_GNUTLS, "h1", "easy", 1); }
+Test(libcurl_gnutls, default_alpn) { curl_case(CURL_GNUTLS, "default", "easy", 1); }
+Test(libcurl_gnutls, multi) { curl_case(CURL_GNUTLS, "h1", "multi", 1); }
+Test(libcurl_gnutls, duphandle) { curl_case(CURL_GNUTLS, "h1", "dup", 2); }
+
+/* An sk-kimi- key sent to the platform host: the rule routes the request
+ * to api.kimi.com (`upstream`, honoured by rewriting the URL) and maps the
+ * path. api.moonshot.ai itself leads nowhere (port 1): only the rewritten
+ * URL can reach the test server. */
+static void curl_upstream_case(const char *prog)
+{
+    tlsrec *r = server(0);
+    char ct[128];
+    snprintf(ct, sizeof ct, "api.kimi.com:443:127.0.0.1:%d,api.moonshot.ai:443:127.0.0.1:1",
+             tlsrec_port(r));
+    const char *argv[] = { prog, "https://api.moonshot.ai/anthropic/v1/messages", CA, ct, "h1", "easy", NULL };
+    struct out o = run(argv, NULL, 1);
+    cr_assert_eq(o.status, 0, "%s %s", o.out, o.err);
+    expect_conns(r, 1);
+    const struct tlsrec_conn *c = tlsrec_conn(r, 0);
+    cr_assert_str_eq(c->sni, "api.kimi.com");
+    cr_assert(strncmp(c->data, "POST /coding/v1/messages HTTP/1.1\r\nHost: api.kimi.com\r\n", 53) == 0,
+              "%.80s", c->data);
+    cr_assert(strstr(o.err, "moonshot-sk-kimi-to-kimi"), "log: %s", o.err);
+    cr_assert(!strstr(o.err, "SECRETSECRET"), "a secret reached the log: %s", o.err);
+    free_out(&o);
+}
+
+Test(libcurl_openssl, upstream_key_routing) { curl_upstream_case(CURL_OSSL); }
+Test(libcurl_gnutls, upstream_key_routing) { curl_upstream_case(CURL_GNUTLS); }
+
+/* ---------------- curl CLI ---------------- */
+
+Test(curl_cli, http11)
+{
+    tlsrec *r = server(TLSREC_H2);
+    char ct[64];
+    snprintf(ct, sizeof ct, "api.kimi.com:443:127.0.0.1:%d", tlsrec_port(r));
+    const char *argv[] = { "/usr/bin/curl", "-sS", "--http1.1", "--cacert", CA, "--connect-to", ct,
+                           "-H", "X-Msh-Platform: kimi_code_cli", "-H", "x-api-key: sk-kimi-SECRETSECRET",
+                           "-d", "{}", "https://api.kimi.com/coding/v1/v1/messages", NULL };
+    struct out o = run(argv, NULL, 1);
+    cr_assert_eq(o.status, 0);
+    cr_assert_str_eq(o.out, "ok");
+    expect_conns(r, 1);
+    const struct tlsrec_conn *c = tlsrec_conn(r, 0);
+    cr_assert(strncmp(c->data, "POST /coding/v1/messages HTTP/1.1\r\n", 35) == 0, "%.60s", c->data);
+    cr_assert(memmem(c->data, c->len, "\r\nX-Msh-Platform: kimi_cli\r\n", 28));
+    cr_assert(!strstr(o.err, "SECRETSECRET"), "a secret reached the log: %s", o.err);
+    free_out(&o);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t l = sizeof a;
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Run argv (with "%PORT%" replaced by the port) against nghttpd, an HTTP/2
+ * server: its verbose log shows the :path and headers that arrived (the TLS
+ * stream is binary HTTP/2, so only the libcurl layer can have fixed them). */
+static char *with_nghttpd(const char *argv_tpl[], struct out *o)
+{
+    if (access("/usr/sbin/nghttpd", X_OK) != 0)
+        cr_skip_test("nghttpd (nghttp2-server) not installed");
+    char dir[] = "/tmp/kftls-h2-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char log[96], port[16], ct[64];
+    snprintf(log, sizeof log, "%s/nghttpd.log", dir);
+    int p = free_port();
+    snprintf(port, sizeof port, "%d", p);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl("/usr/sbin/nghttpd", "nghttpd", "-v", "-d", dir, "-a", "127.0.0.1", port,
+              CERTS "/key.pem", CERTS "/cert.pem", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 100; i++) { /* wait until it listens */
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)p),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok)
+            break;
+        usleep(20000);
+    }
+    snprintf(ct, sizeof ct, "api.kimi.com:443:127.0.0.1:%d", p);
+    const char *argv[32];
+    int n = 0;
+    for (; argv_tpl[n] && n < 31; n++)
+        argv[n] = strcmp(argv_tpl[n], "%CT%") == 0 ? ct : argv_tpl[n];
+    argv[n] = NULL;
+    *o = run(argv, NULL, 1);
+    usleep(200000);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    char *l = slurp(log);
+    unlink(log);
+    rmdir(dir);
+    return l;
+}
+
+static void expect_h2_fixed(const char *l)
+{
+    cr_assert(strstr(l, ":path: /coding/v1/messages\n"), "nghttpd saw: %s", l);
+    cr_assert(strstr(l, "x-msh-platform: kimi_cli"), "nghttpd saw: %s", l);
+    cr_assert(!strstr(l, "/v1/v1/"), "%s", l);
+}
+
+Test(curl_cli, http2_fixed_by_libcurl_layer, .timeout = 60)
+{
+    const char *argv[] = { "/usr/bin/curl", "-sS", "-o", "/dev/null", "-w", "%{http_version}", "--cacert", CA,
+                           "--connect-to", "%CT%", "-H", "X-Msh-Platform: kimi_code_cli", "-d", "{}",
+                           "https://api.kimi.com/coding/v1/v1/messages", NULL };
+    struct out o;
+    char *l = with_nghttpd(argv, &o);
+    cr_assert_eq(o.status, 0);
+    cr_assert_str_eq(o.out, "2", "curl did not keep HTTP/2: %s", o.out);
+    expect_h2_fixed(l);
+    free(l);
+    free_out(&o);
+}
+
+static void libcurl_h2_case(const char *prog)
+{
+    const char *argv[] = { prog, "https://api.kimi.com/coding/v1/v1/messages", CA, "%CT%", "default", "easy",
+                           NULL };
+    struct out o;
+    char *l = with_nghttpd(argv, &o);
+    cr_assert(strstr(o.out, "code=404 rc=0") && strstr(o.out, "http=2"), "%s", o.out);
+    expect_h2_fixed(l);
+    free(l);
+    free_out(&o);
+}
+
+Test(libcurl_openssl, http2_keeps_h2_and_fixed, .timeout = 60) { libcurl_h2_case(CURL_OSSL); }
+Test(libcurl_gnutls, http2_keeps_h2_and_fixed, .timeout = 60) { libcurl_h2_case(CURL_GNUTLS); }
+
+/* ---------------- Python (RTLD_LOCAL libssl, SSL_write_ex) ---------------- */
+
+Test(python, urllib_and_http_client, .timeout = 60)
+{
+    if (access("/usr/bin/python3", X_OK) != 0)
+        cr_skip_test("/usr/bin/python3 not installed");
+    tlsrec *r = server(0);
+    char port[16];
+    const char *argv[] = { "/usr/bin/python3", KF_TEST_SRC "/tests/tls/py_client.py", itoa_port(r, port), CA,
+                           NULL };
+    struct out o = run(argv, NULL, 1);
+    cr_assert_eq(o.status, 0, "python failed (crash?): %s", o.err);
+    cr_assert(strstr(o.out, "urllib 200 ok") && strstr(o.out, "http.client 200 ok"), "%s", o.out);
+    expect_conns(r, 2);
+    for (int i = 0; i < 2; i++) {
+        const struct tlsrec_conn *c = tlsrec_conn(r, i);
+        cr_assert(strncmp(c->data, "POST /coding/v1/messages HTTP/1.1\r\n", 35) == 0, "%.60s", c->data);
+        cr_assert(memmem(c->data, c->len, "\r\nX-Msh-Platform: kimi_cli\r\n", 28));
+    }
+    cr_assert(strstr(o.err, "[openssl]"), "log: %s", o.err);
+    free_out(&o);
+}
+
+/* Real name resolution: a rules file's connect-to steers api.kimi.com to
+ * the test server (the libc layer answers getaddrinfo and connect). */
+static const char *connect_to_rules(tlsrec *r, char *path, size_t n)
+{
+    snprintf(path, n, "/tmp/kftls-rules-%d", (int)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f, "connect-to api.kimi.com:443 127.0.0.1:%d\n", tlsrec_port(r));
+    fclose(f);
+    return path;
+}
+
+Test(python, urllib_via_connect_to_rules, .timeout = 60)
+{
+    if (access("/usr/bin/python3", X_OK) != 0)
+        cr_skip_test("/usr/bin/python3 not installed");
+    tlsrec *r = server(0);
+    char rules[64], env_rules[96];
+    connect_to_rules(r, rules, sizeof rules);
+    snprintf(env_rules, sizeof env_rules, "KIMIFIX_RULES=%s", rules);
+    const char *code =
+        "import ssl,sys,urllib.request as u\n"
+        "ctx=ssl.create_default_context(cafile=sys.argv[1])\n"
+        "q=u.Request('https://api.kimi.com/coding/v1/v1/messages',data=b'{}',method='POST',"
+        "headers={'Content-Type':'application/json','X-Msh-Platform':'kimi_code_cli'})\n"
+        "print('urllib',u.urlopen(q,context=ctx).status)\n";
+    const char *argv[] = { "/usr/bin/python3", "-c", code, CA, NULL };
+    const char *env[] = { env_rules, NULL };
+    struct out o = run(argv, env, 1);
+    unlink(rules);
+    cr_assert_eq(o.status, 0, "%s", o.err);
+    cr_assert(strstr(o.out, "urllib 200"), "%s", o.out);
+    expect_conns(r, 1);
+    const struct tlsrec_conn *c = tlsrec_conn(r, 0);
+    cr_assert_str_eq(c->sni, "api.kimi.com");
+    cr_assert(strncmp(c->data, "POST /coding/v1/messages HTTP/1.1\r\n", 35) == 0, "%.60s", c->data);
+    free_out(&o);
+}
+
+/* ---------------- wget (GnuTLS) ---------------- */
+
+Test(wget, post_via_connect_to_rules, .timeout = 60)
+{
+    if (access("/usr/bin/wget", X_OK) != 0)
+        cr_skip_test("wget not installed");
+    tlsrec *r = server(TLSREC_H2);
+    char rules[64], env_rules[96];
+    connect_to_rules(r, rules, sizeof rules);
+    snprintf(env_rules, sizeof env_rules, "KIMIFIX_RULES=%s", rules);
+    const char *argv[] = { "/usr/bin/wget", "-q", "-O", "-", "--ca-certificate=" CA,
+                           "--header=X-Msh-Platform: kimi_code_cli", "--header=x-api-key: sk-kimi-SECRETSECRET",
+                           "--post-data={}", "https://api.kimi.com/coding/v1/v1/messages", NULL };
+    const char *env[] = { env_rules, NULL };
+    struct out o = run(argv, env, 1);
+    unlink(rules);
+    cr_assert_eq(o.status, 0, "%s", o.err);
+    cr_assert_str_eq(o.out, "ok");
+    expect_conns(r, 1);
+    const struct tlsrec_conn *c = tlsrec_conn(r, 0);
+    cr_assert(strncmp(c->data, "POST /coding/v1/messages HTTP/1.1\r\n", 35) == 0, "%.60s", c->data);
+    cr_assert(memmem(c->data, c->len, "\r\nX-Msh-Platform: kimi_cli\r\n", 28));
+    cr_assert(strstr(o.err, "[gnutls]"), "log: %s", o.err);
+    cr_assert(!strstr(o.err, "SECRETSECRET"), "a secret reached the log: %s", o.err);
+    free_out(&o);
+}

@@ -2,6 +2,7 @@
  *
  *   kimifix check [FILE]            kimifix explain [-f FILE] METHOD URL ...
  *   kimifix relay start|stop|status|run
+ *   kimifix doctor [--json] [CMD [ARGS...]]
  *   kimifix help | --help | -h      kimifix --version
  *   kimifix [OPTIONS] CMD [ARGS...] (anything else: run CMD under kimifix)
  *
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_doctor.h"
 #include "cli_relay.h"
 
 #ifndef KF_VERSION
@@ -26,6 +28,7 @@ static void usage(FILE *f)
           "       kimifix explain [-f FILE] [--carrier relay|inprocess] METHOD URL [-H 'Name: value']...\n"
           "                                          show how the rules rewrite one request (no network)\n"
           "       kimifix relay start|stop|status|run   manage the local relay\n"
+          "       kimifix doctor [--json] [CMD [ARGS...]]   can kimifix fix CMD? / state of kimifix\n"
           "       kimifix help | --help | --version\n"
           "\n"
           "Rules: built-in defaults, then $KIMIFIX_RULES, ~/.config/kimifix/rules or\n"
@@ -54,5 +57,7 @@ int main(int argc, char **argv)
         return kf_cli_explain(argc - 1, argv + 1);
     if (!strcmp(cmd, "relay"))
         return kf_cli_relay(argc - 1, argv + 1);
+    if (!strcmp(cmd, "doctor"))
+        return kf_cli_doctor(argc - 1, argv + 1);
     return kf_cli_wrap(argc, argv);
 }

@@ -1,0 +1,110 @@
+/* doctor.h - internals of `kimifix doctor` shared by its files:
+ *
+ *   doctor.c         argument parsing, the report printers (text, JSON)
+ *   doctor_target.c  CMD -> the program that really runs (PATH, #!, env,
+ *                    pyenv shims, shell wrappers that exec)
+ *   doctor_prog.c    what the ELF program is (facts) and the verdict
+ *   doctor_rt.c      runtime-specific checks: Python's _ssl, Node, Bun, Go
+ *   doctor_self.c    the state of kimifix itself (shim, rules, relay, CA)
+ *   pemcert.c        validity dates of a PEM certificate, without OpenSSL
+ */
+#ifndef KF_DOCTOR_H
+#define KF_DOCTOR_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include "elfinfo.h"
+#include "ldpath.h"
+
+#define DR_MAX_FACTS 64
+#define DR_MAX_HOPS 8
+#define DR_VAL_MAX 1024
+
+/* Verdicts (the first word of the last line). */
+#define DR_LIBCURL "libcurl"
+#define DR_OPENSSL "openssl"
+#define DR_GNUTLS "gnutls"
+#define DR_LIBC "libc"
+#define DR_RELAY "relay"
+#define DR_UNREACHABLE "unreachable"
+#define DR_OK "ok"
+#define DR_PROBLEMS "problems"
+
+typedef struct dr_fact {
+    char key[32];
+    char val[DR_VAL_MAX];
+    int problem; /* shown as a problem; counts toward the exit status */
+} dr_fact;
+
+typedef struct dr_report {
+    /* How CMD was resolved: one line per hop ("PATH: ...", "#!: ..."). */
+    unsigned nhops;
+    char hop[DR_MAX_HOPS * 3][DR_VAL_MAX];
+    char exe[PATH_MAX];       /* the ELF that will run ("" if none) */
+    char script_shell[64];    /* set when the chain ends in a shell running a script */
+
+    unsigned nfacts;
+    dr_fact fact[DR_MAX_FACTS];
+    unsigned nproblems;
+
+    const char *verdict;      /* DR_* */
+    char reason[DR_VAL_MAX];  /* one line: why */
+    int exit_code;            /* 0 fixable/ok, 1 unreachable/problems, 2 usage/cannot analyze */
+} dr_report;
+
+/* Facts: key/value lines in order. problem=1 marks a problem. */
+void dr_fact_add(dr_report *r, int problem, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void dr_hop_add(dr_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void dr_set_verdict(dr_report *r, const char *verdict, int exit_code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* vsnprintf into out; 0 when it fit, -1 when truncated (or error). */
+int dr_fmt(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Set r->reason. */
+void dr_why(dr_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* doctor_target.c: resolve CMD to the ELF that runs. 0, or -1 (r->reason
+ * says why; verdict unset). */
+int dr_resolve(dr_report *r, const char *cmd);
+/* Search PATH like execvp for a regular executable file; `skip_dir` (may
+ * be NULL) is a directory to leave out (pyenv's shims). 0 or -1. */
+int dr_path_search(const char *name, const char *skip_dir, char *out, size_t n);
+
+/* doctor_prog.c: facts and verdict for r->exe. */
+void dr_analyze(dr_report *r);
+
+/* doctor_rt.c: runtimes. Each returns 1 when the program is one. */
+typedef struct dr_prog dr_prog;
+int dr_rt_go(dr_prog *p, dr_report *r);
+int dr_rt_bun(dr_prog *p, dr_report *r);
+int dr_rt_node(dr_prog *p, dr_report *r);
+int dr_rt_python(dr_prog *p, dr_report *r);
+extern const char *const dr_trust_node; /* the trust line for Node/Bun */
+
+/* doctor_self.c: the state of kimifix. brief=1: a few lines for the CMD
+ * report. Returns the number of problems found. */
+unsigned dr_self(dr_report *r, int brief);
+/* The shim library kimifix would preload; 0 or -1. */
+int dr_shim_path(char *out, size_t n);
+
+/* pemcert.c: first certificate of a PEM file: validity (epoch seconds)
+ * and subject CN (may be ""). 0, or -1 with why. */
+int kf_pem_cert_info(const char *path, long long *not_before, long long *not_after, char *cn,
+                     size_t cnlen, const char **why);
+
+/* What the analysis of one ELF program knows (doctor_prog.c fills it). */
+struct dr_prog {
+    const char *path;
+    ef_elf elf;
+    kf_ldtree *tree;          /* closure of DT_NEEDED */
+    int ssl_write, ssl_write_ex; /* defined in the executable (1/0/-1) */
+    /* Filled by the runtime checks: */
+    const char *runtime;      /* "Node", "Bun", "Python 3.11", "Go", "Java" or NULL */
+    const char *carrier;      /* verdict, when a runtime check decided it */
+    char why[DR_VAL_MAX];
+    const char *trust;        /* how the client trusts the relay's CA */
+};
+
+#endif

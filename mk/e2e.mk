@@ -23,5 +23,7 @@ $(E2E_DIR)/libcurl-gnutls: tests/e2e/clients/libcurl_client.c
 e2e-clients:
 	@sh scripts/install-clients.sh
 
-check-e2e: $(B)/fakeup $(E2E_CLIENTS) e2e-clients
+# The with-kimifix cases need the shim, the wrapper and the relay (literal
+# paths: this fragment is read before shim.mk and relay.mk).
+check-e2e: $(B)/fakeup $(E2E_CLIENTS) e2e-clients $(B)/libkimifix.so $(B)/kimifix $(B)/kimifix-relay
 	/usr/bin/python3 tests/e2e/run.py --build $(B) $(E2E_ARGS)

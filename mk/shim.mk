@@ -31,26 +31,47 @@ $(SHIM_TEST_BIN): tests/shim/test_shim.c tests/shim/harness.h tests/shim/tls_mem
 	$(CC) $(SHIM_TEST_CFLAGS) -DKF_TEST_BUILD='"$(abspath $(B))"' -DKF_TEST_SRC='"$(abspath .)"' \
 	    -o $@ tests/shim/test_shim.c -lcriterion -pthread $(LDFLAGS)
 
+# Relay steering (steer.c): steerclient under the shim against a fake
+# relay and a fake upstream; links the core for the PROXY v2 parser.
+STEER_TEST_BIN  := $(SHIM_TEST_DIR)/steer-tests
+STEER_TEST_PROG := $(SHIM_TEST_DIR)/steerclient
+
+$(STEER_TEST_PROG): tests/shim/steerclient.c
+	@mkdir -p $(@D)
+	$(CC) $(SHIM_TEST_CFLAGS) -o $@ $< $(LDFLAGS)
+
+$(STEER_TEST_BIN): tests/shim/test_steer.c $(CORE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(SHIM_TEST_CFLAGS) -DKF_TEST_BUILD='"$(abspath $(B))"' \
+	    -o $@ tests/shim/test_steer.c $(CORE_LIB) -lcriterion -pthread $(LDFLAGS)
+
 # Criterion tests (every scenario is a test with its own expectations);
 # --verbose shows each test, so a skip (no node, no python3) is visible.
-.PHONY: check-shim
-check-shim: $(SHIM_LIB) $(SHIM_TEST_PROG) $(SHIM_TEST_BIN) $(B)/kimifix
+# Two suites for scripts/check.sh (it counts one closing line per suite).
+.PHONY: check-shim check-shim-hooks check-shim-steer
+check-shim: check-shim-hooks check-shim-steer
+check-shim-hooks: $(SHIM_LIB) $(SHIM_TEST_PROG) $(SHIM_TEST_BIN) $(B)/kimifix
 	$(SHIM_TEST_BIN) --verbose --jobs=2 $(CRITERION_ARGS)
-CHECK_SUITES += check-shim
+check-shim-steer: $(SHIM_LIB) $(STEER_TEST_PROG) $(STEER_TEST_BIN) $(B)/kimifix
+	$(STEER_TEST_BIN) --verbose --jobs=2 $(CRITERION_ARGS)
+CHECK_SUITES += check-shim-hooks check-shim-steer
 
 # ---- install ----
 BINDIR := $(DESTDIR)$(PREFIX)/bin
 LIBDIR := $(DESTDIR)$(PREFIX)/lib/kimifix
 MANDIR := $(DESTDIR)$(PREFIX)/share/man
 
-install: $(SHIM_LIB) $(B)/kimifix
+# The relay goes beside the library: `kimifix relay` finds it as
+# ../lib/kimifix/kimifix-relay, the shim finds `kimifix` as ../../bin/kimifix.
+install: $(SHIM_LIB) $(B)/kimifix $(B)/kimifix-relay
 	install -d $(BINDIR) $(LIBDIR) $(MANDIR)/man1 $(MANDIR)/man5
 	install -m 0755 $(B)/kimifix $(BINDIR)/kimifix
 	install -m 0644 $(SHIM_LIB) $(LIBDIR)/libkimifix.so
+	install -m 0755 $(B)/kimifix-relay $(LIBDIR)/kimifix-relay
 	$(if $(wildcard man/kimifix.1),install -m 0644 man/kimifix.1 $(MANDIR)/man1/kimifix.1)
 	$(if $(wildcard man/kimifix.rules.5),install -m 0644 man/kimifix.rules.5 $(MANDIR)/man5/kimifix.rules.5)
 
 uninstall:
-	rm -f $(BINDIR)/kimifix $(LIBDIR)/libkimifix.so
+	rm -f $(BINDIR)/kimifix $(LIBDIR)/libkimifix.so $(LIBDIR)/kimifix-relay
 	rm -f $(MANDIR)/man1/kimifix.1 $(MANDIR)/man5/kimifix.rules.5
 	-rmdir $(LIBDIR) 2>/dev/null

@@ -5,6 +5,10 @@
 /* argv[0] is "relay". Returns the exit status. */
 int kf_cli_relay(int argc, char **argv);
 
+/* Start the user's relay unless it runs (like `relay start`, silently on
+ * stdout; problems are one line on stderr). 0 when a relay runs. */
+int kf_relay_ensure(void);
+
 /* Path of the kimifix-relay program: $KIMIFIX_RELAY, else next to this
  * executable, else ../lib/kimifix/ and ../libexec/kimifix/ from it.
  * Returns buf or NULL. */

@@ -120,7 +120,22 @@ static void exec_relay(const char *prog, int argc, char **argv)
     execv(prog, args);
 }
 
-static int cmd_start(const char *rundir, int argc, char **argv)
+/* 1 when some process holds RUNDIR/relay.run.lock (a relay is alive). */
+static int run_lock_held(const char *rundir)
+{
+    char p[4200];
+    kf_path_join(p, sizeof p, rundir, "relay.run.lock");
+    int fd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0;
+    int held = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+    close(fd); /* releases the lock if we got it */
+    return held;
+}
+
+/* out: where to say what happened (NULL: nothing on stdout; errors still
+ * go to stderr). */
+static int cmd_start(const char *rundir, int argc, char **argv, FILE *out)
 {
     char prog[4096], lockp[4200], logp[4200], reply[9000];
     kf_relay_state st;
@@ -131,7 +146,8 @@ static int cmd_start(const char *rundir, int argc, char **argv)
         return 1;
     }
     if (running(rundir, &st, reply, sizeof reply)) {
-        printf("kimifix relay: already running (pid %ld, port %u)\n", (long)st.pid, st.port);
+        if (out)
+            fprintf(out, "kimifix relay: already running (pid %ld, port %u)\n", (long)st.pid, st.port);
         close(lfd);
         return 0;
     }
@@ -148,8 +164,11 @@ static int cmd_start(const char *rundir, int argc, char **argv)
             _exit(0);
         setsid();
         int null = open("/dev/null", O_RDWR);
+        /* KIMIFIX_LOG naming a file: the relay logs there; "stderr" (what
+         * `kimifix -v` sets) or unset: RUNDIR/relay.log, never a terminal. */
         const char *ls = secure_getenv("KIMIFIX_LOG");
-        int log = (ls && *ls) ? null : open(logp, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
+        int tofile = ls && *ls && strcmp(ls, "stderr") != 0;
+        int log = tofile ? null : open(logp, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
         dup2(null, 0);
         dup2(null, 1);
         dup2(log >= 0 ? log : null, 2);
@@ -162,10 +181,17 @@ static int cmd_start(const char *rundir, int argc, char **argv)
     for (int i = 0; i < 100; i++) {
         if (kf_relay_state_read(rundir, &st) == 0 && st.started >= t0 - 1 &&
             kf_relay_state_alive(&st)) {
-            printf("kimifix relay: started (pid %ld, port %u)\n", (long)st.pid, st.port);
+            if (out)
+                fprintf(out, "kimifix relay: started (pid %ld, port %u)\n", (long)st.pid, st.port);
             close(lfd);
             return 0;
         }
+        /* The relay takes relay.run.lock first thing and holds it for life:
+         * after a second, a free lock means it already died (bad CA dir,
+         * port in use...). Fail now: the shim waits for this command in a
+         * client's constructor. */
+        if (i >= 10 && !run_lock_held(rundir))
+            break;
         usleep(100000);
     }
     fprintf(stderr, "kimifix relay: the relay did not start; see %s\n", logp);
@@ -231,6 +257,18 @@ static int cmd_status(const char *rundir)
     return 0;
 }
 
+int kf_relay_ensure(void)
+{
+    char rundir[4096];
+    char *none[] = { NULL };
+    if (kf_runtime_dir(rundir, sizeof rundir, 1) < 0) {
+        fprintf(stderr, "kimifix: relay: runtime directory %s: %s\n", rundir, strerror(errno));
+        return -1;
+    }
+    fflush(NULL); /* nothing buffered may be written twice by the fork */
+    return cmd_start(rundir, 0, none, NULL) == 0 ? 0 : -1;
+}
+
 int kf_cli_relay(int argc, char **argv)
 {
     char rundir[4096], prog[4096];
@@ -244,7 +282,7 @@ int kf_cli_relay(int argc, char **argv)
         return 1;
     }
     if (!strcmp(sub, "start"))
-        return cmd_start(rundir, argc - 2, argv + 2);
+        return cmd_start(rundir, argc - 2, argv + 2, stdout);
     if (!strcmp(sub, "stop"))
         return argc == 2 ? cmd_stop(rundir) : usage(stderr);
     if (!strcmp(sub, "status"))

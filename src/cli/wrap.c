@@ -5,6 +5,10 @@
  * options as KIMIFIX_* variables, exec CMD. The library is found relative
  * to this executable only (/proc/self/exe): beside it in a build tree, or
  * ../lib/kimifix/ when installed; never in the current directory.
+ *
+ * In auto and relay mode the user's relay is started first (idempotent;
+ * it inherits KIMIFIX_RULES, KIMIFIX_UPSTREAM_CA, ...), so the kimifix CA
+ * exists when CMD's constructor sets the trust variables (docs/relay.md).
  */
 #include <errno.h>
 #include <limits.h>
@@ -14,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_relay.h"
 #include "kf_rules.h"
 
 static void wrap_usage(void)
@@ -162,7 +167,16 @@ int kf_cli_wrap(int argc, char **argv)
     if (rules && set_rules(rules) != 0)
         return 1;
     if ((log && setenv("KIMIFIX_LOG", log, 1) != 0) ||
-        (mode && setenv("KIMIFIX_MODE", mode, 1) != 0) || set_preload(lib) != 0) {
+        (mode && setenv("KIMIFIX_MODE", mode, 1) != 0)) {
+        fprintf(stderr, "kimifix: %s\n", strerror(errno));
+        return 1;
+    }
+    /* Before LD_PRELOAD is set: the relay must not run under the shim. */
+    const char *eff = getenv("KIMIFIX_MODE");
+    if ((!eff || !*eff || !strcmp(eff, "auto") || !strcmp(eff, "relay")) && kf_relay_ensure() != 0)
+        fprintf(stderr, "kimifix: the relay is not running: clients with compiled-in TLS go "
+                        "direct, unfixed\n");
+    if (set_preload(lib) != 0) {
         fprintf(stderr, "kimifix: %s\n", strerror(errno));
         return 1;
     }

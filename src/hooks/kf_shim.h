@@ -8,17 +8,17 @@
 #define KF_SHIM_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "kf_log.h"
 #include "kf_req.h"
 #include "kf_rules.h"
+#include "kf_steer.h" /* enum kf_mode (one definition, shared with the core) */
 #include "kf_stream.h"
 
 /* The only symbols the library exports are hooks marked KF_EXPORT. */
 #define KF_EXPORT __attribute__((visibility("default")))
-
-enum kf_mode { KF_MODE_OFF = 0, KF_MODE_AUTO, KF_MODE_INPROCESS, KF_MODE_RELAY };
 
 /* Initialise once (constructor; also lazily from any hook, thread-safe).
  * Reads KIMIFIX_RULES, KIMIFIX_LOG, KIMIFIX_MODE with secure_getenv. */
@@ -57,7 +57,7 @@ enum kf_libc_sym {
     KF_LIBC_close, KF_LIBC_dup, KF_LIBC_dup2, KF_LIBC_dup3, KF_LIBC_fcntl,
     KF_LIBC_fcntl64, KF_LIBC_close_range, KF_LIBC_closefrom,
     KF_LIBC_getaddrinfo, KF_LIBC_gethostbyname, KF_LIBC_gethostbyname2,
-    KF_LIBC_gethostbyname_r, KF_LIBC_gethostbyname2_r,
+    KF_LIBC_gethostbyname_r, KF_LIBC_gethostbyname2_r, KF_LIBC_getpeername,
     KF_LIBC_NSYMS
 };
 void *kf_libc_fn(int sym);
@@ -77,6 +77,21 @@ void kf_shim_warn_once(const char *key, const char *fmt, ...) __attribute__((for
  * official Node, Bun): no hook sees its plaintext. 1 otherwise. For the
  * relay steering decision (kf_steer_wanted's tls_interposable). */
 int kf_shim_tls_interposable(void);
+
+/* Relay steering (steer.c). kf_steer_setup() runs once from the
+ * constructor: in auto/relay mode it finds (or starts) the user's relay and
+ * sets the trust variables before the client's main. kf_steer_try() is the
+ * connect() hook's part: 1 when fd was steered to the relay (connect()
+ * then returns 0), 0 when the caller must connect as usual (errno kept).
+ * kf_shim_fd_steered(): fd was steered (the relay rewrites it: in-process
+ * carriers should leave its bytes alone and not warn about `upstream`). */
+void kf_steer_setup(void);
+int kf_steer_try(int fd, const struct sockaddr *dst, socklen_t dstlen, const char *host,
+                 unsigned port);
+int kf_shim_fd_steered(int fd);
+void kf_steer_prepare(void);
+void kf_steer_parent(void);
+void kf_steer_child(void);
 
 /* Fork handling of resolve.c's cache (called by shim.c's atfork handlers). */
 void kf_resolve_lock(void);

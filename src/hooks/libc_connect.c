@@ -4,6 +4,8 @@
  * turns out not to be HTTP/1 (TLS records, HTTP/2) goes passthrough at
  * once and is forgotten (fdtab.c). So we track every TCP connection to a
  * rule-relevant name, and to raw addresses (whose Host header decides).
+ * Connections whose plaintext no hook can see (or that need `upstream`)
+ * are steered to the relay instead (steer.c, docs/relay.md).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -80,6 +82,15 @@ static int kf_connect(int fd, const struct sockaddr *sa, socklen_t len,
     }
     int relevant = !named || kf_rules_host_relevant(rs, host, port);
 
+    /* Relay steering (steer.c): the relay rewrites this connection, so it
+     * is not tracked for in-process rewriting. dst is the address after
+     * connect-to: the relay connects there (or where `upstream` says). */
+    errno = saved;
+    if (named && kf_steer_try(fd, dst, dlen, host, port)) {
+        kf_fd_forget(fd);
+        errno = saved;
+        return 0;
+    }
     errno = saved;
     int rc = real(fd, dst, dlen);
     int e = errno;

@@ -32,6 +32,7 @@ static const char *const kf_libc_names[KF_LIBC_NSYMS] = {
     [KF_LIBC_gethostbyname2] = "gethostbyname2",
     [KF_LIBC_gethostbyname_r] = "gethostbyname_r",
     [KF_LIBC_gethostbyname2_r] = "gethostbyname2_r",
+    [KF_LIBC_getpeername] = "getpeername",
 };
 
 static _Atomic(void *) kf_libc_slots[KF_LIBC_NSYMS];

@@ -6,7 +6,8 @@
  *   KIMIFIX_LOG    "stderr" or a file (created 0600): per-request lines.
  *                  Unset: only errors and one-time warnings, to stderr.
  *                  "off": nothing at all.
- *   KIMIFIX_MODE   auto (default), inprocess, relay (not built: in-process), off
+ *   KIMIFIX_MODE   auto (default), inprocess (never steer to the relay),
+ *                  relay (steer every rule host's connection), off
  *
  * Rule: never break the host. A bad rules file is one log line and then
  * every hook passes bytes through (kf_shim_rules() == NULL).
@@ -87,9 +88,12 @@ static void kf_check_static_tls(void)
     struct link_map *lm = NULL;
     kf_static_tls = p && dladdr1(p, &di, (void **)&lm, RTLD_DL_LINKMAP) && lm && lm->l_name &&
                     lm->l_name[0] == 0;
-    if (kf_static_tls && kf_mode != KF_MODE_OFF)
-        kf_log(KF_LOG_WARN, "TLS is compiled into this program; kimifix can only fix its "
-                            "plain-HTTP requests in-process (the relay will handle TLS)");
+    if (kf_static_tls && kf_mode == KF_MODE_INPROCESS)
+        kf_log(KF_LOG_WARN, "TLS is compiled into this program; with KIMIFIX_MODE=inprocess "
+                            "kimifix can only fix its plain-HTTP requests (use auto or relay)");
+    else if (kf_static_tls && kf_mode != KF_MODE_OFF)
+        kf_log(KF_LOG_INFO, "TLS is compiled into this program: its rule hosts go through "
+                            "the relay");
 }
 
 /* ---- fork ---- */
@@ -107,12 +111,14 @@ static void kf_atfork_prepare(void)
     kf_pool_lock();
     kf_dns_prepare();
     kf_resolve_lock();
+    kf_steer_prepare();
     pthread_mutex_lock(&kf_once_lock);
 }
 
 static void kf_atfork_parent(void)
 {
     pthread_mutex_unlock(&kf_once_lock);
+    kf_steer_parent();
     kf_resolve_unlock();
     kf_dns_parent();
     kf_pool_unlock();
@@ -126,6 +132,7 @@ static void kf_atfork_child(void)
 {
     kf_rules_fork_child();
     pthread_mutex_init(&kf_once_lock, NULL);
+    kf_steer_child();
     kf_resolve_child();
     kf_dns_child();
     kf_pool_unlock();
@@ -160,9 +167,7 @@ static void kf_do_init(void)
     } else if (strcmp(mode, "inprocess") == 0) {
         kf_mode = KF_MODE_INPROCESS;
     } else if (strcmp(mode, "relay") == 0) {
-        kf_log(KF_LOG_WARN, "KIMIFIX_MODE=relay: the relay is not available in this build; "
-                            "fixing in-process only");
-        kf_mode = KF_MODE_INPROCESS;
+        kf_mode = KF_MODE_RELAY;
     } else if (strcmp(mode, "off") == 0) {
         kf_mode = KF_MODE_OFF;
     } else {
@@ -190,9 +195,19 @@ void kf_shim_init(void)
     pthread_once(&kf_once, kf_do_init);
 }
 
+/* Relay steering set-up needs the finished init (rules, mode) and must run
+ * before the client's main (trust variables): here, once, even when a hook
+ * ran the init earlier. */
 __attribute__((constructor)) static void kf_shim_ctor(void)
 {
+    static int done;
     kf_shim_init();
+    if (!done) {
+        done = 1;
+        int saved = errno;
+        kf_steer_setup();
+        errno = saved;
+    }
 }
 
 const kf_ruleset *kf_shim_rules(void)

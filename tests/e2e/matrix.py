@@ -48,8 +48,10 @@ class Env:
     def shim_built(self):
         """The shim and a real wrapper (not the placeholder) exist."""
         if self._shim is None:
+            # inprocess: probing the wrapper must not start a relay outside a test
+            e = dict(os.environ, KIMIFIX_MODE="inprocess")
             self._shim = (os.path.exists(self.shim) and os.access(self.kimifix, os.X_OK) and
-                          subprocess.run([self.kimifix, "true"], capture_output=True).returncode == 0)
+                          subprocess.run([self.kimifix, "true"], capture_output=True, env=e).returncode == 0)
         return self._shim
 
     def relay_built(self):
@@ -300,6 +302,10 @@ def all_tests(env):
         if c.name == "node20-fetch":
             out.append(Test("connect-to/%s/double-v1-http" % c.name, c, sc["double-v1-http"], "with",
                             "connect-to"))
+    # relay-kill: the relay dies mid-stream; the client must see an error
+    for c in clients(env):
+        if c.name in ("node20-fetch", "node20-openai-sdk"):
+            out.append(Test("relay-kill/%s/sse" % c.name, c, sc["sse"], "with", "relay-kill"))
     return out
 
 
@@ -315,7 +321,7 @@ def parse_output(data):
     return st, facts, body if sep else data
 
 
-def run_client(test, env, req, kimifix, extra_env=None):
+def run_client(test, env, req, kimifix, extra_env=None, during=None):
     c = test.client
     e = dict(os.environ)
     for k in list(e):
@@ -332,7 +338,11 @@ def run_client(test, env, req, kimifix, extra_env=None):
     # a private runtime dir (the relay this run starts, not the user's) and
     # the built-in rules plus an empty rules file (not /etc/kimifix/rules).
     # The relay's upstream leg trusts the test CA through KIMIFIX_UPSTREAM_CA.
-    e.update(HOME=env.private("home"), XDG_RUNTIME_DIR=env.private("run"),
+    # Each test has its own runtime dir, so the relay the wrapper starts for
+    # it (inside this namespace, with these rules and KIMIFIX_UPSTREAM_CA) is
+    # the test's own and is stopped after it (stop_relay); the CA lives in
+    # the run's private HOME (~/.local/share/kimifix), made once per run.
+    e.update(HOME=env.private("home"), XDG_RUNTIME_DIR=env.private(run_dir_name(test)),
              KIMIFIX_RULES=env.empty_rules(), KIMIFIX_UPSTREAM_CA=env.cacert)
     if "PYENV_ROOT" not in e and "/.pyenv/" in " ".join(c.argv):
         e["PYENV_ROOT"] = os.path.expanduser("~/.pyenv")
@@ -350,12 +360,45 @@ def run_client(test, env, req, kimifix, extra_env=None):
     p = subprocess.Popen(argv, env=e, cwd=env.work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True)
     try:
+        if during:
+            during(p, e)
         p.stdout_data, p.stderr_data = p.communicate(timeout=TEST_TIMEOUT)
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, signal.SIGKILL)
         p.communicate()
         return None, "timed out after %ds" % TEST_TIMEOUT, time.monotonic() - t
+    finally:
+        stop_relay(e["XDG_RUNTIME_DIR"])
     return Done(p.returncode, p.stdout_data, p.stderr_data), None, time.monotonic() - t
+
+
+def run_dir_name(test):
+    return "run-" + test.name.replace("/", "_")
+
+
+def relay_pid(rundir):
+    """The pid in RUNDIR/kimifix/relay.state, or None."""
+    try:
+        with open(os.path.join(rundir, "kimifix", "relay.state")) as f:
+            for line in f:
+                k, _, v = line.strip().partition(" ")
+                if k == "pid":
+                    return int(v)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def stop_relay(rundir, sig=signal.SIGTERM):
+    """End the test's relay (a detached daemon in this namespace): by the
+    pid its own state file names, never by name."""
+    pid = relay_pid(rundir)
+    if pid:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    return pid
 
 
 class Done:
@@ -379,6 +422,11 @@ def run_test(test, env, fake, res):
         if "host" in scn.fix and not c.name.startswith(("curl-", "libcurl-")) and not env.relay_built():
             return res.report("SKIP", test.name, "needs the relay: an upstream rule picks another host, "
                                                  "which only the relay and libcurl's URL can do (issue 5)")
+        if "host" in scn.fix and c.name == "wget":
+            return res.report("SKIP", test.name, "cannot trust the relay: wget's GnuTLS reads no CA "
+                                                 "variable (--ca-certificate replaces the store), so "
+                                                 "kimifix does not steer it and the in-process hooks "
+                                                 "cannot pick another host")
     extra = {}
     if test.group == "connect-to":
         rules = os.path.join(env.work, "connect-to.rules")
@@ -388,6 +436,8 @@ def run_test(test, env, fake, res):
                 f.write("connect-to %s:80 127.0.0.1:%d\n" % (h, fake.http))
         extra["KIMIFIX_RULES"] = rules
     mark = fake.mark()
+    if test.group == "relay-kill":
+        return run_relay_kill(test, env, fake, res, req, mark)
     p, err, secs = run_client(test, env, req, test.mode == "with" or test.group == "connect-to", extra)
     time.sleep(0.05)  # the record line is written before the response; be safe
     recs = fake.since(mark)
@@ -403,5 +453,52 @@ def run_test(test, env, fake, res):
             sys.stderr.write("--- %s\nstdout: %r\nstderr: %s\nrecords: %s\n" % (
                 test.name, p.stdout[:2000], p.stderr.decode("utf-8", "replace")[-3000:],
                 json.dumps(recs)[:4000]))
+        return res.report("FAIL", test.name, "; ".join(problems))
+    res.report("PASS", test.name, "" if not res.verbose else "%.1fs" % secs)
+
+
+RELAY_KILL_GRACE = 10  # seconds the client may take to notice the dead relay
+
+
+def run_relay_kill(test, env, fake, res, req, mark):
+    """An SSE request through the relay; once the upstream has it and the
+    first event is out, SIGKILL the relay (the pid its state file names).
+    The client must end with an error within RELAY_KILL_GRACE seconds:
+    never hang, never report a complete stream."""
+    seen = {}
+
+    def during(p, e):
+        t = time.monotonic()
+        while time.monotonic() - t < 20 and p.poll() is None:
+            if any(r["target"].endswith("/chat/completions") for r in fake.since(mark)):
+                break
+            time.sleep(0.02)
+        time.sleep(records.SSE_DELAY_MS * 1.5 / 1000)  # first event out, more to come
+        seen["pid"] = stop_relay(e["XDG_RUNTIME_DIR"], signal.SIGKILL)
+        seen["t"] = time.monotonic()
+        try:
+            p.wait(RELAY_KILL_GRACE)
+        except subprocess.TimeoutExpired:
+            seen["hung"] = True
+            os.killpg(p.pid, signal.SIGKILL)
+
+    p, err, secs = run_client(test, env, req, True, None, during)
+    problems = []
+    if err:
+        problems.append(err)
+    elif not seen.get("pid"):
+        problems.append("no relay ran for this test (nothing to kill)")
+    elif seen.get("hung"):
+        problems.append("client still running %ds after the relay was killed" % RELAY_KILL_GRACE)
+    else:
+        out = p.stdout.decode("utf-8", "replace")
+        if p.returncode == 0:
+            problems.append("client exited 0 after the relay died mid-stream: %r" % out[-300:])
+        if "[DONE]" in out or "finish_reason" in out:
+            problems.append("client reported a complete stream")
+    if problems:
+        if res.verbose and p:
+            sys.stderr.write("--- %s\nstdout: %r\nstderr: %s\n" % (
+                test.name, p.stdout[:2000], p.stderr.decode("utf-8", "replace")[-3000:]))
         return res.report("FAIL", test.name, "; ".join(problems))
     res.report("PASS", test.name, "" if not res.verbose else "%.1fs" % secs)

@@ -181,8 +181,11 @@ def edit_head(raw, target, hedits, volatile):
     lines = raw.split(b"\r\n")
     if target:
         m, _, rest = lines[0].partition(b" ")
-        _, _, ver = rest.rpartition(b" ")
-        lines[0] = m + b" " + target.encode() + b" " + ver
+        old, _, ver = rest.rpartition(b" ")
+        new = target.encode()
+        if b"?" in old and b"?" not in new:  # the fixes keep the query (Claude Code's ?beta=true)
+            new += b"?" + old.partition(b"?")[2]
+        lines[0] = m + b" " + new + b" " + ver
     out = [lines[0]]
     for line in lines[1:]:
         name, colon, value = line.partition(b":")

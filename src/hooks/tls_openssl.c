@@ -340,6 +340,12 @@ static struct ossl_conn *ossl_conn_for_write(SSL *ssl, const kf_ruleset *rs, con
     }
     if (is_server(ssl) || ((c->by_curl || c->alpn.by_curl) && kf_curl_layer_live()))
         return NULL;
+    /* A connection steered to the relay is rewritten there, where an
+     * `upstream` rule can also choose the connection. */
+    ssl_cint_fn get_fd = (ssl_cint_fn)kf_real_lib("SSL_get_fd", caller);
+    int fd = get_fd ? get_fd(ssl) : -1;
+    if (fd >= 0 && kf_shim_fd_steered(fd))
+        return NULL;
     const char *sni = sname(ssl, KF_TLSEXT_NAMETYPE_host_name);
     if (!sni)
         sni = ""; /* no SNI (an IP address): only host-less rules can match */

@@ -27,3 +27,4 @@ e2e-clients:
 # paths: this fragment is read before shim.mk and relay.mk).
 check-e2e: $(B)/fakeup $(E2E_CLIENTS) e2e-clients $(B)/libkimifix.so $(B)/kimifix $(B)/kimifix-relay
 	/usr/bin/python3 tests/e2e/run.py --build $(B) $(E2E_ARGS)
+CHECK_SUITES += check-e2e

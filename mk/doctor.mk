@@ -27,6 +27,6 @@ $(DOCTOR_ASAN): tests/doctor/doctor_main.c $(DOCTOR_SRC) src/cli/relay_cmd.c $(C
 	    $(DOCTOR_SRC) src/cli/relay_cmd.c $(CORE_LIB)
 
 .PHONY: check-doctor
-check-doctor: $(DOCTOR_TEST) $(DOCTOR_ASAN) $(B)/libkimifix.so $(B)/kimifix-relay $(B)/kimifix
+check-doctor: e2e-clients $(DOCTOR_TEST) $(DOCTOR_ASAN) $(B)/libkimifix.so $(B)/kimifix-relay $(B)/kimifix
 	@sh tests/doctor/run.sh $(B)
 CHECK_SUITES += check-doctor

@@ -10,7 +10,7 @@ D=$B/doctor-test
 A=$B/tests/doctor/doctor-asan
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-CACHE=$ROOT/.cache/e2e
+CACHE=${KIMIFIX_CACHE:-$ROOT/.cache}/e2e
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 T=$(mktemp -d)
@@ -97,13 +97,13 @@ KIMI=$CACHE/kimi/node_modules/.bin/kimi
 if [ -x "$NODE24" ]; then
     expect "official node 24: relay" relay 0 "$NODE24"
 else
-    sk "official node 24" "not installed under .cache/e2e (make check-e2e installs it)"
+    sk "official node 24" "not installed under $CACHE (scripts/install-clients.sh installs it)"
 fi
 if [ -e "$CLAUDE" ]; then
     expect "Claude Code (npm shim -> Bun binary): relay" relay 0 "$CLAUDE"
     has "Claude Code: Bun detected" 'runtime +Bun, a single-file executable'
 else
-    sk "Claude Code" "not installed under .cache/e2e"
+    sk "Claude Code" "not installed under $CACHE"
 fi
 if [ -x "$NODE18" ]; then
     L18=$CACHE/node18/usr/lib/x86_64-linux-gnu
@@ -112,13 +112,13 @@ if [ -x "$NODE18" ]; then
     expect_env "node 18 without its LD_LIBRARY_PATH: unreachable (libnode missing)" unreachable 1 \
         "-u LD_LIBRARY_PATH" "$NODE18"
 else
-    sk "Debian node 18" "not unpacked under .cache/e2e"
+    sk "Debian node 18" "not unpacked under $CACHE"
 fi
 if [ -e "$KIMI" ]; then
     expect "kimi-code (npm shim -> #!/usr/bin/env node): relay" relay 0 "$KIMI"
     has "kimi-code: env node followed" '#!/usr/bin/env node: script run by /'
 else
-    sk "kimi-code" "not installed under .cache/e2e"
+    sk "kimi-code" "not installed under $CACHE"
 fi
 
 # ---------------------------------------------------------------- fixtures

@@ -3,10 +3,12 @@
  * Nothing here allocates: every string is a view into bytes owned by the
  * caller (the client's head), the ruleset, or req->scratch.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "kf_log.h"
 #include "kf_req.h"
+#include "kf_rules.h"
 
 static unsigned char lower(unsigned char c)
 {
@@ -287,3 +289,28 @@ static int glob(const char *pat, kf_str s, int ci)
 
 int kf_glob(const char *pat, kf_str s) { return glob(pat, s, 0); }
 int kf_glob_ci(const char *pat, kf_str s) { return glob(pat, s, 1); }
+
+size_t kf_rule_names(const struct kf_rule *const *r, unsigned nr, char *buf, size_t n)
+{
+    if (n == 0)
+        return 0;
+    int w = snprintf(buf, n, "rule%s ", nr == 1 ? "" : "s");
+    size_t used = w > 0 && (size_t)w < n ? (size_t)w : 0;
+    for (unsigned i = 0; i < nr && used + 1 < n; i++) {
+        w = snprintf(buf + used, n - used, "%s%s", i ? ", " : "", kf_rule_name(r[i]));
+        if (w < 0)
+            break;
+        used += (size_t)w < n - used ? (size_t)w : n - used - 1;
+    }
+    return used;
+}
+
+size_t kf_req_log_text(const kf_req *req, char *buf, size_t n)
+{
+    size_t used = req->nfired ? kf_rule_names(req->fired, req->nfired, buf, n) : 0;
+    if (used && used + 2 < n) {
+        buf[used++] = ':';
+        buf[used++] = ' ';
+    }
+    return used + kf_req_summary(req, buf + used, n - used);
+}

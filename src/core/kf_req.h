@@ -101,6 +101,13 @@ kf_str kf_req_api_key(const kf_req *req);
  * Returns the length written (always NUL-terminated when n > 0). */
 size_t kf_req_summary(const kf_req *req, char *buf, size_t n);
 
+/* "rule NAME" or "rules A, B" for a list of rules (log lines). */
+size_t kf_rule_names(const struct kf_rule *const *r, unsigned nr, char *buf, size_t n);
+
+/* The log text of a rewritten request: "rule NAME: SUMMARY" or
+ * "rules A, B: SUMMARY"; the summary alone when no rule fired. */
+size_t kf_req_log_text(const kf_req *req, char *buf, size_t n);
+
 /* Small string helpers shared by the engine. */
 int kf_str_eq(kf_str a, kf_str b);          /* exact */
 int kf_str_ieq(kf_str a, kf_str b);         /* ASCII case-insensitive */

@@ -239,19 +239,6 @@ static const char *kf_carrier(void *ud)
     return ud ? (const char *)ud : "?";
 }
 
-static size_t kf_rule_list(char *buf, size_t n, const kf_rule *const *r, unsigned nr)
-{
-    size_t used = 0;
-    buf[0] = 0;
-    for (unsigned i = 0; i < nr && used + 1 < n; i++) {
-        int w = snprintf(buf + used, n - used, "%s%s", i ? ", " : "", kf_rule_name(r[i]));
-        if (w < 0)
-            break;
-        used += (size_t)w;
-    }
-    return used;
-}
-
 static void kf_host_text(const kf_req *req, char *buf, size_t n)
 {
     kf_str h = req->orig_host.n ? req->orig_host : req->host;
@@ -265,20 +252,18 @@ void kf_shim_on_head(void *ud, const kf_req *req)
     if (!req || (!req->nfired && !req->nskipped) || !kf_log_enabled(KF_LOG_WARN))
         return;
     int saved = errno;
-    char host[256], names[256], sum[768];
+    char host[256], names[256], text[1024];
     kf_host_text(req, host, sizeof host);
     if (req->nfired && kf_log_enabled(KF_LOG_INFO)) {
-        kf_rule_list(names, sizeof names, req->fired, req->nfired);
-        kf_req_summary(req, sum, sizeof sum);
-        kf_log(KF_LOG_INFO, "[%s] %s: rule%s %s: %s", kf_carrier(ud), host,
-               req->nfired == 1 ? "" : "s", names, sum);
+        kf_req_log_text(req, text, sizeof text);
+        kf_log(KF_LOG_INFO, "[%s] %s: %s", kf_carrier(ud), host, text);
     }
     if (req->nskipped) {
-        kf_rule_list(names, sizeof names, req->skipped, req->nskipped);
+        kf_rule_names(req->skipped, req->nskipped, names, sizeof names);
         /* Worth a warning once: the user expects a fix that cannot happen here. */
-        kf_shim_warn_once(names, "[%s] %s: rule%s %s skipped: it needs to choose the upstream "
+        kf_shim_warn_once(names, "[%s] %s: %s skipped: it needs to choose the upstream "
                                  "connection, which this carrier cannot do",
-                          kf_carrier(ud), host, req->nskipped == 1 ? "" : "s", names);
+                          kf_carrier(ud), host, names);
     }
     errno = saved;
 }

@@ -188,18 +188,8 @@ static ssize_t early_send(void *io, const void *buf, size_t len)
 static void on_head(void *ud, const kf_req *req)
 {
     conn *k = ud;
-    char sum[TAP_LINE_MAX - 128], line[TAP_LINE_MAX];
-    kf_req_summary(req, sum, sizeof sum);
-    if (req->nfired) {
-        size_t o = (size_t)snprintf(line, sizeof line, "rules ");
-        for (unsigned i = 0; i < req->nfired && o < sizeof line; i++)
-            o += (size_t)snprintf(line + o, sizeof line - o, "%s%s", i ? "," : "",
-                                  kf_rule_name(req->fired[i]));
-        if (o < sizeof line)
-            snprintf(line + o, sizeof line - o, ": %s", sum);
-    } else {
-        snprintf(line, sizeof line, "%s", sum);
-    }
+    char line[TAP_LINE_MAX];
+    kf_req_log_text(req, line, sizeof line);
     if (k->nheads++ == 0) {
         snprintf(k->first_line, sizeof k->first_line, "%s", line);
         if (req->upstream_host.n && req->upstream_host.n < sizeof k->up_host) {

@@ -146,7 +146,7 @@ rc_tls api.kimi.com "127.0.0.1:$S" "$T/r3" >"$T/o3" 2>/dev/null
 check "404 passes through" grep -q "^HTTP/1.1 404" "$T/o3"
 sleep 0.2
 check "log: status and upstream error message" grep -q "GET /coding/v1/nope => 404: The requested resource was not found" "$LOG"
-check "log: rewrite line with the rules that fired" grep -q "rules kimi-coding-double-v1: POST /coding/v1/v1/messages?beta=true -> /coding/v1/messages?beta=true => 200" "$LOG"
+check "log: rewrite line with the rules that fired" grep -q "rule kimi-coding-double-v1: POST /coding/v1/v1/messages?beta=true -> /coding/v1/messages?beta=true => 200" "$LOG"
 check "log: no secrets" bash -c "! grep -q 'secret' '$LOG'"
 
 # a 2 MB body: streamed through untouched (back-pressure on the upstream queue)

@@ -378,3 +378,28 @@ Test(stream, no_rules_means_passthrough)
     const char *in = "POST /coding/v1/v1/messages HTTP/1.1\r\nHost: api.kimi.com\r\n\r\n";
     expect_rewrite(NULL, in, in);
 }
+
+static char last_log[1024];
+static void capture_head(void *ud, const kf_req *req)
+{
+    (void)ud;
+    kf_req_log_text(req, last_log, sizeof last_log);
+}
+
+Test(stream, log_text_names_the_rules_that_fired)
+{
+    kf_stream s;
+    kf_stream_init(&s);
+    kf_ctx c = ctx_for(builtin);
+    c.on_head = capture_head;
+    sink k = { 0 };
+    const char *in = "POST /coding/v1/v1/messages HTTP/1.1\r\nHost: api.kimi.com\r\n"
+                     "x-msh-platform: kimi_code_cli\r\nx-api-key: sk-kimi-secret\r\n\r\n";
+    cr_assert_eq(caller_write(&s, &c, &k, in, strlen(in), KF_WR_PARTIAL), 0);
+    cr_assert_str_eq(last_log, "rules kimi-coding-double-v1, kimi-platform-kimi-code-cli: "
+                               "POST /coding/v1/v1/messages -> /coding/v1/messages; "
+                               "x-msh-platform: kimi_code_cli -> kimi_cli");
+    cr_assert_null(strstr(last_log, "secret"));
+    sink_reset(&k);
+    kf_stream_reset(&s);
+}

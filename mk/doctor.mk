@@ -16,15 +16,15 @@ $(B)/tests/doctor/doctor_main.o: tests/doctor/doctor_main.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Isrc/cli -c -o $@ $<
 
-$(DOCTOR_TEST): $(B)/tests/doctor/doctor_main.o $(DOCTOR_OBJ) $(B)/cli/relay_cmd.o $(CORE_LIB)
+$(DOCTOR_TEST): $(B)/tests/doctor/doctor_main.o $(DOCTOR_OBJ) $(B)/cli/relay_cmd.o $(B)/cli/cli_common.o $(CORE_LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS)
 
 # Sanitized build of the same sources (the engine library stays as is).
-$(DOCTOR_ASAN): tests/doctor/doctor_main.c $(DOCTOR_SRC) src/cli/relay_cmd.c $(CORE_LIB)
+$(DOCTOR_ASAN): tests/doctor/doctor_main.c $(DOCTOR_SRC) src/cli/relay_cmd.c src/cli/cli_common.c $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=all -Isrc/core -Isrc/cli -o $@ tests/doctor/doctor_main.c \
-	    $(DOCTOR_SRC) src/cli/relay_cmd.c $(CORE_LIB)
+	    $(DOCTOR_SRC) src/cli/relay_cmd.c src/cli/cli_common.c $(CORE_LIB)
 
 .PHONY: check-doctor
 check-doctor: e2e-clients $(DOCTOR_TEST) $(DOCTOR_ASAN) $(B)/libkimifix.so $(B)/kimifix-relay $(B)/kimifix

@@ -29,9 +29,9 @@ $(RELAY_CLIENT): tests/relay/rclient.c $(CORE_LIB)
 	$(CC) $(RELAY_TEST_CFLAGS) -o $@ tests/relay/rclient.c $(CORE_LIB) -lssl -lcrypto -pthread $(LDFLAGS)
 
 RELAY_CTL := $(RELAY_TEST_DIR)/relayctl
-$(RELAY_CTL): tests/relay/relayctl.c $(B)/cli/relay_cmd.o $(CORE_LIB)
+$(RELAY_CTL): tests/relay/relayctl.c $(B)/cli/relay_cmd.o $(B)/cli/cli_common.o $(CORE_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(RELAY_TEST_CFLAGS) -o $@ tests/relay/relayctl.c $(B)/cli/relay_cmd.o $(CORE_LIB) $(LDFLAGS)
+	$(CC) $(RELAY_TEST_CFLAGS) -o $@ tests/relay/relayctl.c $(B)/cli/relay_cmd.o $(B)/cli/cli_common.o $(CORE_LIB) $(LDFLAGS)
 
 .PHONY: check-relay check-relay-unit check-relay-e2e
 # Two suites for scripts/check.sh (it counts one closing line per suite).

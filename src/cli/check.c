@@ -7,12 +7,6 @@
 #include "cli.h"
 #include "kf_rules.h"
 
-static void to_stderr(void *ud, const char *line)
-{
-    (void)ud;
-    fprintf(stderr, "%s\n", line);
-}
-
 static void to_stdout(void *ud, const char *line)
 {
     (void)ud;
@@ -35,15 +29,9 @@ int kf_cli_check(int argc, char **argv)
         }
         file = argv[i];
     }
-    if (!file)
-        file = kf_rules_default_path(buf, sizeof buf);
-    int nerr = 0;
-    kf_ruleset *rs = kf_ruleset_load(file, to_stderr, NULL, &nerr);
-    if (!rs) {
-        fprintf(stderr, "kimifix: %s: %d error%s\n", file ? file : "built-in rules", nerr,
-                nerr == 1 ? "" : "s");
+    kf_ruleset *rs = kf_cli_load_rules(&file, buf, sizeof buf);
+    if (!rs)
         return 1;
-    }
     if (!file)
         puts("# no rules file ($KIMIFIX_RULES, ~/.config/kimifix/rules, /etc/kimifix/rules)");
     kf_ruleset_dump(rs, to_stdout, NULL);

@@ -12,29 +12,13 @@
 
 #include "cli_relay.h"
 #include "kf_paths.h"
+#include "cli.h"
 #include "kf_rules.h"
 
-/* Like wrap.c: beside our executable, or ../lib/kimifix/ when installed. */
+/* Where the wrapper finds the library (kf_cli_find_beside). */
 int dr_shim_path(char *out, size_t n)
 {
-    char exe[PATH_MAX];
-    ssize_t l = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (l <= 0)
-        return -1;
-    exe[l] = 0;
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return -1;
-    *slash = 0;
-    static const char *const rel[] = {"/libkimifix.so", "/../lib/kimifix/libkimifix.so"};
-    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-        char cand[PATH_MAX + 64];
-        dr_fmt(cand, sizeof cand, "%s%s", exe, rel[i]);
-        if (access(cand, R_OK) == 0 && realpath(cand, out) && strlen(out) < n)
-            return 0;
-    }
-    dr_fmt(out, n, "%s", exe);
-    return -1;
+    return kf_cli_find_beside("libkimifix.so", R_OK, out, n);
 }
 
 static int libc_family(const char *name)

@@ -22,12 +22,6 @@ typedef struct url {
     size_t query_n;
 } url;
 
-static void to_stderr(void *ud, const char *line)
-{
-    (void)ud;
-    fprintf(stderr, "%s\n", line);
-}
-
 static int bad(const char *msg, const char *arg)
 {
     fprintf(stderr, "kimifix explain: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
@@ -303,15 +297,9 @@ int kf_cli_explain(int argc, char **argv)
     if (parse_url(target, &u))
         return 2;
     char buf[4096];
-    if (!file)
-        file = kf_rules_default_path(buf, sizeof buf);
-    int nerr = 0;
-    kf_ruleset *rs = kf_ruleset_load(file, to_stderr, NULL, &nerr);
-    if (!rs) {
-        fprintf(stderr, "kimifix: %s: %d error%s\n", file ? file : "built-in rules", nerr,
-                nerr == 1 ? "" : "s");
+    kf_ruleset *rs = kf_cli_load_rules(&file, buf, sizeof buf);
+    if (!rs)
         return 1;
-    }
     int rc = explain(rs, file, inprocess, method, &u, hdrs, nh);
     kf_ruleset_free(rs);
     return rc;

@@ -7,6 +7,7 @@
  * RUNDIR/relay.log (0600) unless KIMIFIX_LOG says otherwise, and start
  * returns once its state file names it.
  */
+#include "cli.h"
 #include "cli_relay.h"
 
 #include <arpa/inet.h>
@@ -43,23 +44,7 @@ const char *kf_relay_program(char *buf, unsigned long n)
         snprintf(buf, n, "%s", env);
         return access(buf, X_OK) == 0 ? buf : NULL;
     }
-    char self[4096];
-    ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (l <= 0)
-        return NULL;
-    self[l] = 0;
-    char *slash = strrchr(self, '/');
-    if (!slash)
-        return NULL;
-    *slash = 0;
-    static const char *const rel[] = {"kimifix-relay", "../lib/kimifix/kimifix-relay",
-                                      "../libexec/kimifix/kimifix-relay"};
-    for (unsigned i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-        snprintf(buf, n, "%s/%s", self, rel[i]);
-        if (access(buf, X_OK) == 0)
-            return buf;
-    }
-    return NULL;
+    return kf_cli_find_beside("kimifix-relay", X_OK, buf, n) == 0 ? buf : NULL;
 }
 
 /* Send a control command; the reply goes into out. 0 or -1. */

@@ -30,24 +30,10 @@ static void wrap_usage(void)
 /* Absolute path of libkimifix.so, relative to our own executable. */
 static int find_library(char *out, size_t n)
 {
-    char exe[PATH_MAX];
-    ssize_t l = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (l <= 0)
-        return -1;
-    exe[l] = 0;
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return -1;
-    *slash = 0;
-    const char *rel[] = { "/libkimifix.so", "/../lib/kimifix/libkimifix.so" };
-    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-        char cand[PATH_MAX + 64];
-        snprintf(cand, sizeof cand, "%s%s", exe, rel[i]);
-        if (access(cand, R_OK) == 0 && realpath(cand, out) && strlen(out) < n)
-            return 0;
-    }
-    fprintf(stderr, "kimifix: cannot find libkimifix.so beside %s or in %s/../lib/kimifix\n", exe,
-            exe);
+    if (kf_cli_find_beside("libkimifix.so", R_OK, out, n) == 0)
+        return 0;
+    fprintf(stderr, "kimifix: cannot find libkimifix.so beside %s or in %s/../lib/kimifix\n", out,
+            out);
     return -1;
 }
 

@@ -1,0 +1,51 @@
+/* cli_common.c - what several kimifix subcommands need alike. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int kf_cli_find_beside(const char *name, int mode, char *out, size_t n)
+{
+    char exe[PATH_MAX];
+    ssize_t l = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (l <= 0)
+        return -1;
+    exe[l] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return -1;
+    *slash = 0;
+    static const char *const rel[] = { "/", "/../lib/kimifix/" };
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        char cand[PATH_MAX + 256];
+        snprintf(cand, sizeof cand, "%s%s%s", exe, rel[i], name);
+        char real[PATH_MAX];
+        if (access(cand, mode) == 0 && realpath(cand, real) && strlen(real) < n) {
+            memcpy(out, real, strlen(real) + 1);
+            return 0;
+        }
+    }
+    snprintf(out, n, "%s", exe);
+    return -1;
+}
+
+static void diag_to_stderr(void *ud, const char *line)
+{
+    (void)ud;
+    fprintf(stderr, "%s\n", line);
+}
+
+kf_ruleset *kf_cli_load_rules(const char **file, char *buf, size_t n)
+{
+    if (!*file)
+        *file = kf_rules_default_path(buf, n);
+    int nerr = 0;
+    kf_ruleset *rs = kf_ruleset_load(*file, diag_to_stderr, NULL, &nerr);
+    if (!rs)
+        fprintf(stderr, "kimifix: %s: %d error%s\n", *file ? *file : "built-in rules", nerr,
+                nerr == 1 ? "" : "s");
+    return rs;
+}

@@ -7,6 +7,7 @@
  * before anything in it is trusted.
  */
 #include "kf_paths.h"
+#include "kf_req.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,23 +106,12 @@ void kf_hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int kf_hex_decode(const char *in, size_t inlen, unsigned char *out, size_t n)
 {
     if (inlen != 2 * n)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        int a = hexval(in[2 * i]), b = hexval(in[2 * i + 1]);
+        int a = kf_hexval(in[2 * i]), b = kf_hexval(in[2 * i + 1]);
         if (a < 0 || b < 0)
             return -1;
         out[i] = (unsigned char)(a << 4 | b);

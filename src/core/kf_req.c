@@ -314,3 +314,14 @@ size_t kf_req_log_text(const kf_req *req, char *buf, size_t n)
     }
     return used + kf_req_summary(req, buf + used, n - used);
 }
+
+int kf_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

@@ -84,17 +84,6 @@ static void go_pass(kf_stream *s)
 
 /* ---- chunked bodies ------------------------------------------------ */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Run the chunk machine over p[0..n). *used gets the bytes that belong to
  * the body (all n unless the body ended or turned out malformed). */
 static int chunk_scan(uint8_t *sub, uint64_t *rem, const char *p, size_t n, size_t *used)
@@ -112,16 +101,16 @@ static int chunk_scan(uint8_t *sub, uint64_t *rem, const char *p, size_t n, size
             continue;
         }
         case CH_SIZE0:
-            if (hexval(c) < 0)
+            if (kf_hexval(c) < 0)
                 goto bad;
-            *rem = (uint64_t)hexval(c);
+            *rem = (uint64_t)kf_hexval(c);
             *sub = CH_SIZE;
             break;
         case CH_SIZE:
-            if (hexval(c) >= 0) {
+            if (kf_hexval(c) >= 0) {
                 if (*rem >> 60)
                     goto bad;
-                *rem = *rem * 16 + (uint64_t)hexval(c);
+                *rem = *rem * 16 + (uint64_t)kf_hexval(c);
                 break;
             }
             *sub = CH_EXT;

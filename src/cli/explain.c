@@ -222,13 +222,10 @@ static int explain(const kf_ruleset *rs, const char *file, int inprocess, const 
         printf("connect-to: %s:%u -> %s%s%s:%u\n", hbuf, req->port, strchr(addr, ':') ? "[" : "",
                addr, strchr(addr, ':') ? "]" : "", aport);
     if (req->nfired) {
-        char sum[2048];
-        kf_req_summary(req, sum, sizeof sum);
-        printf("log: kimifix[PID]: [%s] %.*s: rules ", inprocess ? "inprocess" : "relay", (int)host0.n,
-               host0.p);
-        for (unsigned i = 0; i < req->nfired; i++)
-            printf("%s%s", i ? "," : "", kf_rule_name(req->fired[i]));
-        printf(": %s\n", sum);
+        char text[2048];
+        kf_req_log_text(req, text, sizeof text);
+        printf("log: kimifix[PID]: [%s] %.*s: %s\n", inprocess ? "inprocess" : "relay", (int)host0.n,
+               host0.p, text);
     }
     free(head);
     free(req);

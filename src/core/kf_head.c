@@ -26,6 +26,10 @@ static const char tchar_map[256] = {
     ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
+/* Bytes allowed in a field value: HTAB, SP, visible ASCII and obs-text;
+ * never NUL, CR, LF or other controls. */
+static const char vchar_map[256] = { ['\t'] = 1, [0x20 ... 0x7e] = 1, [0x80 ... 0xff] = 1 };
+
 static int is_token(kf_str s)
 {
     if (s.n == 0)
@@ -33,17 +37,6 @@ static int is_token(kf_str s)
     for (size_t i = 0; i < s.n; i++)
         if (!tchar_map[(unsigned char)s.p[i]])
             return 0;
-    return 1;
-}
-
-/* Field values: HTAB, SP, visible ASCII and obs-text; never NUL, CR, LF. */
-static int is_field_value(kf_str s)
-{
-    for (size_t i = 0; i < s.n; i++) {
-        unsigned char c = (unsigned char)s.p[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return 0;
-    }
     return 1;
 }
 
@@ -170,20 +163,22 @@ struct framing_seen {
     kf_str te_last;
 };
 
+#define NAME_IS(name, lit) ((name).n == sizeof(lit) - 1 && kf_str_ieq_c((name), (lit)))
+
 static int note_framing(struct framing_seen *f, kf_str name, kf_str value)
 {
-    if (kf_str_ieq_c(name, "content-length")) {
+    if (NAME_IS(name, "content-length")) {
         uint64_t n;
         if (parse_length(value, &n) != 0 || (f->have_cl && n != f->cl))
             return -1;
         f->have_cl = 1;
         f->cl = n;
-    } else if (kf_str_ieq_c(name, "transfer-encoding")) {
+    } else if (NAME_IS(name, "transfer-encoding")) {
         f->have_te = 1;
         f->te_last = last_token(value);
-    } else if (kf_str_ieq_c(name, "upgrade")) {
+    } else if (NAME_IS(name, "upgrade")) {
         f->upgrade = 1;
-    } else if (kf_str_ieq_c(name, "connection")) {
+    } else if (NAME_IS(name, "connection")) {
         f->conn_upgrade |= has_token_ci(value, "upgrade");
     }
     return 0;
@@ -226,21 +221,29 @@ int kf_head_parse(struct kf_headbuf *hb, const kf_ctx *ctx, const char *head, si
         }
         if (*p == ' ' || *p == '\t')
             return -1; /* obs-fold: meaning depends on the server; don't touch */
-        const char *ce, *lf = line_end(p, end, &ce);
-        if (!lf)
+        /* One pass over the line: token name, ':', value bytes, CR LF or LF. */
+        const char *q = p;
+        while (q < end && tchar_map[(unsigned char)*q])
+            q++;
+        if (q == p || q >= end || *q != ':')
             return -1;
-        const char *colon = memchr(p, ':', (size_t)(ce - p));
-        if (!colon)
-            return -1;
-        kf_str name = { p, (size_t)(colon - p) };
-        kf_str value = kf_str_trim((kf_str){ colon + 1, (size_t)(ce - colon - 1) });
-        if (!is_token(name) || !is_field_value(value))
-            return -1;
+        kf_str name = { p, (size_t)(q - p) };
+        const char *v = ++q;
+        while (q < end && vchar_map[(unsigned char)*q])
+            q++;
+        const char *ce = q, *lf;
+        if (q < end && *q == '\n')
+            lf = q;
+        else if (q + 1 < end && q[0] == '\r' && q[1] == '\n')
+            lf = q + 1;
+        else
+            return -1; /* NUL, bare CR, other controls, or no line end */
+        kf_str value = kf_str_trim((kf_str){ v, (size_t)(ce - v) });
         if (kf_req_add_header(req, name, value, (kf_str){ p, (size_t)(lf + 1 - p) }) != 0)
             return -1;
         if (note_framing(&f, name, value) != 0)
             return -1;
-        if (kf_str_ieq_c(name, "host")) {
+        if (NAME_IS(name, "host")) {
             if (host_seen++)
                 return -1;
             kf_req_set_host(req, value);

@@ -239,7 +239,12 @@ int kf_str_ieq(kf_str a, kf_str b)
 
 int kf_str_ieq_c(kf_str a, const char *b)
 {
-    return kf_str_ieq(a, kf_str_c(b));
+    /* No strlen: most compares fail on the first byte. */
+    size_t i = 0;
+    for (; i < a.n; i++)
+        if (!b[i] || lower((unsigned char)a.p[i]) != lower((unsigned char)b[i]))
+            return 0;
+    return b[i] == 0;
 }
 
 kf_str kf_str_c(const char *s)

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <link.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -104,8 +105,38 @@ static pthread_mutex_t kf_once_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long kf_once_seen[KF_ONCE_MAX];
 static unsigned kf_once_n;
 
+/* Signals stay blocked in the forking thread from the first lock taken in
+ * prepare until the last one is released in parent/child: a handler that
+ * write()s or close()s a tracked fd there would otherwise wait for a lock
+ * its own thread holds (cwrap's signal-during-fork regression). The old
+ * mask fits in 64 bits (signals 1..64 on Linux). */
+static __thread unsigned long long kf_fork_saved_mask;
+
+static void kf_fork_block_signals(void)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    unsigned long long m = 0;
+    for (int sig = 1; sig <= 64; sig++)
+        if (sigismember(&old, sig) == 1)
+            m |= 1ull << (sig - 1);
+    kf_fork_saved_mask = m;
+}
+
+static void kf_fork_restore_signals(void)
+{
+    sigset_t old;
+    sigemptyset(&old);
+    for (int sig = 1; sig <= 64; sig++)
+        if (kf_fork_saved_mask & (1ull << (sig - 1)))
+            sigaddset(&old, sig);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 static void kf_atfork_prepare(void)
 {
+    kf_fork_block_signals();
     kf_rules_fork_prepare();
     kf_fdtab_prepare();
     kf_pool_lock();
@@ -124,6 +155,7 @@ static void kf_atfork_parent(void)
     kf_pool_unlock();
     kf_fdtab_parent();
     kf_rules_fork_parent();
+    kf_fork_restore_signals();
 }
 
 /* No rule match is in flight across fork() (kf_rules_fork_prepare): the
@@ -137,6 +169,7 @@ static void kf_atfork_child(void)
     kf_dns_child();
     kf_pool_unlock();
     kf_fdtab_child();
+    kf_fork_restore_signals();
 }
 
 /* ---- init ---- */

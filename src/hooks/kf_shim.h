@@ -7,6 +7,7 @@
 #ifndef KF_SHIM_H
 #define KF_SHIM_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -43,7 +44,7 @@ void kf_shim_notice(void *ud, const char *msg);
 void *kf_real_lib(const char *symbol, const void *caller);
 
 /* libc functions the engine and the hooks call without re-entering hooks. */
-ssize_t kf_real_write(int fd, const void *buf, size_t n);
+ssize_t kf_real_write_slow(int fd, const void *buf, size_t n);
 
 /* ---- Additions (additive only; existing signatures above are stable). ---- */
 
@@ -60,11 +61,25 @@ enum kf_libc_sym {
     KF_LIBC_gethostbyname_r, KF_LIBC_gethostbyname2_r, KF_LIBC_getpeername,
     KF_LIBC_NSYMS
 };
-void *kf_libc_fn(int sym);
+void *kf_libc_fn_slow(int sym);
 void kf_libc_resolve_all(void);
+/* The fast path of every libc hook: one relaxed load, inlined (a call into
+ * resolve.c cost ~40 instructions per write()). */
+extern _Atomic(void *) kf_libc_slots[KF_LIBC_NSYMS];
+static inline void *kf_libc_fn(int sym)
+{
+    void *p = atomic_load_explicit(&kf_libc_slots[sym], memory_order_relaxed);
+    return __builtin_expect(p != NULL, 1) ? p : kf_libc_fn_slow(sym);
+}
 /* Typed real function: KF_REAL(write)(fd, buf, n). `name` must be declared
  * by a libc header (its prototype gives the type). */
 #define KF_REAL(name) ((__typeof__(&name))kf_libc_fn(KF_LIBC_##name))
+static inline ssize_t kf_real_write(int fd, const void *buf, size_t n)
+{
+    void *w = atomic_load_explicit(&kf_libc_slots[KF_LIBC_write], memory_order_relaxed);
+    return __builtin_expect(w != NULL, 1) ? ((ssize_t (*)(int, const void *, size_t))w)(fd, buf, n)
+                                          : kf_real_write_slow(fd, buf, n);
+}
 
 /* Is this address inside libkimifix.so itself? */
 int kf_is_own_addr(const void *p);

@@ -210,7 +210,11 @@ void pump_run(endpoint *c, endpoint *u, kf_stream *s, const kf_ctx *ctx, resp_ta
                 progress = 1;
             }
         }
+        /* A flush that drained the queue is progress: the client side may
+         * move again (else we poll with no event wanted: a 1 s stall). */
+        int u_had = u->qoff < u->qlen;
         ssize_t fu = ep_flush(u);
+        progress |= u_had && fu == 1;
         if (fu < 0)
             break; /* upstream gone while we had bytes for it */
         if (c->rd_eof && inoff == inlen && fu == 1 && !u->wr_shut) {
@@ -231,7 +235,9 @@ void pump_run(endpoint *c, endpoint *u, kf_stream *s, const kf_ctx *ctx, resp_ta
             }
             progress |= r >= 0;
         }
+        int c_had = c->qoff < c->qlen;
         ssize_t fc = ep_flush(c);
+        progress |= c_had && fc == 1;
         if (fc < 0)
             break; /* client gone */
         if (u->rd_eof && fc == 1 && !c->wr_shut) {

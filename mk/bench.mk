@@ -1,0 +1,40 @@
+# Benchmarks (issue 6): `make bench` builds bench/*.c into $(B)/bench/,
+# installs the bench-only tools (bench/deps.sh: nginx, mitmproxy, valgrind,
+# linux-perf; not part of `make check`'s dependencies) and runs
+# bench/run.py, which writes bench/results.md. No timed assertions.
+#   BENCH_ARGS='--quick'        smaller sizes, 3 rounds (smoke test)
+#   BENCH_ARGS='--only 2,7'     some figures only
+BENCH_DIR    := $(B)/bench
+BENCH_CFLAGS := $(CSTD) $(WARN) $(OPT) -pthread -Isrc/core $(EXTRA_CFLAGS)
+BENCH_BINS   := $(addprefix $(BENCH_DIR)/,fastpath engine tracked spawn sink hclient curlreq)
+
+$(BENCH_DIR)/fastpath $(BENCH_DIR)/tracked $(BENCH_DIR)/spawn: $(BENCH_DIR)/%: bench/%.c bench/common.h
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(LDFLAGS)
+
+$(BENCH_DIR)/engine: bench/engine.c bench/common.h $(CORE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(CORE_LIB) $(LDFLAGS)
+
+$(BENCH_DIR)/sink: bench/sink.c
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< -lssl -lcrypto $(LDFLAGS)
+
+$(BENCH_DIR)/hclient: bench/hclient.c bench/common.h $(CORE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(CORE_LIB) -lssl -lcrypto $(LDFLAGS)
+
+$(BENCH_DIR)/curlreq: bench/curlreq.c bench/common.h
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< -lcurl $(LDFLAGS)
+
+.PHONY: bench bench-deps bench-bins
+bench-deps:
+	@sh bench/deps.sh
+
+# Explicit paths: this fragment is read before shim.mk, relay.mk, fakeup.mk.
+bench-bins: $(BENCH_BINS) $(B)/libkimifix.so $(B)/kimifix-relay $(B)/fakeup $(B)/tests/relay/rclient
+
+bench: bench-deps
+	@$(MAKE) --no-print-directory bench-bins
+	/usr/bin/python3 bench/run.py --build $(B) --out bench/results.md $(BENCH_ARGS)

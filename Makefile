@@ -48,7 +48,7 @@ demo: deps
 CHECK_SUITES := check-unit
 check: deps
 	@$(MAKE) --no-print-directory all
-	@sh scripts/check.sh "$(MAKE) B=$(B)" $(CHECK_SUITES)
+	@KIMIFIX_SUMMARY=$(B)/check-summary.txt sh scripts/check.sh "$(MAKE) B=$(B)" $(CHECK_SUITES)
 
 clean:
 	rm -rf $(B)

@@ -45,5 +45,5 @@ for suite in "$@"; do
 done
 echo "==== summary"
 [ -n "$bad" ] && echo "failing suites:$bad"
-echo "check: $passed passed, $failed failed, $skipped skipped"
+echo "check: $passed passed, $failed failed, $skipped skipped" | tee "${KIMIFIX_SUMMARY:-/dev/null}"
 [ "$failed" -eq 0 ]

@@ -41,7 +41,10 @@ _Atomic(void *) kf_libc_slots[KF_LIBC_NSYMS];
 /* Our own mapping, from our ELF header's program headers: dladdr() walks
  * every loaded object's symbol table (2M instructions for the constructor's
  * 23 lookups, 2/3 of a preloaded `true`). */
-extern const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));
+/* Declared as an array of unknown size: the linker gives the symbol no
+ * size, and UBSan's object-size check would reject reading an Ehdr from a
+ * zero-sized object. */
+extern const char __ehdr_start[] __attribute__((visibility("hidden")));
 
 int kf_is_own_addr(const void *p)
 {
@@ -49,7 +52,7 @@ int kf_is_own_addr(const void *p)
     uintptr_t l = atomic_load_explicit(&lo, memory_order_relaxed);
     uintptr_t h = atomic_load_explicit(&hi, memory_order_relaxed);
     if (!h) {
-        const ElfW(Ehdr) *eh = &__ehdr_start;
+        const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)(const void *)__ehdr_start;
         const ElfW(Phdr) *ph = (const ElfW(Phdr) *)((const char *)eh + eh->e_phoff);
         ElfW(Addr) vmin = (ElfW(Addr))-1, vmax = 0;
         for (int i = 0; i < eh->e_phnum; i++) {

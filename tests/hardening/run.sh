@@ -106,7 +106,7 @@ if [[ " $SECTIONS " == *" proc "* ]]; then
         # Fork-heavy signal cases: gcc 12's ASan allocator is not fork-safe
         # (a child of a threaded parent can hang in calloc on a lock another
         # parent thread held): plain build only.
-        if [[ " $KNOWN_BUGS sigfork forkwrite " == *" $mode "* ]] && [ -n "${KF_PRELOAD_PREFIX:-}" ]; then
+        if [[ " $KNOWN_BUGS sigfork forkwrite sigforktracked " == *" $mode "* ]] && [ -n "${KF_PRELOAD_PREFIX:-}" ]; then
             echo "skip - hammer $mode: signal during fork, not run under sanitizers (see RELIABILITY.md)"
             continue
         fi

@@ -30,6 +30,40 @@ int kf_p_cond_host(kf_parser *p, kf_rule *r, kf_tok *t, int nt)
     return 0;
 }
 
+/* Why a cost check before regcomp(): glibc compiles a regex into an
+ * automaton whose size can explode (stacked repetitions like "a++++...",
+ * large {m,n} counts); the rules load in every process under the shim, so
+ * a pathological pattern must be an error, not gigabytes of memory (found
+ * by fuzz_rules). Returns the reason, or NULL when the pattern is fine. */
+static const char *regex_too_costly(const char *re, size_t n)
+{
+    if (n > 512)
+        return "longer than 512 bytes";
+    unsigned quantifiers = 0;
+    int prev_quant = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = re[i];
+        if (c == '\\' && i + 1 < n) {
+            i++;
+            prev_quant = 0;
+            continue;
+        }
+        int quant = c == '*' || c == '+' || c == '?' || c == '{';
+        if (quant && prev_quant)
+            return "stacked repetition operators";
+        if (c == '{') {
+            unsigned long v = 0;
+            for (i++; i < n && re[i] != '}'; i++)
+                if (re[i] >= '0' && re[i] <= '9' && (v = v * 10 + (unsigned long)(re[i] - '0')) > 64)
+                    return "a repetition count above 64";
+        }
+        if (quant && ++quantifiers > 32)
+            return "more than 32 repetition operators";
+        prev_quant = quant;
+    }
+    return NULL;
+}
+
 int kf_p_cond_path(kf_parser *p, kf_rule *r, kf_tok *t, int nt)
 {
     int re = nt == 3 && strcmp(t[1].s, "~") == 0;
@@ -46,6 +80,9 @@ int kf_p_cond_path(kf_parser *p, kf_rule *r, kf_tok *t, int nt)
     }
     if (t[2].n == 0)
         return ERR(p, "path: empty regular expression");
+    const char *cost = regex_too_costly(t[2].s, t[2].n);
+    if (cost)
+        return ERR(p, "path: regular expression too costly to compile (%s)", cost);
     int rc = regcomp(&r->re, t[2].s, REG_EXTENDED);
     if (rc != 0) {
         char eb[256];

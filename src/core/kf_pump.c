@@ -17,7 +17,6 @@
 
 #include <string.h>
 
-#define has_pending kf_stream_has_pending
 
 static ssize_t flush_pending(kf_stream *s, kf_send_fn send, void *io)
 {
@@ -61,7 +60,7 @@ ssize_t kf_stream_write(kf_stream *s, const kf_ctx *ctx, const void *buf, size_t
         s->carry = 0;
     }
     for (;;) {
-        if (has_pending(s) && (r = flush_pending(s, send, io)) <= 0)
+        if (kf_stream_has_pending(s) && (r = flush_pending(s, send, io)) <= 0)
             goto fail;
         if (done == len)
             return (ssize_t)done;
@@ -79,13 +78,13 @@ ssize_t kf_stream_write(kf_stream *s, const kf_ctx *ctx, const void *buf, size_t
             return (ssize_t)done;
     }
 fail:
-    if (has_pending(s))
+    if (kf_stream_has_pending(s))
         detach_pending(s, in, len);
     if (mode == KF_WR_ALL_OR_NOTHING) {
         s->carry = (uint32_t)done;
         return r;
     }
-    if (has_pending(s) && done == len) {
+    if (kf_stream_has_pending(s) && done == len) {
         s->carry = 1;
         done--;
     }
@@ -120,7 +119,7 @@ ssize_t kf_stream_writev(kf_stream *s, const kf_ctx *ctx, const struct iovec *io
 
 ssize_t kf_stream_flush(kf_stream *s, const kf_ctx *ctx, kf_send_fn send, void *io)
 {
-    if (!has_pending(s) && s->hb && s->hb->in_len && s->carry == 0) {
+    if (!kf_stream_has_pending(s) && s->hb && s->hb->in_len && s->carry == 0) {
         /* A head begun with write() and continued by sendfile(): it can no
          * longer be rewritten; send what we kept, as it came. */
         if (ctx->notice)
@@ -130,7 +129,7 @@ ssize_t kf_stream_flush(kf_stream *s, const kf_ctx *ctx, kf_send_fn send, void *
         s->hb->out_len = s->hb->in_len;
         s->hb->out_off = 0;
     }
-    if (has_pending(s)) {
+    if (kf_stream_has_pending(s)) {
         ssize_t r = flush_pending(s, send, io);
         if (r <= 0)
             return r;

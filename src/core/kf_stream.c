@@ -44,16 +44,15 @@ void kf_stream_reset(kf_stream *s)
     kf_stream_init(s);
 }
 
-#define has_pending kf_stream_has_pending
 
 int kf_stream_is_passthrough(const kf_stream *s)
 {
-    return s->state == ST_PASS && !has_pending(s) && s->carry == 0;
+    return s->state == ST_PASS && !kf_stream_has_pending(s) && s->carry == 0;
 }
 
 uint64_t kf_stream_pass_budget(const kf_stream *s)
 {
-    if (has_pending(s) || s->carry)
+    if (kf_stream_has_pending(s) || s->carry)
         return 0;
     if (s->state == ST_PASS)
         return UINT64_MAX;

@@ -653,6 +653,27 @@ try:
         rows.append(("6", "relay RSS with 200 open TLS connections (peak while held): MiB",
                      "idle %.1f MiB" % (relay_idle_rss / 1024.0), fmt(peaks, " MiB"), "", "≤ 32 MiB",
                      verdict(med(peaks) <= 32)))
+
+    # ---------------------------------------------------------- bench/figs/*.py
+    # One module per later figure (kept out of this file so figures are added
+    # without touching each other): FIG = "N" and run(ctx), where ctx is this
+    # module (its helpers: ab, run, callgrind, med, fmt, col, verdict, start,
+    # free_port, rss_kib; its state: rows, notes, misses, args, B, BB, LIB,
+    # RELAY, W, ROUNDS, GIB). A figure that raises is reported, not fatal.
+    import importlib.util
+    import glob as _glob
+    for _path in sorted(_glob.glob(os.path.join(ROOT, "bench", "figs", "fig_*.py"))):
+        _spec = importlib.util.spec_from_file_location(os.path.basename(_path)[:-3], _path)
+        _mod = importlib.util.module_from_spec(_spec)
+        _spec.loader.exec_module(_mod)
+        if not want(getattr(_mod, "FIG", "?")):
+            continue
+        try:
+            _mod.run(sys.modules[__name__])
+        except Exception as _e:  # noqa: BLE001 - one broken figure must not lose the others
+            log("figure %s (%s) failed: %r" % (getattr(_mod, "FIG", "?"), _path, _e))
+            rows.append((getattr(_mod, "FIG", "?"), os.path.basename(_path), "—", "—",
+                         "failed: %s" % str(_e)[:200], "—", "**ERROR**"))
 finally:
     stop_all()
 

@@ -285,6 +285,18 @@ class Test:
         self.name, self.client, self.scn, self.mode, self.group = name, client, scn, mode, group
 
 
+class SuiteTest:
+    """A test from tests/e2e/suites/NAME.py: each module's tests(env) returns
+    a list of these. run(env, fake, res) reports PASS/FAIL/SKIP for `name`
+    itself (res.report); it runs in the main group (hosts file bound, fakeup
+    on 443/80). An exception from it is a FAIL of that test only."""
+    group = "suite"
+    mode = "suite"
+
+    def __init__(self, name, run):
+        self.name, self.run = name, run
+
+
 def all_tests(env):
     sc = scenarios()
     out = []

@@ -10,6 +10,8 @@ the real URLs unmodified. One line per test (PASS/FAIL/SKIP name: reason), then
 tests/e2e/allowed-skips does not list. Details: tests/e2e/README.md."""
 import argparse
 import fnmatch
+import glob
+import importlib.util
 import json
 import os
 import shutil
@@ -28,6 +30,21 @@ import records  # noqa: E402
 HOSTS = ["api.kimi.com", "api.kimi.ai", "api.moonshot.ai", "api.moonshot.cn",
          "auth.kimi.com", "auth.kimi.ai", "api.example.com"]
 SSE_DELAY_MS = records.SSE_DELAY_MS
+
+
+def suite_tests(env):
+    out = []
+    for path in sorted(glob.glob(os.path.join(HERE, "suites", "*.py"))):
+        name = os.path.basename(path)[:-3]
+        spec = importlib.util.spec_from_file_location("e2e_suite_" + name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        out += mod.tests(env)
+    return out
+
+
+def all_tests(env):
+    return matrix.all_tests(env) + suite_tests(env)
 
 
 def parse_args():
@@ -109,7 +126,7 @@ def print_matrix(a):
 def no_namespace(a, why):
     print("e2e: SKIPPING EVERY TEST: " + why, file=sys.stderr)
     res = Result(a.verbose)
-    for t in matrix.all_tests(matrix.Env(a.build, None, None)):
+    for t in all_tests(matrix.Env(a.build, None, None)):
         if fnmatch.fnmatch(t.name, a.filter):
             res.report("SKIP", t.name, "no namespace: " + why)
     return finish(res)
@@ -190,7 +207,7 @@ def inner(a):
     res = Result(a.verbose)
     work = tempfile.mkdtemp(prefix="kimifix-e2e.")
     env = matrix.Env(a.build, work, a)
-    every = matrix.all_tests(env)
+    every = all_tests(env)
     picked = {t.name for t in every if fnmatch.fnmatch(t.name, a.filter)}
     # a with-kimifix case is compared with its without case: run that too
     picked |= {t.name.rsplit("/", 1)[0] + "/without" for t in every
@@ -241,9 +258,22 @@ def run_all(a, res, env, work, tests, fakes):
     fakes.append(fk)
     env.fakeup = fk
     for t in tests:
-        if t.group != "connect-to":
+        if t.group == "suite":
+            run_suite_test(t, env, fk, res)
+        elif t.group != "connect-to":
             matrix.run_test(t, env, fk, res)
     return finish(res)
+
+
+def run_suite_test(t, env, fk, res):
+    before = res.n["PASS"] + res.n["FAIL"] + res.n["SKIP"]
+    try:
+        t.run(env, fk, res)
+    except Exception as e:  # noqa: BLE001 - a broken test fails alone
+        res.report("FAIL", t.name, "harness: %r" % e)
+        return
+    if res.n["PASS"] + res.n["FAIL"] + res.n["SKIP"] == before:
+        res.report("FAIL", t.name, "the test reported nothing")
 
 
 if __name__ == "__main__":

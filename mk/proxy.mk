@@ -1,0 +1,22 @@
+# The proxy carrier (docs/relay.md, "Proxy carrier"): unit tests of its pure
+# parts -- the relay's HTTP proxy front end (src/relay/httpproxy*.c), the
+# chain to the user's proxy (src/relay/chain.c), NO_PROXY and the carrier
+# choice (src/core/kf_noproxy.c, kf_envplan*.c) -- and the shim's side
+# (tests/proxy/shim.sh: the constructor's choice, the relay's port left alone).
+PROXY_TEST_DIR  := $(B)/tests/proxy
+PROXY_UNIT      := $(PROXY_TEST_DIR)/proxy-unit
+PROXY_UNIT_SRC  := $(wildcard tests/proxy/test_*.c)
+PROXY_RELAY_OBJ := $(B)/relay/httpproxy.o $(B)/relay/httpproxy_head.o \
+                   $(B)/relay/httpproxy_reply.o $(B)/relay/chain.o
+PROXY_TEST_CFLAGS := $(CSTD) -Wall -Wextra -Werror $(OPT) -Isrc/core -Isrc/relay $(EXTRA_CFLAGS)
+
+$(PROXY_UNIT): $(PROXY_UNIT_SRC) tests/proxy/fakeenv.h $(PROXY_RELAY_OBJ) $(CORE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(PROXY_TEST_CFLAGS) -o $@ $(PROXY_UNIT_SRC) $(PROXY_RELAY_OBJ) $(CORE_LIB) \
+	    -lcriterion -pthread $(LDFLAGS)
+
+.PHONY: check-proxy check-proxy-unit check-proxy-shim
+check-proxy: check-proxy-unit check-proxy-shim
+check-proxy-unit: $(PROXY_UNIT)
+	$(PROXY_UNIT) --jobs=2 $(CRITERION_ARGS)
+CHECK_SUITES += check-proxy-unit

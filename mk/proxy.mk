@@ -20,3 +20,17 @@ check-proxy: check-proxy-unit check-proxy-shim
 check-proxy-unit: $(PROXY_UNIT)
 	$(PROXY_UNIT) --jobs=2 $(CRITERION_ARGS)
 CHECK_SUITES += check-proxy-unit
+
+# The shim's side (src/hooks/carrier.c) under real programs: envprint
+# (plain, and with a shared libssl loaded at start-up), python3, the relay.
+PROXY_ENVPRINT := $(PROXY_TEST_DIR)/envprint $(PROXY_TEST_DIR)/envprint-ssl
+$(PROXY_TEST_DIR)/envprint: tests/proxy/envprint.c
+	@mkdir -p $(@D)
+	$(CC) $(PROXY_TEST_CFLAGS) -o $@ $< $(LDFLAGS)
+$(PROXY_TEST_DIR)/envprint-ssl: tests/proxy/envprint.c
+	@mkdir -p $(@D)
+	$(CC) $(PROXY_TEST_CFLAGS) -DWITH_SSL -o $@ $< -lssl -lcrypto $(LDFLAGS)
+
+check-proxy-shim: $(PROXY_ENVPRINT) $(B)/libkimifix.so $(B)/kimifix $(B)/kimifix-relay
+	/usr/bin/python3 tests/proxy/shim_test.py $(B)
+CHECK_SUITES += check-proxy-shim

@@ -151,5 +151,5 @@ int kf_noproxy_match(const char *list, const char *host, unsigned port)
 const char *kf_noproxy_env(kf_getenv_fn get)
 {
     const char *v = get("no_proxy");
-    return v ? v : get("NO_PROXY");
+    return v && *v ? v : get("NO_PROXY"); /* empty = unset, as Go and Python read it */
 }

@@ -28,8 +28,8 @@ typedef char *(*kf_getenv_fn)(const char *name);
  * not, or when list is NULL or empty. */
 int kf_noproxy_match(const char *list, const char *host, unsigned port);
 
-/* The list the environment gives: no_proxy when set, else NO_PROXY (the
- * order of curl and Python); NULL when neither is set. */
+/* The list the environment gives: no_proxy when set and not empty, else
+ * NO_PROXY (the order of curl and Python); NULL when neither is set. */
 const char *kf_noproxy_env(kf_getenv_fn get);
 
 #endif

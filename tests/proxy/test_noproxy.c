@@ -112,6 +112,8 @@ Test(noproxy, env_prefers_lower_case)
     cr_expect_null(kf_noproxy_env(fake_get));
     fe_set("NO_PROXY", "a.org");
     cr_expect_str_eq(kf_noproxy_env(fake_get), "a.org");
+    fe_set("no_proxy", "");
+    cr_expect_str_eq(kf_noproxy_env(fake_get), "a.org"); /* empty counts as unset */
     fe_set("no_proxy", "b.org");
     cr_expect_str_eq(kf_noproxy_env(fake_get), "b.org");
 }

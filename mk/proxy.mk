@@ -34,3 +34,24 @@ $(PROXY_TEST_DIR)/envprint-ssl: tests/proxy/envprint.c
 check-proxy-shim: $(PROXY_ENVPRINT) $(B)/libkimifix.so $(B)/kimifix $(B)/kimifix-relay
 	/usr/bin/python3 tests/proxy/shim_test.py $(B)
 CHECK_SUITES += check-proxy-shim
+
+# The e2e suite's Go client (tests/e2e/suites/proxy.py): stdlib net/http,
+# CGO_ENABLED=0 (statically linked, as Go CLIs are released), built with
+# Debian's golang-go (scripts/deps/e2e.list) with its caches in the build
+# dir and no network (GOPROXY=off: it has no dependencies). Without go the
+# suite says so (a SKIP the run does not allow).
+GOCLIENT     := $(B)/tests/e2e/goclient
+GOCLIENT_SRC := $(wildcard tests/e2e/clients/goclient/*.go) tests/e2e/clients/goclient/go.mod
+GO_ENV := CGO_ENABLED=0 GOCACHE=$(abspath $(B))/go/cache GOPATH=$(abspath $(B))/go/path \
+          GOPROXY=off GOFLAGS=-mod=mod GO111MODULE=on GOTOOLCHAIN=local
+
+$(GOCLIENT): $(GOCLIENT_SRC)
+	@mkdir -p $(@D)
+	@if command -v go >/dev/null 2>&1; then \
+	    echo "go build $@"; \
+	    cd tests/e2e/clients/goclient && $(GO_ENV) go build -trimpath -o $(abspath $@) .; \
+	else \
+	    echo "goclient: no go on PATH (Debian golang-go): the Go cases of the proxy suite SKIP"; \
+	fi
+
+check-e2e: $(GOCLIENT)

@@ -35,12 +35,15 @@ void kf_carrier_setup(int tls_inprocess, kf_relay_start_fn start)
     kf_carrier_in in = {.get = secure_getenv, .no_preload = 0, .tls_inprocess = tls_inprocess};
     kf_carrier_choice c;
     kf_carrier_choose(&in, &c);
-    kf_relay_state st;
-    int relay = kf_relay_lookup(&st) == 0;
+    kf_relay_state st = {0};
+    int relay = 0;
     /* A fresh account has no CA until the relay's first start: start it
      * now (bounded by `start`), or the trust variables set after this call
-     * would be missing for this whole process. */
-    if (!relay && (c.carrier == KF_CARRIER_PROXY || !kf_envplan_ca_exists())) {
+     * would be missing for this whole process. Otherwise the relay is
+     * looked up only when the carrier needs its port (a process start
+     * under the shim costs no more than before). */
+    if ((c.carrier == KF_CARRIER_PROXY || !kf_envplan_ca_exists()) &&
+        !(relay = kf_relay_lookup(&st) == 0)) {
         char why[512] = "";
         relay = start(&st, why, sizeof why) == 0;
         if (!relay && c.carrier == KF_CARRIER_PROXY)
@@ -52,7 +55,9 @@ void kf_carrier_setup(int tls_inprocess, kf_relay_start_fn start)
         char url[200];
         if (kf_relay_proxy_url(&st, NULL, url, sizeof url) == 0)
             kf_envplan_proxy(&kf_plan, secure_getenv, url);
-    } else if (c.restore) {
+    } else if (c.restore || (c.carrier == KF_CARRIER_PROXY && c.inherited)) {
+        /* In-process after all, or a relay named by a parent that is gone
+         * and cannot be started: the user's own proxy, never a dead one. */
         kf_envplan_restore(&kf_plan, secure_getenv);
     }
     if (kf_plan.n && kf_envplan_apply(&kf_plan, setenv, unsetenv) < 0)

@@ -164,6 +164,20 @@ def t_relay_moved():
         w.close()
 
 
+def t_dead_relay_given_back():
+    """A relay a parent named is gone and cannot be started: the process
+    gets the user's own proxy back, never a dead one."""
+    w = World(relay_port=None)
+    try:
+        got, _ = envprint(w, ENVPRINT, ["HTTPS_PROXY", "https_proxy"], HTTPS_PROXY=ours(40009),
+                          KIMIFIX_ORIG_HTTPS_PROXY=USER, https_proxy=ours(40009), KIMIFIX_ORIG_https_proxy="",
+                          KIMIFIX_RELAY="/nonexistent/kimifix-relay")
+        expect("a parent's relay gone for good: the user's proxy given back", got,
+               {"HTTPS_PROXY": USER, "https_proxy": None})
+    finally:
+        w.close()
+
+
 # ---------------------------------------------------------------- the relay's port
 
 class Recorder:
@@ -298,6 +312,7 @@ def main():
     t_no_proxy_changes_nothing()
     t_inherited_given_back_where_tls_is_seen()
     t_relay_moved()
+    t_dead_relay_given_back()
     t_relay_port_left_alone(False)
     t_relay_port_left_alone(True)
     t_first_run(False)

@@ -11,6 +11,11 @@ int kf_cli_explain(int argc, char **argv); /* explain.c: kimifix explain [-f FIL
 /* wrap.c: kimifix [OPTIONS] CMD [ARGS...]; argv[0] is "kimifix", options
  * not yet parsed. Returns only on failure (exit status). */
 int kf_cli_wrap(int argc, char **argv);
+/* carrier.c: pick the carrier for CMD (proxy or shim, kf_envplan.h) and
+ * set up its environment; the relay must already run for the proxy
+ * carrier. 0 to go on with exec, else an exit status (126: a setuid
+ * program, refused). */
+int kf_cli_carrier(const char *cmd);
 
 /* cli_common.c: NAME installed with kimifix, beside this executable (build
  * tree) or in ../lib/kimifix/ (installed), as an absolute real path that

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "elfinfo.h"
+#include "kf_envplan.h"
 #include "ldpath.h"
 
 #define DR_MAX_FACTS 64
@@ -27,6 +28,7 @@
 #define DR_GNUTLS "gnutls"
 #define DR_LIBC "libc"
 #define DR_RELAY "relay"
+#define DR_PROXY "proxy"
 #define DR_UNREACHABLE "unreachable"
 #define DR_OK "ok"
 #define DR_PROBLEMS "problems"
@@ -74,6 +76,10 @@ int dr_path_search(const char *name, const char *skip_dir, char *out, size_t n);
 
 /* doctor_prog.c: facts and verdict for r->exe. */
 void dr_analyze(dr_report *r);
+/* Can LD_PRELOAD carry the program at path (the ELF that runs)? why gets
+ * the reason when it cannot. */
+enum { DR_SHIM_OK = 0, DR_SHIM_NONE, DR_SHIM_SECURE };
+int dr_shim_reach(const char *path, char *why, size_t n);
 
 /* doctor_rt.c: runtimes. Each returns 1 when the program is one. */
 typedef struct dr_prog dr_prog;
@@ -88,6 +94,12 @@ extern const char *const dr_trust_node; /* the trust line for Node/Bun */
 unsigned dr_self(dr_report *r, int brief);
 /* The shim library kimifix would preload; 0 or -1. */
 int dr_shim_path(char *out, size_t n);
+
+/* doctor_carrier.c: the carrier `kimifix CMD` would choose (the proxy
+ * carrier's choice, kf_envplan.h) as a fact, and the rule hosts NO_PROXY
+ * sends past the relay. no_shim: no preload carries the program. out (may
+ * be NULL) gets the choice. */
+void dr_carrier(dr_report *r, const dr_prog *p, int no_shim, kf_carrier_choice *out);
 
 /* pemcert.c: first certificate of a PEM file: validity (epoch seconds)
  * and subject CN (may be ""). 0, or -1 with why. */

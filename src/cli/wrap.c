@@ -6,9 +6,12 @@
  * to this executable only (/proc/self/exe): beside it in a build tree, or
  * ../lib/kimifix/ when installed; never in the current directory.
  *
- * In auto and relay mode the user's relay is started first (idempotent;
- * it inherits KIMIFIX_RULES, KIMIFIX_UPSTREAM_CA, ...), so the kimifix CA
- * exists when CMD's constructor sets the trust variables (docs/relay.md).
+ * In auto, relay and proxy mode the user's relay is started first
+ * (idempotent; it inherits KIMIFIX_RULES, KIMIFIX_UPSTREAM_CA, ...), so the
+ * kimifix CA exists when CMD's constructor sets the trust variables
+ * (docs/relay.md). Then the carrier is chosen (carrier.c): for a program no
+ * preload reaches, or behind the user's own proxy, the relay becomes CMD's
+ * HTTP proxy (the proxy carrier); LD_PRELOAD is set either way.
  */
 #include <errno.h>
 #include <limits.h>
@@ -23,7 +26,7 @@
 
 static void wrap_usage(void)
 {
-    fputs("usage: kimifix [-f RULES] [-v] [-q] [--mode auto|inprocess|relay|off] [--] CMD [ARGS...]\n",
+    fputs("usage: kimifix [-f RULES] [-v] [-q] [--mode auto|inprocess|relay|proxy|off] [--] CMD [ARGS...]\n",
           stderr);
 }
 
@@ -92,7 +95,7 @@ static int set_rules(const char *file)
 static int valid_mode(const char *m)
 {
     return !strcmp(m, "auto") || !strcmp(m, "inprocess") || !strcmp(m, "relay") ||
-           !strcmp(m, "off");
+           !strcmp(m, "proxy") || !strcmp(m, "off");
 }
 
 int kf_cli_wrap(int argc, char **argv)
@@ -129,7 +132,8 @@ int kf_cli_wrap(int argc, char **argv)
                 return 2;
             }
             if (!valid_mode(mode)) {
-                fprintf(stderr, "kimifix: --mode %s: expected auto, inprocess, relay or off\n", mode);
+                fprintf(stderr, "kimifix: --mode %s: expected auto, inprocess, relay, proxy or off\n",
+                        mode);
                 return 2;
             }
         } else {
@@ -159,9 +163,13 @@ int kf_cli_wrap(int argc, char **argv)
     }
     /* Before LD_PRELOAD is set: the relay must not run under the shim. */
     const char *eff = getenv("KIMIFIX_MODE");
-    if ((!eff || !*eff || !strcmp(eff, "auto") || !strcmp(eff, "relay")) && kf_relay_ensure() != 0)
+    if ((!eff || !*eff || !strcmp(eff, "auto") || !strcmp(eff, "relay") || !strcmp(eff, "proxy")) &&
+        kf_relay_ensure() != 0)
         fprintf(stderr, "kimifix: the relay is not running: clients with compiled-in TLS go "
                         "direct, unfixed\n");
+    int crc = kf_cli_carrier(argv[i]);
+    if (crc)
+        return crc;
     if (set_preload(lib) != 0) {
         fprintf(stderr, "kimifix: %s\n", strerror(errno));
         return 1;

@@ -108,6 +108,18 @@ void kf_steer_prepare(void);
 void kf_steer_parent(void);
 void kf_steer_child(void);
 
+/* Proxy carrier (carrier.c; kf_envplan.h, docs/relay.md). kf_carrier_setup()
+ * runs once from kf_steer_setup (constructor): the wrapper's carrier choice,
+ * the relay started first when the carrier or a missing CA needs it
+ * (`start` is steer.c's bounded kf_relay_start), the proxy variables set or
+ * given back. kf_carrier_relay_dst(): sa is the relay's proxy port on
+ * loopback (connect() leaves it alone). kf_carrier_fd_is_relay(): fd is
+ * connected there (the relay rewrites its bytes, like a steered socket's). */
+typedef int (*kf_relay_start_fn)(kf_relay_state *st, char *why, size_t wn);
+void kf_carrier_setup(int tls_inprocess, kf_relay_start_fn start);
+int kf_carrier_relay_dst(const struct sockaddr *sa);
+int kf_carrier_fd_is_relay(int fd);
+
 /* Fork handling of resolve.c's cache (called by shim.c's atfork handlers). */
 void kf_resolve_lock(void);
 void kf_resolve_unlock(void);

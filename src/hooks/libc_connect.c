@@ -57,6 +57,13 @@ static int kf_connect(int fd, const struct sockaddr *sa, socklen_t len,
         errno = saved;
         return real(fd, sa, len);
     }
+    /* proxy-carrier: the relay's own proxy port is the relay's to rewrite:
+     * never tracked for in-process rewriting, never steered (carrier.c). */
+    if (kf_carrier_relay_dst(sa)) {
+        kf_fd_forget(fd);
+        errno = saved;
+        return real(fd, sa, len);
+    }
     unsigned port = ntohs(sa->sa_family == AF_INET ? ((const struct sockaddr_in *)sa)->sin_port
                                                    : ((const struct sockaddr_in6 *)sa)->sin6_port);
     char host[KF_HOSTMAX];

@@ -7,7 +7,8 @@
  *                  Unset: only errors and one-time warnings, to stderr.
  *                  "off": nothing at all.
  *   KIMIFIX_MODE   auto (default), inprocess (never steer to the relay),
- *                  relay (steer every rule host's connection), off
+ *                  relay (steer every rule host's connection), proxy (the
+ *                  relay is the program's HTTP proxy: kf_envplan.h), off
  *
  * Rule: never break the host. A bad rules file is one log line and then
  * every hook passes bytes through (kf_shim_rules() == NULL).
@@ -203,8 +204,10 @@ static void kf_do_init(void)
         kf_mode = KF_MODE_RELAY;
     } else if (strcmp(mode, "off") == 0) {
         kf_mode = KF_MODE_OFF;
+    } else if (strcmp(mode, "proxy") == 0) {
+        kf_mode = KF_MODE_AUTO; /* proxy-carrier: kf_envplan reads the mode itself */
     } else {
-        kf_log(KF_LOG_ERROR, "KIMIFIX_MODE=%s: unknown mode (auto, inprocess, relay, off); "
+        kf_log(KF_LOG_ERROR, "KIMIFIX_MODE=%s: unknown mode (auto, inprocess, relay, proxy, off); "
                              "using auto", mode);
         kf_mode = KF_MODE_AUTO;
     }

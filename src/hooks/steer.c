@@ -274,6 +274,10 @@ void kf_steer_setup(void)
             kf_log(KF_LOG_WARN, "relay: not running (%s); TLS connections to rule hosts "
                                 "will go direct, unfixed", why);
     }
+    /* proxy-carrier (issue 11): the carrier `kimifix CMD` would choose, its
+     * proxy variables, and on a fresh account the relay (which makes the
+     * CA) started before the trust variables below (src/hooks/carrier.c). */
+    kf_carrier_setup(kf_shim_tls_interposable() && kf_libs() != 0, kf_relay_start);
     /* Trust before main: Node reads NODE_EXTRA_CA_CERTS at start-up. The CA
      * outlives the relay (data dir), so a relay started later still works. */
     kf_set_trust();
@@ -363,7 +367,8 @@ void kf_steer_child(void)
 
 int kf_shim_fd_steered(int fd)
 {
-    return kf_steered_get(fd, NULL, NULL);
+    /* proxy-carrier: a socket to the relay's proxy port is the relay's too. */
+    return kf_steered_get(fd, NULL, NULL) || kf_carrier_fd_is_relay(fd);
 }
 
 /* ---- connect() ---- */

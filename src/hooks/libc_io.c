@@ -111,7 +111,10 @@ static ssize_t kf_send_common(int fd, const void *buf, size_t n, struct kf_io *i
     kf_ctx ctx;
     kf_conn_ctx(c, &ctx);
     errno = saved;
-    ssize_t r = kf_stream_write(&c->st, &ctx, buf, n, KF_WR_PARTIAL, kf_io_send, io);
+    /* Through the vector pump: a rewritten head and the body bytes behind
+     * it leave in one writev/sendmsg, as they came in one call. */
+    struct iovec one = { (void *)buf, n };
+    ssize_t r = kf_stream_writev(&c->st, &ctx, &one, 1, kf_io_send, kf_io_sendv, io);
     kf_fd_release(fd, c);
     return kf_io_done(r, io, saved);
 }

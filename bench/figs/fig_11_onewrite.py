@@ -125,6 +125,25 @@ def run(ctx):
             ctx.misses.append((FIG, "h2load --h1 c%d under the shim: %.2f× direct; perf of the shim arm "
                                "(h2load's process), top symbols" % (c, r), _perf(ctx, cmd, n, c)))
 
+    # Instructions per request, deterministic (the machine is shared): the
+    # slope between 1,000 and 3,000 requests cancels start-up and handshake.
+    ins, inc = {}, {}
+    for shim in (False, True):
+        for n in (1000, 3000):
+            out = os.path.join(W, "fig11.cg.%d.%d" % (shim, n))
+            h2load(shim, ["-n", str(n), "-c", "1"],
+                   wrap=["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out])
+            ins[shim, n] = _cg_total(out)
+            if shim and n == 3000:
+                inc = _cg_inclusive(out, ("kf_stream_feed", "ossl_send", "SSL_write"))
+    per = {shim: (ins[shim, 3000] - ins[shim, 1000]) / 2000.0 for shim in (False, True)}
+    engine = inc.get("kf_stream_feed", 0) / 3000.0
+    hook = (inc.get("SSL_write", 0) - inc.get("ossl_send", 0)) / 3000.0 - engine
+    ctx.rows.append((FIG, "h2load's instructions per request (callgrind, c1, slope 1,000 → 3,000 requests)",
+                     "{:,.0f}".format(per[False]), "{:,.0f}".format(per[True]),
+                     "+{:,.0f}: engine (kf_stream_feed) {:,.0f}, hook + pump {:,.0f}".format(
+                         per[True] - per[False], engine, hook), "—", "—"))
+
     counts = {}
     for shim in (False, True):
         trace = os.path.join(W, "fig11.strace.%d" % shim)
@@ -147,6 +166,25 @@ def run(ctx):
         "rewritten head and the body bytes of the same `SSL_write` leave in one real `SSL_write` (the "
         "pump's stage, src/core/kf_pump.c), hence one record and one `write()` per request as without "
         "it." % (ba // 2000, len(BODY)))
+
+
+def _cg_total(path):
+    for line in open(path):
+        if line.startswith("summary:") or line.startswith("totals:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _cg_inclusive(path, names):
+    """Inclusive instructions of the named functions (callgrind_annotate)."""
+    rep = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+                         capture_output=True, text=True).stdout
+    got = {}
+    for line in rep.splitlines():
+        m = re.match(r"^\s*([\d,]+) \(.*?\)\s+\S*:(\w+) ", line)
+        if m and m.group(2) in names and m.group(2) not in got:
+            got[m.group(2)] = int(m.group(1).replace(",", ""))
+    return got
 
 
 def _tls_writes(trace):

@@ -3,9 +3,11 @@
  *
  * Untracked fds (every pipe, file and socket we do not care about) take the
  * fast path: kf_fd_peek() and the real function, nothing else. Tracked TCP
- * client sockets go through the engine's pump (kf_stream_write/writev) with
- * a send callback that calls the real function with the caller's flags; the
- * pump keeps the return value in the caller's bytes.
+ * client sockets go through the engine's vector pump (kf_stream_writev, one
+ * iovec for write/send/sendto) with send callbacks that call the real
+ * function with the caller's flags: a rewritten head and the body bytes of
+ * the same call leave in one writev/sendmsg (docs/pump.md); the pump keeps
+ * the return value in the caller's bytes.
  * sendfile's bytes bypass us: flush what is pending first, then account for
  * what the kernel sent (kf_stream_external), so body framing holds.
  */

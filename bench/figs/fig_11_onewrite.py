@@ -8,11 +8,10 @@ the bench's TLS sink as https://api.kimi.com:PORT/coding/v1/v1/messages, at
 (KIMIFIX_MODE=inprocess), which rewrites every request (the doubled /v1 and
 the platform header). Arms interleaved, median of the per-round ratios.
 
-The name must resolve to 127.0.0.1 for both arms and the SNI must be the
-real name (the shim decides on it): h2load runs in a private mount namespace
-(`unshare -m`, or `-rm` unprivileged) with its own /etc/hosts, the same for
-both arms. Before measuring: the sink's `X-Kf-Ok` answer (h2load -v) proves
-every request arrived rewritten under the shim, and unchanged without it.
+The SNI and Host are the real name (the shim decides on them), the
+connection goes to the sink (`--connect-to`). Before measuring: the sink's
+`X-Kf-Ok` answer (h2load -v) proves every request arrived rewritten under the
+shim, and unchanged without it.
 
 Write calls and TLS records: strace of 2000 requests at c1 in each arm;
 the records are counted from the bytes written (every TLS record header in
@@ -37,43 +36,28 @@ BODY = ('{"model": "kimi-for-coding", "max_tokens": 1024, "stream": false, "mess
         'request line, and nothing else. "}]}')
 
 
-def _namespace(ctx):
-    """The unshare flags that give a private mount namespace here, or None."""
-    for flags in (["-m"], ["-rm"]):
-        r = subprocess.run(["unshare"] + flags + ["true"], capture_output=True)
-        if r.returncode == 0:
-            return flags
-    return None
-
-
 def run(ctx):
     if not os.access(H2LOAD, os.X_OK):
         raise RuntimeError("h2load not installed (bench/deps.sh installs nghttp2-client)")
     ldd = subprocess.run(["ldd", H2LOAD], capture_output=True, text=True).stdout
     if "libssl.so" not in ldd:
         raise RuntimeError("h2load is not linked against a shared libssl: the shim cannot see its writes")
-    ns = _namespace(ctx)
-    if ns is None:
-        raise RuntimeError("no private mount namespace (unshare -m / -rm): cannot map api.kimi.com here")
     W = ctx.W
-    hosts = os.path.join(W, "fig11.hosts")
-    open(hosts, "w").write("127.0.0.1 api.kimi.com\n::1 localhost\n127.0.0.1 localhost\n")
     body = os.path.join(W, "fig11.body.json")
     open(body, "w").write(BODY)
-    url = "https://api.kimi.com:%d/coding/v1/v1/messages" % ctx.SINK
+    url = "https://api.kimi.com/coding/v1/v1/messages"
     shim_env = ["LD_PRELOAD=" + ctx.LIB, "KIMIFIX_MODE=inprocess"]
 
     def cmd(shim, args, wrap=()):
-        # LD_PRELOAD reaches h2load only (not unshare, sh or mount).
-        h2 = ["env"] + (shim_env if shim else []) + list(wrap) + [H2LOAD, "--h1", "-d", body]
+        # LD_PRELOAD reaches h2load only (not a wrapping strace or valgrind).
+        h2 = ["env"] + (shim_env if shim else []) + list(wrap) + [H2LOAD, "--h1", "-d", body,
+                                                                   "--connect-to=127.0.0.1:%d" % ctx.SINK]
         for h in HEADERS:
             h2 += ["-H", h]
-        return (["unshare"] + ns + ["sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', hosts] + h2 +
-                list(args) + [url])
+        return h2 + list(args) + [url]
 
     def h2load(shim, args, wrap=(), usage=None):
-        # unshare and sh exec: the child becomes h2load, and wait4 gives its
-        # own CPU time (plus mount's, a few hundred µs).
+        # env execs: the child becomes h2load, and wait4 gives its CPU time.
         p = subprocess.Popen(cmd(shim, args, wrap), env=ctx.env_for(False), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
         out = p.stdout.read()
@@ -158,8 +142,8 @@ def run(ctx):
                      "%d" % ra, "%d" % rk, "%+d" % (rk - ra), "same", ctx.verdict(rk == ra)))
     ctx.notes.append(
         "Figure 11: `h2load --h1` (nghttp2 1.52, dynamically linked to libssl.so.3, so its `SSL_write` "
-        "is the shim's hook) against the bench's TLS sink, run in a private mount namespace whose "
-        "/etc/hosts maps api.kimi.com to 127.0.0.1 (both arms alike; the SNI is the real name). Every "
+        "is the shim's hook) against the bench's TLS sink (`--connect-to`; SNI and Host are "
+        "api.kimi.com). Every "
         "request is ~%d bytes (%d of them body) in one `SSL_write`; the sink's `X-Kf-Ok` answer, "
         "read with `h2load -v` before the runs, shows all requests rewritten under the shim and none "
         "without. Ratios are medians of the per-round ratios (arms interleaved). Under the shim a "

@@ -2,8 +2,8 @@
 
 `h2load --h1` (Debian nghttp2-client, OpenSSL through the shared libssl.so,
 so its SSL_write goes through the shim's hook) posts an Anthropic-style
-request (a ~720-byte head, a 232-byte body, one SSL_write per request) to
-the bench's TLS sink as https://api.kimi.com:PORT/coding/v1/v1/messages, at
+request (about 780 bytes, 232 of them body, one SSL_write per request) to
+the bench's TLS sink as https://api.kimi.com/coding/v1/v1/messages, at
 1, 32 and 128 connections: directly, and under the shim
 (KIMIFIX_MODE=inprocess), which rewrites every request (the doubled /v1 and
 the platform header). Arms interleaved, median of the per-round ratios.
@@ -49,7 +49,8 @@ def run(ctx):
     shim_env = ["LD_PRELOAD=" + ctx.LIB, "KIMIFIX_MODE=inprocess"]
 
     def cmd(shim, args, wrap=()):
-        # LD_PRELOAD reaches h2load only (not a wrapping strace or valgrind).
+        # env sets LD_PRELOAD for h2load (a wrapping strace, valgrind or perf
+        # passes it on); the Python side never loads the shim.
         h2 = ["env"] + (shim_env if shim else []) + list(wrap) + [H2LOAD, "--h1", "-d", body,
                                                                    "--connect-to=127.0.0.1:%d" % ctx.SINK]
         for h in HEADERS:

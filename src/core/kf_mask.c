@@ -176,17 +176,22 @@ static int is_tok68(unsigned char c) /* RFC 9110 token68, '=' handled apart */
     return is_alnum(c) || (c && strchr("-._~+/", c));
 }
 
-/* "sk-[label-]SECRET" with at least MIN_SK key characters after "sk-". A
- * short lower-case label ("kimi-", "proj-", "ant-") stays visible: it says
- * which kind of key it was and is not secret. */
+/* "sk-[label-]SECRET" with at least MIN_SK key characters after "sk-", one
+ * of them a digit or a capital: keys are random base62, while names built
+ * of words ("moonshot-sk-kimi-to-coding-host", a rule) are not. A short
+ * lower-case label ("kimi-", "proj-", "ant-") stays visible: it says which
+ * kind of key it was and is not secret. */
 static size_t match_sk(const char *in, size_t n, size_t i, size_t *keep)
 {
     if (n - i < 3 || memcmp(in + i, "sk-", 3) != 0)
         return 0;
     size_t j = i + 3;
-    while (j < n && is_keych((unsigned char)in[j]))
+    int random = 0;
+    while (j < n && is_keych((unsigned char)in[j])) {
+        random |= (in[j] >= '0' && in[j] <= '9') || (in[j] >= 'A' && in[j] <= 'Z');
         j++;
-    if (j - (i + 3) < MIN_SK)
+    }
+    if (j - (i + 3) < MIN_SK || !random)
         return 0;
     size_t l = i + 3;
     while (l < n && l - (i + 3) <= 8 && in[l] >= 'a' && in[l] <= 'z')
@@ -278,8 +283,8 @@ static size_t secret_at(const char *in, size_t n, size_t i, const kf_str *keys, 
             return m;
     if (nfp && n - i >= 2 && (m = match_noted(in, n, i, fp, nfp)) != 0)
         return m;
-    if (i > 0 && is_alnum((unsigned char)in[i - 1]))
-        return 0; /* the patterns below start a word */
+    if (i > 0 && (is_keych((unsigned char)in[i - 1]) || in[i - 1] == '.'))
+        return 0; /* the patterns below start a word ("risk-", "my-sk-", "x.eyJ") */
     if ((m = match_sk(in, n, i, keep)) || (m = match_bearer(in, n, i, keep)) ||
         (m = match_jwt(in, n, i, keep)))
         return m;

@@ -33,6 +33,9 @@ Test(mask, sk_keys)
                      "risk-assessment-framework task-0123456789");
     cr_assert_str_eq(mask("pip install sk-learn"), "pip install sk-learn");
     cr_assert_str_eq(mask("key sk-kimi-*"), "key sk-kimi-*");
+    cr_assert_str_eq(mask("rules moonshot-sk-kimi-to-coding-host, sk-words-only-here"),
+                     "rules moonshot-sk-kimi-to-coding-host, sk-words-only-here");
+    cr_assert_str_eq(mask("x=sk-kimi-abcdefgh1"), "x=sk-kimi-[redacted]");
 }
 
 Test(mask, bearer_and_jwt)

@@ -166,6 +166,8 @@ static void own_keys(const kf_req *req, keys *ks)
             continue;
         kf_str v[2] = { kf_str_trim(h->orig_value), kf_str_trim(h->value) };
         for (int j = 0; j < 2 && ks->n < OWN_KEYS; j++) {
+            if (v[j].n == 0)
+                continue; /* an added header has no value as received (p may be NULL) */
             const char *sp = memchr(v[j].p, ' ', v[j].n); /* "Bearer K": K */
             if (sp)
                 v[j] = kf_str_trim((kf_str){ sp + 1, v[j].n - (size_t)(sp + 1 - v[j].p) });
@@ -177,9 +179,11 @@ static void own_keys(const kf_req *req, keys *ks)
 
 static void sb_masked(sbuf *b, const keys *ks, const char *t, size_t n)
 {
-    char m[1024];
-    size_t k = kf_mask_text(t, n, m, sizeof m, ks->k, ks->n, KF_MASK_SECRETS);
-    sb_put(b, m, k < sizeof m ? k : strlen(m));
+    if (b->n == 0)
+        return;
+    size_t room = b->n - b->len; /* kf_mask_text NUL-terminates within it */
+    size_t k = kf_mask_text(t, n, b->p + b->len, room, ks->k, ks->n, KF_MASK_SECRETS);
+    b->len += k < room ? k : strlen(b->p + b->len);
 }
 
 static void sb_target(sbuf *b, const keys *ks, kf_str path, kf_str query)

@@ -144,76 +144,32 @@ static void sb_put(sbuf *b, const char *s, size_t n)
 static void sb_str(sbuf *b, kf_str s) { sb_put(b, s.p, s.n); }
 static void sb_c(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 
-/* ---- redaction of the summary: secrets by name (kf_redact.c), by look
- * and the request's own keys wherever they appear (kf_mask.c) ---- */
-
-#define OWN_KEYS 4
-
-typedef struct keys {
-    kf_str k[OWN_KEYS];
-    unsigned n;
-} keys;
-
-/* The values of the request's secret headers (as received and as sent):
- * "Authorization: Bearer K", "x-api-key: K", "apikey: K"... A client may
- * repeat its key elsewhere (a query value, a header a rule copies it to). */
-static void own_keys(const kf_req *req, keys *ks)
-{
-    ks->n = 0;
-    for (unsigned i = 0; i < req->nhdr && ks->n < OWN_KEYS; i++) {
-        const kf_hdr *h = &req->hdr[i];
-        if (!kf_is_secret_header(h->name))
-            continue;
-        kf_str v[2] = { kf_str_trim(h->orig_value), kf_str_trim(h->value) };
-        for (int j = 0; j < 2 && ks->n < OWN_KEYS; j++) {
-            if (v[j].n == 0)
-                continue; /* an added header has no value as received (p may be NULL) */
-            const char *sp = memchr(v[j].p, ' ', v[j].n); /* "Bearer K": K */
-            if (sp)
-                v[j] = kf_str_trim((kf_str){ sp + 1, v[j].n - (size_t)(sp + 1 - v[j].p) });
-            if (v[j].n >= 8 && (ks->n == 0 || !kf_str_eq(ks->k[ks->n - 1], v[j])))
-                ks->k[ks->n++] = v[j];
-        }
-    }
-}
-
-static void sb_masked(sbuf *b, const keys *ks, const char *t, size_t n)
-{
-    if (b->n == 0)
-        return;
-    size_t room = b->n - b->len; /* kf_mask_text NUL-terminates within it */
-    size_t k = kf_mask_text(t, n, b->p + b->len, room, ks->k, ks->n, KF_MASK_SECRETS);
-    b->len += k < room ? k : strlen(b->p + b->len);
-}
-
-static void sb_target(sbuf *b, const keys *ks, kf_str path, kf_str query)
+static void sb_target(sbuf *b, kf_str path, kf_str query)
 {
     char t[1024];
     size_t n = kf_redact_target(path, query, t, sizeof t);
-    sb_masked(b, ks, t, n);
+    sb_put(b, t, n);
 }
 
-static void sb_value(sbuf *b, const keys *ks, kf_str name, kf_str value)
+static void sb_value(sbuf *b, kf_str name, kf_str value)
 {
     char t[512];
     size_t n = kf_redact_value(name, value, t, sizeof t);
-    sb_masked(b, ks, t, n);
+    sb_put(b, t, n);
 }
 
 size_t kf_req_summary(const kf_req *req, char *buf, size_t n)
 {
     sbuf b = { buf, n, 0 };
-    keys ks;
-    own_keys(req, &ks);
     if (n)
         buf[0] = '\0';
     sb_str(&b, req->method);
     sb_c(&b, " ");
     int path_changed = req->orig_path.p && !kf_str_eq(req->orig_path, req->path);
-    sb_target(&b, &ks, path_changed ? req->orig_path : req->path, req->query);
+    sb_target(&b, path_changed ? req->orig_path : req->path, req->query);
     if (path_changed) {
         sb_c(&b, " -> ");
-        sb_target(&b, &ks, req->path, req->query);
+        sb_target(&b, req->path, req->query);
     }
     for (unsigned i = 0; i < req->nhdr; i++) {
         const kf_hdr *h = &req->hdr[i];
@@ -222,15 +178,15 @@ size_t kf_req_summary(const kf_req *req, char *buf, size_t n)
             sb_c(&b, "; ");
             sb_str(&b, h->name);
             sb_c(&b, ": ");
-            sb_value(&b, &ks, h->name, h->orig_value);
+            sb_value(&b, h->name, h->orig_value);
             sb_c(&b, " -> ");
-            sb_value(&b, &ks, h->name, h->value);
+            sb_value(&b, h->name, h->value);
             break;
         case KF_HDR_ADDED:
             sb_c(&b, "; +");
             sb_str(&b, h->name);
             sb_c(&b, ": ");
-            sb_value(&b, &ks, h->name, h->value);
+            sb_value(&b, h->name, h->value);
             break;
         case KF_HDR_REMOVED:
             if (!h->line.p)
@@ -355,12 +311,24 @@ size_t kf_rule_names(const struct kf_rule *const *r, unsigned nr, char *buf, siz
     return used;
 }
 
+/* The values of the request's secret headers (as received and as sent):
+ * "Authorization: Bearer K", "x-api-key: K", "apikey: K"... A client may
+ * repeat its key elsewhere (a query value, a header a rule copies it to),
+ * and an upstream may echo it. kf_redact_*() and every log line mask noted
+ * keys: the summary needs no key list of its own (and so stays a function
+ * of the request's non-secret bytes, as fuzz_relay_head checks). */
 void kf_req_note_keys(const kf_req *req)
 {
-    keys ks;
-    own_keys(req, &ks);
-    for (unsigned i = 0; i < ks.n; i++)
-        kf_mask_note_key(ks.k[i]);
+    unsigned noted = 0;
+    for (unsigned i = 0; i < req->nhdr && noted < 8; i++) {
+        const kf_hdr *h = &req->hdr[i];
+        if (!kf_is_secret_header(h->name))
+            continue;
+        kf_mask_note_key(h->orig_value); /* skips "Bearer " and keys under 8 bytes */
+        if (h->value.p != h->orig_value.p)
+            kf_mask_note_key(h->value);
+        noted++;
+    }
 }
 
 size_t kf_req_log_text(const kf_req *req, char *buf, size_t n)

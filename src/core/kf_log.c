@@ -20,9 +20,10 @@
  *    flags (O_NONBLOCK is shared with the host), so a pipe or socket is
  *    written with pwritev2(RWF_NOWAIT) (a full pipe nobody reads: the line
  *    is dropped, where a plain write() would block the host forever), or,
- *    on kernels without RWF_NOWAIT for pipes, only after poll() says it is
- *    writable; SIGPIPE is blocked around the write and a SIGPIPE our write
- *    raised is consumed, so a closed reader costs a line, not the host.
+ *    for a terminal or on kernels without RWF_NOWAIT for pipes, only after
+ *    poll() says it is writable; SIGPIPE is blocked around the write and a
+ *    SIGPIPE our write raised is consumed, so a closed reader costs a line,
+ *    not the host.
  *    The host's own writes to stderr behave exactly as before.
  *  - either: before each line we check that the fd still names the file
  *    we opened (a host that closes "all fds" and reuses the number must not
@@ -238,7 +239,7 @@ void kf_vlog(int level, const char *fmt, va_list ap)
     size_t room = sizeof line - n - 1; /* keep one byte for '\n' */
     const unsigned how = KF_MASK_SECRETS | KF_MASK_ESCAPE;
     size_t body = kf_mask_text(raw, rn, line + n, room + 1, NULL, 0, how);
-    if (body > room || (size_t)k >= sizeof raw) { /* cut: say so, whole escapes only */
+    if (body > room || k >= (int)sizeof raw) { /* cut: say so, whole escapes only */
         kf_mask_text(raw, rn, line + n, room - 3 + 1, NULL, 0, how);
         body = strlen(line + n);
         memcpy(line + n + body, "...", 3);

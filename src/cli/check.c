@@ -7,10 +7,11 @@
 #include "cli.h"
 #include "kf_rules.h"
 
+/* The dump quotes the file's words (paths, globs): escaped. */
 static void to_stdout(void *ud, const char *line)
 {
     (void)ud;
-    printf("%s\n", line);
+    printf("%s\n", kf_cli_esc(line));
 }
 
 int kf_cli_check(int argc, char **argv)

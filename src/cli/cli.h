@@ -24,5 +24,10 @@ int kf_cli_find_beside(const char *name, int mode, char *out, size_t n);
 /* Load built-ins + *file (NULL: the default lookup, resolved into buf);
  * diagnostics and an error count go to stderr. NULL on any error. */
 kf_ruleset *kf_cli_load_rules(const char **file, char *buf, size_t n);
+/* s with control bytes escaped as \xHH (kf_mask.h), for quoting user input
+ * (a rules file's words, a file name, a URL) on a terminal: escape
+ * sequences in it must not reach the terminal. Returns one of 4 static
+ * buffers, used in turn (a printf may quote up to 4 strings). */
+const char *kf_cli_esc(const char *s);
 
 #endif

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "kf_mask.h"
 
 int kf_cli_find_beside(const char *name, int mode, char *out, size_t n)
 {
@@ -32,10 +33,20 @@ int kf_cli_find_beside(const char *name, int mode, char *out, size_t n)
     return -1;
 }
 
+const char *kf_cli_esc(const char *s)
+{
+    static char buf[4][16384];
+    static unsigned next;
+    char *b = buf[next++ % 4];
+    kf_escape_text(s, b, sizeof buf[0]);
+    return b;
+}
+
+/* A diagnostic quotes the rules file's words: escape them. */
 static void diag_to_stderr(void *ud, const char *line)
 {
     (void)ud;
-    fprintf(stderr, "%s\n", line);
+    fprintf(stderr, "%s\n", kf_cli_esc(line));
 }
 
 kf_ruleset *kf_cli_load_rules(const char **file, char *buf, size_t n)
@@ -45,7 +56,7 @@ kf_ruleset *kf_cli_load_rules(const char **file, char *buf, size_t n)
     int nerr = 0;
     kf_ruleset *rs = kf_ruleset_load(*file, diag_to_stderr, NULL, &nerr);
     if (!rs)
-        fprintf(stderr, "kimifix: %s: %d error%s\n", *file ? *file : "built-in rules", nerr,
+        fprintf(stderr, "kimifix: %s: %d error%s\n", *file ? kf_cli_esc(*file) : "built-in rules", nerr,
                 nerr == 1 ? "" : "s");
     return rs;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kf_log.h"
+#include "kf_mask.h"
 #include "kf_req.h"
 #include "kf_rules.h"
 
@@ -310,8 +311,32 @@ size_t kf_rule_names(const struct kf_rule *const *r, unsigned nr, char *buf, siz
     return used;
 }
 
+/* The values of the request's secret headers (as received and as sent):
+ * "Authorization: Bearer K", "x-api-key: K", "apikey: K"... A client may
+ * repeat its key elsewhere (a query value, a header a rule copies it to),
+ * and an upstream may echo it. kf_redact_*() and every log line mask noted
+ * keys: the summary needs no key list of its own (and so stays a function
+ * of the request's non-secret bytes, as fuzz_relay_head checks). */
+void kf_req_note_keys(const kf_req *req)
+{
+    unsigned noted = 0;
+    for (unsigned i = 0; i < req->nhdr && noted < 8; i++) {
+        const kf_hdr *h = &req->hdr[i];
+        if (!kf_is_secret_header(h->name))
+            continue;
+        kf_mask_note_key(h->orig_value); /* skips "Bearer " and keys under 8 bytes */
+        if (h->value.p != h->orig_value.p)
+            kf_mask_note_key(h->value);
+        noted++;
+    }
+}
+
 size_t kf_req_log_text(const kf_req *req, char *buf, size_t n)
 {
+    /* This request is being logged: from now on its keys are masked in any
+     * line this process logs (an upstream's error message may echo them;
+     * the relay logs it: resp_tap.c). */
+    kf_req_note_keys(req);
     size_t used = req->nfired ? kf_rule_names(req->fired, req->nfired, buf, n) : 0;
     if (used && used + 2 < n) {
         buf[used++] = ':';

@@ -101,6 +101,12 @@ kf_str kf_req_api_key(const kf_req *req);
  * Returns the length written (always NUL-terminated when n > 0). */
 size_t kf_req_summary(const kf_req *req, char *buf, size_t n);
 
+/* Note the values of the request's secret headers (its API key, "Bearer
+ * K" without the scheme) with kf_mask_note_key(): every later masked text
+ * of this process (log lines, redacted values) hides them wherever they
+ * are repeated. kf_req_log_text() does it. */
+void kf_req_note_keys(const kf_req *req);
+
 /* "rule NAME" or "rules A, B" for a list of rules (log lines). */
 size_t kf_rule_names(const struct kf_rule *const *r, unsigned nr, char *buf, size_t n);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kf_psl.h"
 #include "kf_rules_parse_int.h"
 
 int kf_p_cond_host(kf_parser *p, kf_rule *r, kf_tok *t, int nt)
@@ -22,6 +23,11 @@ int kf_p_cond_host(kf_parser *p, kf_rule *r, kf_tok *t, int nt)
         int wild;
         if (kf_p_parse_hostport(p, "host", t[i].s, t[i].n, 1, &h, &hp->port, &wild))
             continue;
+        const char *wide = kf_psl_too_wide(h.p + wild, h.n - (size_t)wild, wild); /* kf_psl.h */
+        if (wide) {
+            ERR(p, "host: '%s': %s", t[i].s, wide);
+            continue;
+        }
         hp->wild = (unsigned char)wild;
         hp->name.p = kf_p_sdup(p, h.p, h.n);
         hp->name.n = h.n;

@@ -9,6 +9,10 @@
 #              streams through the relay (reduced; HARD_LONG=1: 64x500 and
 #              200 streams for 60 s)
 #   input      200 malformed rules files; malformed HTTP
+#   security   issue 10 findings 4-7 (security.py): log path and stderr
+#              never block or kill the host, CA excludes IPs and is replaced
+#              when wider than the rules, unsafe key modes, public-suffix
+#              hosts refused, secrets masked, control bytes escaped
 #   secrets    every log and client stderr of this run: no test key; modes
 #              of log, CA and state files and directories; the relay
 #              refuses names outside the rules
@@ -17,7 +21,7 @@
 set -u
 B=$(cd "${1:?usage: run.sh BUILD_DIR [SECTION...]}" && pwd)
 shift
-SECTIONS=${*:-proc load input secrets}
+SECTIONS=${*:-proc load input security secrets}
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 LIB=$B/libkimifix.so
@@ -216,6 +220,13 @@ if [[ " $SECTIONS " == *" input "* ]]; then
     python3 "$here/httpcases.py" malformed "$B" "$T/mal" >"$T/malformed.out" 2>&1
     tally "malformed HTTP passes through" "$T/malformed.out" $?
     cp "$T"/bad/*.log "$T"/mal/*.log "$T/logs/" 2>/dev/null
+fi
+
+# ---------------------------------------------------------------- security
+if [[ " $SECTIONS " == *" security "* ]]; then
+    python3 "$here/security.py" "$B" "$T/sec" >"$T/security.out" 2>&1
+    tally "issue 10 findings 4-7: log path, CA, public suffixes, masking, escaping" "$T/security.out" $?
+    cp "$T"/sec/*.log "$T"/sec/*/*.log "$T/logs/" 2>/dev/null
 fi
 
 # ---------------------------------------------------------------- secrets

@@ -33,13 +33,18 @@ $(RELAY_CTL): tests/relay/relayctl.c $(B)/cli/relay_cmd.o $(B)/cli/cli_common.o 
 	@mkdir -p $(@D)
 	$(CC) $(RELAY_TEST_CFLAGS) -o $@ tests/relay/relayctl.c $(B)/cli/relay_cmd.o $(B)/cli/cli_common.o $(CORE_LIB) $(LDFLAGS)
 
-.PHONY: check-relay check-relay-unit check-relay-e2e
-# Two suites for scripts/check.sh (it counts one closing line per suite).
-CHECK_SUITES += check-relay-unit check-relay-e2e
-check-relay: check-relay-unit check-relay-e2e
+.PHONY: check-relay check-relay-unit check-relay-e2e check-relay-load
+# Three suites for scripts/check.sh (it counts one closing line per suite).
+CHECK_SUITES += check-relay-unit check-relay-e2e check-relay-load
+check-relay: check-relay-unit check-relay-e2e check-relay-load
 
 check-relay-unit: $(RELAY_UNIT)
 	$(RELAY_UNIT) --jobs=2 $(CRITERION_ARGS)
 
 check-relay-e2e: $(RELAY_BIN) $(RELAY_CLIENT) $(RELAY_CTL) $(FAKEUP_BIN) $(B)/kimifix
 	bash tests/relay/run.sh $(B)
+
+# The relay at rest and under load: pool reuse and retry, log cap, 1000 idle
+# TLS connections, floods from another uid and our own, EMFILE.
+check-relay-load: $(RELAY_BIN) $(RELAY_CLIENT) $(FAKEUP_BIN)
+	bash tests/relay/load.sh $(B)

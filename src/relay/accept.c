@@ -10,7 +10,8 @@
  *    oldest dropped first when a new one comes, each with the 5 s preamble
  *    deadline (front.c);
  *  - out of descriptors (EMFILE/ENFILE): drop the oldest pending connection
- *    to make room, or, with none, stop listening for RELAY_BACKOFF_MS: the
+ *    to make room (if it waited RELAY_BACKOFF_MS already), or else stop
+ *    listening for RELAY_BACKOFF_MS: the
  *    listener stays readable at EMFILE and a level-triggered loop would
  *    spin on it.
  */
@@ -73,7 +74,10 @@ void accept_ready(worker *w, int lfd)
             if (e == EINTR || e == ECONNABORTED || e == EPERM || e == EPROTO)
                 continue;
             if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-                if (w->pend_head) {
+                /* Make room by dropping a pending connection that had its
+                 * chance (the shim writes the preamble with connect());
+                 * one that just came in may be a client mid-way. */
+                if (w->pend_head && relay_now_ms() - w->pend_head->born >= RELAY_BACKOFF_MS) {
                     drop_oldest_pending(w, "out of file descriptors");
                     continue;
                 }

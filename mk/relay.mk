@@ -17,12 +17,14 @@ RELAY_UNIT     := $(RELAY_TEST_DIR)/relay-unit
 RELAY_CLIENT   := $(RELAY_TEST_DIR)/rclient
 RELAY_TEST_CFLAGS := $(CSTD) -Wall -Wextra -Werror $(OPT) -pthread -Isrc/core $(EXTRA_CFLAGS)
 
-$(RELAY_UNIT): tests/relay/test_relay_unit.c $(CORE_LIB)
+# The unit tests link every relay object but main.o (the pool needs the
+# worker, timer and upstream-connection code around it).
+RELAY_UNIT_OBJ := $(filter-out $(B)/relay/main.o,$(RELAY_OBJ))
+RELAY_UNIT_SRC := tests/relay/test_relay_unit.c tests/relay/test_relay_pool.c
+$(RELAY_UNIT): $(RELAY_UNIT_SRC) $(RELAY_UNIT_OBJ) $(CORE_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(RELAY_TEST_CFLAGS) -Isrc/relay -o $@ tests/relay/test_relay_unit.c \
-	    $(B)/relay/resp_tap.o $(CORE_LIB) -lcriterion -lssl -lcrypto -pthread $(LDFLAGS)
-
-$(RELAY_UNIT): $(B)/relay/resp_tap.o
+	$(CC) $(RELAY_TEST_CFLAGS) -Isrc/relay -o $@ $(RELAY_UNIT_SRC) \
+	    $(RELAY_UNIT_OBJ) $(CORE_LIB) -lcriterion -lssl -lcrypto -pthread $(LDFLAGS)
 
 $(RELAY_CLIENT): tests/relay/rclient.c $(CORE_LIB)
 	@mkdir -p $(@D)

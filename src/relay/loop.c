@@ -25,6 +25,8 @@
 
 #define MAX_EVENTS 256
 
+relay_globals g_relay;
+
 int worker_add(worker *w, int fd, rhandle *h)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = h};

@@ -39,8 +39,6 @@
 #define LOG_MAX_DEFAULT (8L << 20) /* relay.log, then relay.log.1 */
 #define PENDING_MAX 1024          /* pending (pre-token) connections in all */
 
-relay_globals g_relay;
-
 static void on_signal(int sig)
 {
     (void)sig;

@@ -30,6 +30,14 @@ $(RELAY_CLIENT): tests/relay/rclient.c $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(RELAY_TEST_CFLAGS) -o $@ tests/relay/rclient.c $(CORE_LIB) -lssl -lcrypto -pthread $(LDFLAGS)
 
+# LD_PRELOAD steering for load generators (bench figure 10): writes the
+# PROXY v2 preamble the shim would, nothing else.
+RELAY_PP2PRE := $(RELAY_TEST_DIR)/pp2pre.so
+$(RELAY_PP2PRE): tests/relay/pp2pre.c $(CORE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(RELAY_TEST_CFLAGS) -fPIC -shared -o $@ tests/relay/pp2pre.c $(CORE_LIB) -ldl $(LDFLAGS)
+all: $(RELAY_PP2PRE)
+
 RELAY_CTL := $(RELAY_TEST_DIR)/relayctl
 $(RELAY_CTL): tests/relay/relayctl.c $(B)/cli/relay_cmd.o $(B)/cli/cli_common.o $(CORE_LIB)
 	@mkdir -p $(@D)
@@ -50,3 +58,6 @@ check-relay-e2e: $(RELAY_BIN) $(RELAY_CLIENT) $(RELAY_CTL) $(FAKEUP_BIN) $(B)/ki
 # TLS connections, floods from another uid and our own, EMFILE.
 check-relay-load: $(RELAY_BIN) $(RELAY_CLIENT) $(FAKEUP_BIN)
 	bash tests/relay/load.sh $(B)
+
+# bench figure 10 drives the relay with h2load through this preload helper.
+bench-bins: $(RELAY_PP2PRE)

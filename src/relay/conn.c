@@ -218,6 +218,7 @@ void conn_choose_target(conn *k)
     }
     key->sslctx = k->tls ? relay_ctx_upstream_ssl_ctx(k->ctx) : NULL;
     key->proxy = (char *)relay_ctx_proxy(k->ctx);
+    upkey_seal(key);
 }
 
 /* ---- phases -------------------------------------------------------------- */

@@ -173,7 +173,9 @@ typedef struct upkey {
     char *proxy;          /* relay_ctx_proxy() copy, NULL = direct */
     struct sockaddr_storage addr; /* when by address (the original destination) */
     int by_addr;
+    uint64_t hash;        /* of all the above (upkey_seal): compared first */
 } upkey;
+void upkey_seal(upkey *k);  /* after filling it in */
 int upkey_eq(const upkey *a, const upkey *b);
 
 /* ---- upconn.c: one upstream connection -------------------------------- */

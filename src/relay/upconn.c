@@ -32,9 +32,31 @@
 static void on_timer(worker *w, rtimer *t);
 static void step(upconn *u);
 
+/* FNV-1a over the fields that make the key. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+void upkey_seal(upkey *k)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    h = fnv(h, k->host, strlen(k->host) + 1);
+    h = fnv(h, k->sni, strlen(k->sni) + 1);
+    h = fnv(h, &k->port, sizeof k->port);
+    h = fnv(h, &k->sslctx, sizeof k->sslctx);
+    h = fnv(h, &k->by_addr, sizeof k->by_addr);
+    if (k->proxy)
+        h = fnv(h, k->proxy, strlen(k->proxy) + 1);
+    k->hash = h;
+}
+
 int upkey_eq(const upkey *a, const upkey *b)
 {
-    if (a->port != b->port || a->sslctx != b->sslctx || a->by_addr != b->by_addr ||
+    if (a->hash != b->hash || a->port != b->port || a->sslctx != b->sslctx || a->by_addr != b->by_addr ||
         strcmp(a->host, b->host) || strcmp(a->sni, b->sni))
         return 0;
     if (!a->proxy != !b->proxy || (a->proxy && strcmp(a->proxy, b->proxy)))

@@ -21,6 +21,7 @@ static void key_init(upkey *k, SSL_CTX *ctx, const char *proxy)
     k->port = 443;
     k->sslctx = ctx;
     k->proxy = (char *)proxy;
+    upkey_seal(k);
 }
 
 /* An idle upstream connection with key k; *peer is the server's end. */
@@ -78,22 +79,28 @@ Test(pool, key_fields)
     pool_put(&w, mk(&k, &p));
     other = k;
     other.proxy = "http://u:p@proxy:3128"; /* same identity, another pointer */
+    upkey_seal(&other);
     upconn *u = pool_get(&w, &other);
     cr_assert_not_null(u, "same proxy identity must share");
     pool_put(&w, u);
     other.proxy = NULL;
+    upkey_seal(&other);
     cr_assert_null(pool_get(&w, &other), "direct vs through a proxy");
     other = k;
     other.port = 8443;
+    upkey_seal(&other);
     cr_assert_null(pool_get(&w, &other), "another port");
     other = k;
     strcpy(other.sni, "api.kimi.ai");
+    upkey_seal(&other);
     cr_assert_null(pool_get(&w, &other), "another SNI");
     other = k;
     other.sslctx = NULL;
+    upkey_seal(&other);
     cr_assert_null(pool_get(&w, &other), "plain vs TLS");
     other = k;
     other.by_addr = 1;
+    upkey_seal(&other);
     cr_assert_null(pool_get(&w, &other), "by address vs by name");
     cr_assert_not_null(pool_get(&w, &k));
     close(p);
@@ -128,6 +135,7 @@ Test(pool, bounded_per_key_and_in_total)
         upkey o;
         key_init(&o, NULL, NULL);
         o.port = 1000 + (unsigned)i;
+        upkey_seal(&o);
         int pp;
         pool_put(&w, mk(&o, &pp));
     }

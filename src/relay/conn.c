@@ -87,24 +87,18 @@ conn *conn_new(worker *w, int fd)
 static void unlink_conn(conn *k)
 {
     worker *w = k->w;
+    conn **head = k->pending ? &w->pend_head : &w->live;
+    if (k->pprev)
+        k->pprev->pnext = k->pnext;
+    else
+        *head = k->pnext;
+    if (k->pnext)
+        k->pnext->pprev = k->pprev;
+    else if (k->pending)
+        w->pend_tail = k->pprev; /* the live list has no tail */
     if (k->pending) {
-        if (k->pprev)
-            k->pprev->pnext = k->pnext;
-        else
-            w->pend_head = k->pnext;
-        if (k->pnext)
-            k->pnext->pprev = k->pprev;
-        else
-            w->pend_tail = k->pprev;
         w->npend--;
         atomic_store(&w->npend_pub, w->npend);
-    } else {
-        if (k->pprev)
-            k->pprev->pnext = k->pnext;
-        else
-            w->live = k->pnext;
-        if (k->pnext)
-            k->pnext->pprev = k->pprev;
     }
     k->pnext = k->pprev = NULL;
 }
@@ -422,10 +416,7 @@ void conn_run(conn *k)
 
 void conn_on_event(conn *k, uint32_t ev)
 {
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        k->c.ready |= RIO_IN;
-    if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        k->c.ready |= RIO_OUT;
+    rio_event(&k->c, ev);
     conn_run(k);
 }
 

@@ -140,6 +140,7 @@ typedef struct rio {
     uint8_t rd_eof, rd_unclean, wr_shut, err;
 } rio;
 void rio_init(rio *r, int fd);
+void rio_event(rio *r, uint32_t ev);   /* an epoll edge: ready bits */
 /* >0 bytes, 0 EOF (rd_eof set; rd_unclean when not clean), -1 would block. */
 ssize_t rio_read(rio *r, void *buf, size_t n);
 /* >=0 bytes taken (maybe fewer than n), -1 error (err set). */

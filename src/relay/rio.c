@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,6 +27,16 @@ void rio_init(rio *r, int fd)
     r->fd = fd;
     r->rd_need = RIO_IN;
     r->wr_need = RIO_OUT;
+}
+
+void rio_event(rio *r, uint32_t ev)
+{
+    /* A hang-up or error makes both directions "ready": the next read or
+     * write finds out what happened. */
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        r->ready |= RIO_IN;
+    if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        r->ready |= RIO_OUT;
 }
 
 int rio_can_read(const rio *r)

@@ -363,10 +363,7 @@ static void step(upconn *u)
 
 void upconn_on_event(upconn *u, uint32_t ev)
 {
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        u->u.ready |= RIO_IN;
-    if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        u->u.ready |= RIO_OUT;
+    rio_event(&u->u, ev);
     if (u->state == U_READY)
         pump_run(u->owner);
     else

@@ -20,6 +20,7 @@ import os
 import socket
 import ssl
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -75,19 +76,10 @@ def read_response(f):
 
 def pool_idle(port, token):
     """Idle upstream connections the relay keeps for reuse (its STATUS)."""
-    body = bytes([0xE0]) + struct.pack(">H", 16) + bytes.fromhex(token)
-    s = socket.create_connection(("127.0.0.1", port), timeout=20)
-    s.sendall(SIG + b"\x20\x00" + struct.pack(">H", len(body)) + body + b"STATUS\n")
-    out = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-    for line in out.decode().splitlines():
-        if line.startswith("pool_idle "):
-            return int(line.split()[1])
-    return 0
+    here = os.path.dirname(os.path.abspath(__file__))
+    r = subprocess.run([sys.executable, os.path.join(here, "..", "relay", "rstatus.py"), str(port), token,
+                        "pool_idle"], capture_output=True, text=True, timeout=60)
+    return int(r.stdout.strip() or 0)
 
 
 def proc_stats(pid):

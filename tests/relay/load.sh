@@ -57,25 +57,7 @@ start_relay() {
     PORT=$(awk '$1=="port"{print $2}' "$RUN/relay.state")
     TOK=$(awk '$1=="token"{print $2}' "$RUN/relay.state")
 }
-status() { # FIELD: from the relay's control channel (PORT, TOK)
-    "$PY" - "$PORT" "$TOK" "$1" <<'EOF'
-import socket, struct, sys
-port, tok, field = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-body = bytes([0xE0]) + struct.pack(">H", 16) + bytes.fromhex(tok)
-s = socket.create_connection(("127.0.0.1", port), timeout=20)
-s.sendall(b"\r\n\r\n\x00\r\nQUIT\n\x20\x00" + struct.pack(">H", len(body)) + body + b"STATUS\n")
-out = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    out += b
-for line in out.decode().splitlines():
-    k, _, v = line.partition(" ")
-    if k == field:
-        print(v)
-EOF
-}
+status() { "$PY" "$here/rstatus.py" "$PORT" "$TOK" "$1"; } # FIELD, from the control channel
 threads() { awk '/^Threads:/{print $2}' "/proc/$1/status"; }
 rss() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
 nfds() { ls "/proc/$1/fd" | wc -l; }

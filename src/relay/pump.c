@@ -301,10 +301,12 @@ void pump_run(conn *k)
             }
             progress |= rbuf_used(&k->toc) < before;
         }
+        /* Release before looking at the ends: a client that closes right
+         * after its answer must not cost the upstream connection. */
+        maybe_release(k);
         if ((r = ends(k)) < 0)
             return;
         progress |= r;
-        maybe_release(k);
         if (k->c.wr_shut && (!k->up || k->up->u.wr_shut)) {
             conn_close(k);
             return;

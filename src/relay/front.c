@@ -125,7 +125,7 @@ size_t relay_status_text(char *out, size_t n)
                        "names %s\nheap_in_use %zu\nworkers %u\npending %u\nupstream_open %u\n"
                        "pool_idle %u\nupstream_new %lu\nupstream_reused %lu\nupstream_retried %lu\n"
                        "refused_foreign %lu\ndropped_token %lu\ndropped_nopreamble %lu\n"
-                       "dropped_pending %lu\nemfile %lu\npeer_uid_check %s\n",
+                       "dropped_pending %lu\nemfile %lu\npeer_uid_check %s\nresolvers %d\n",
                        (long)getpid(), g_relay.port, (long)time(NULL) - g_relay.started,
                        atomic_load(&g_relay.active) - 1, atomic_load(&g_relay.total) - 1,
                        g_relay.datadir, ca_names(), mallinfo2().uordblks, g_relay.nworkers, pend, up,
@@ -133,7 +133,7 @@ size_t relay_status_text(char *out, size_t n)
                        atomic_load(&g_relay.n_up_retried), atomic_load(&g_relay.n_foreign),
                        atomic_load(&g_relay.n_badtoken), atomic_load(&g_relay.n_nopreamble),
                        atomic_load(&g_relay.n_pending_dropped), atomic_load(&g_relay.n_emfile),
-                       g_relay.diag_ok ? "on" : "off");
+                       g_relay.diag_ok ? "on" : "off", atomic_load(&g_relay.resolvers));
     return len < 0 ? 0 : (size_t)len < n ? (size_t)len : n - 1;
 }
 

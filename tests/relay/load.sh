@@ -42,7 +42,8 @@ start_fakeup() { # DIR [ARGS] -> FU_S
 }
 start_fakeup "$T/fu"; S=$FU_S
 start_fakeup "$T/fuc" --close-after 1; SC=$FU_S
-: >"$T/rules"
+# A name the relay must resolve (off its workers) for the reroute target.
+printf 'connect-to api.kimi.com:443 localhost:%s\n' "$S" >"$T/rules"
 
 # start_relay NAME [relay args]: a relay with its own runtime dir -> PID PORT TOK RUN
 start_relay() {
@@ -94,6 +95,13 @@ rc -d "127.0.0.1:$SC" -r "$T/ka" -k 2 >"$T/retry.out" 2>&1
 check "pool: reused connection dropped by the server -> retried once: $(head -1 "$T/retry.out")" grep -q '^ok 2/2' "$T/retry.out"
 check "pool: retry counted ($(status upstream_retried))" test "$(status upstream_retried)" -ge 1
 check "pool: the retried request arrived on a new upstream connection" test "$(conns_of "$T/fuc/rec")" = 2
+
+# the sk-kimi- reroute to a name: resolved by a resolver thread, not a worker
+printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: api.moonshot.ai\r\nAuthorization: Bearer sk-kimi-load\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}' >"$T/reroute"
+"$RC" -p "$PORT" -t "$TOK" -a api.moonshot.ai -s api.moonshot.ai -c "$XDG_DATA_HOME/kimifix/ca.pem" \
+    -d "127.0.0.1:9" -r "$T/reroute" >"$T/reroute.out" 2>/dev/null
+check "resolver: reroute to api.kimi.com via connect-to localhost: 200" grep -q '^HTTP/1.1 200' "$T/reroute.out"
+check "resolver: $(status resolvers) resolver thread(s) started (1..2)" test "$(status resolvers)" -ge 1 -a "$(status resolvers)" -le 2
 
 # ---- log: rate-limited warnings, size cap ----
 "$PY" - "$PORT" 300 <<'EOF'

@@ -192,13 +192,18 @@ def run(ctx):
 
     # ---- keep-alive request rate and p99 at c1, c32, c128
     sizes = {1: 500, 32: 4000, 128: 8000} if quick else {1: 3000, 32: 30000, 128: 60000}
-    table = ["| c | relay req/s | nginx req/s | ratio | relay p99 | nginx p99 |", "|---:|---:|---:|---:|---:|---:|"]
+    table = ["| c | relay req/s | nginx req/s | ratio | relay p99 | nginx p99 | relay CPU/request | nginx CPU/request |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     behind = False
     for c, n in sizes.items():
         res = {"relay": [], "nginx": []}
+        cpu_req = {"relay": [], "nginx": []}
         for i in range(ctx.ROUNDS):
             for k in (["relay", "nginx"] if i % 2 == 0 else ["nginx", "relay"]):
+                pids = [relay["pid"]] if k == "relay" else ngpids
+                c0 = _cpu_ms(pids)
                 res[k].append(_h2load(ctx, env, port[k], c, n, "%s.c%d.%d" % (k, c, i)))
+                cpu_req[k].append((_cpu_ms(pids) - c0) * 1000.0 / n)
         rr = [x["rps"] for x in res["relay"]]
         nr = [x["rps"] for x in res["nginx"]]
         rp99 = [x["p99"] for x in res["relay"]]
@@ -212,8 +217,9 @@ def run(ctx):
                          "nginx " + ctx.fmt(nr, "", 0), "relay " + ctx.fmt(rr, "", 0), "ratio %.2f" % ratio,
                          "≥ 1.0×" + (", p99 ≤ nginx" if c == 128 else ""),
                          ctx.verdict(ratio >= 1.0 and p99ok)))
-        table.append("| %d | %.0f | %.0f | %.2f | %.2f ms | %.2f ms |" % (c, ctx.med(rr), ctx.med(nr), ratio,
-                                                                         ctx.med(rp99), ctx.med(np99)))
+        table.append("| %d | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %.0f µs | %.0f µs |"
+                     % (c, ctx.med(rr), ctx.med(nr), ratio, ctx.med(rp99), ctx.med(np99),
+                        ctx.med(cpu_req["relay"]), ctx.med(cpu_req["nginx"])))
         ctx.log("fig10 c=%d done (ratio %.2f)" % (c, ratio))
 
     # ---- one request per connection (32 at a time)

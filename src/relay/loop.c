@@ -33,11 +33,6 @@ int worker_add(worker *w, int fd, rhandle *h)
     return epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
-void worker_del(worker *w, int fd)
-{
-    epoll_ctl(w->ep, EPOLL_CTL_DEL, fd, NULL);
-}
-
 static rhandle listen_handle[2] = {{.kind = H_LISTEN}, {.kind = H_LISTEN}};
 
 void worker_listen(worker *w, int on)

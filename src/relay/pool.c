@@ -100,8 +100,7 @@ void pool_put(worker *w, upconn *u)
     w->pool.n++;
     atomic_store(&w->npool_pub, w->pool.n);
     rio_trim(&u->u);
-    u->pooled_at = relay_now_ms();
-    timer_arm(w, &u->tm, u->pooled_at + RELAY_POOL_IDLE_MS);
+    timer_arm(w, &u->tm, relay_now_ms() + RELAY_POOL_IDLE_MS);
 }
 
 void pool_on_event(upconn *u, uint32_t ev)

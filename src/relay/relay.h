@@ -114,7 +114,6 @@ int timer_arm(struct worker *w, rtimer *t, long due); /* -1: no memory */
 void timer_cancel(struct worker *w, rtimer *t);
 int timer_next_ms(struct worker *w);        /* epoll timeout: -1 none */
 void timer_run(struct worker *w);           /* fire everything due */
-void timer_free(theap *h);
 
 /* ---- epoll handles: the first member of every object in an epoll set -- */
 enum { H_LISTEN = 1, H_WAKE, H_CONN, H_UP };
@@ -146,7 +145,6 @@ ssize_t rio_read(rio *r, void *buf, size_t n);
 /* >=0 bytes taken (maybe fewer than n), -1 error (err set). */
 ssize_t rio_write(rio *r, const void *buf, size_t n);
 int rio_can_read(const rio *r);
-int rio_can_write(const rio *r);
 void rio_shutdown(rio *r);  /* close_notify (TLS) + FIN, once */
 void rio_close(rio *r);     /* SSL_free + close */
 /* An idle TLS connection keeps no record buffers (released when empty). */
@@ -194,7 +192,6 @@ typedef struct upconn {
     struct rres *res;             /* pending resolution */
     struct addrinfo *ai, *ai_cur; /* addresses to try */
     struct upconn *pnext, *pprev; /* pool list (worker) */
-    long pooled_at;
 } upconn;
 /* Start a connection for the owner's key (copied). NULL: no memory. The
  * owner hears back through conn_up_ready() / conn_up_failed(). */
@@ -257,7 +254,6 @@ int worker_start(worker *w, int id);
 void worker_wake(worker *w);
 void worker_join(worker *w);
 int worker_add(worker *w, int fd, rhandle *h);  /* EPOLLIN|OUT|RDHUP|ET */
-void worker_del(worker *w, int fd);
 void worker_listen(worker *w, int on);
 
 /* ---- accept.c / peeruid.c ---------------------------------------------- */

@@ -46,11 +46,6 @@ int rio_can_read(const rio *r)
     return (r->ready & r->rd_need) || (r->ssl && SSL_has_pending(r->ssl));
 }
 
-int rio_can_write(const rio *r)
-{
-    return !r->err && (r->ready & r->wr_need);
-}
-
 /* The call would block on `need` (RIO_IN / RIO_OUT). */
 static void blocked(rio *r, uint8_t *need, uint8_t what)
 {

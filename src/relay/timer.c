@@ -120,10 +120,3 @@ void timer_run(worker *w)
         t->fire(w, t);
     }
 }
-
-void timer_free(theap *h)
-{
-    free(h->v);
-    h->v = NULL;
-    h->n = h->cap = 0;
-}

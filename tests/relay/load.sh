@@ -115,7 +115,7 @@ for _ in range(n):
     s.close()
 EOF
 lines=$(grep -c 'without the right token' "$T/pool/relay.log")
-check "log: 300 bad tokens -> $lines warning line(s) (rate-limited, <= 2)" test "$lines" -ge 1 -a "$lines" -le 2
+check "log: 300 bad tokens -> $lines warning line(s) (rate-limited: one per 10 s)" test "$lines" -ge 1 -a "$lines" -le 6
 check "log: the relay counted all 300 ($(status dropped_token))" test "$(status dropped_token)" = 300
 kill "$PID"; wait "$PID" 2>/dev/null
 if start_relay logcap -v --log-max 4000; then
@@ -178,7 +178,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
         check "foreign flood: all 4000 refused at accept (relay: $(status refused_foreign); $closed)" test "$(status refused_foreign)" -ge 4000
         check "foreign flood: relay fds $f stay small (before: $f0)" test "$f" -lt $((f0 + 100))
         lines=$(grep -c 'from another user' "$T/flood/relay.log")
-        check "foreign flood: $lines log line(s) for 4000 refusals (rate-limited)" test "$lines" -le 3
+        check "foreign flood: $lines log line(s) for 4000 refusals (rate-limited)" test "$lines" -ge 1 -a "$lines" -le 40
     else
         check "foreign flood (no sock_diag here): fds $f bounded by the pending cap" test "$f" -lt 1200
     fi

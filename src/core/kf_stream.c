@@ -50,6 +50,11 @@ int kf_stream_is_passthrough(const kf_stream *s)
     return s->state == ST_PASS && !kf_stream_has_pending(s) && s->carry == 0;
 }
 
+int kf_stream_at_boundary(const kf_stream *s)
+{
+    return s->state == ST_IDLE && !kf_stream_has_pending(s) && s->carry == 0 && !s->held;
+}
+
 uint64_t kf_stream_pass_budget(const kf_stream *s)
 {
     if (kf_stream_has_pending(s) || s->carry)

@@ -233,7 +233,15 @@ int main(int argc, char **argv)
         nworkers = n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
     }
     const char *logspec = secure_getenv("KIMIFIX_LOG");
-    kf_log_open(logspec && *logspec && strcmp(logspec, "off") ? logspec : "stderr");
+    if (logspec && *logspec && strcmp(logspec, "off") && kf_log_open(logspec) != 0) {
+        /* A refused destination (FIFO, symlink, someone else's file) must
+         * not silence the relay: say so once and log to stderr. */
+        int e = errno;
+        kf_log_open("stderr");
+        kf_log(KF_LOG_ERROR, "relay: cannot log to %s: %s; logging to stderr", logspec, strerror(e));
+    } else if (!logspec || !*logspec || !strcmp(logspec, "off")) {
+        kf_log_open("stderr");
+    }
     kf_log_set_level(verbose ? KF_LOG_DEBUG : KF_LOG_INFO);
     signal(SIGPIPE, SIG_IGN);
     mallopt(M_ARENA_MAX, 2); /* few arenas: less memory held between bursts */

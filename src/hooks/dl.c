@@ -1,0 +1,562 @@
+/* dl.c - code loaded with RTLD_DEEPBIND, and dlmopen namespaces
+ * (docs/deepbind.md).
+ *
+ * An object loaded with dlopen(RTLD_DEEPBIND) - PHP loads every extension
+ * so - and every library that dlopen call brings in look their symbols up
+ * in their own dependency tree first, the global scope (where LD_PRELOAD
+ * puts the hooks) last: their curl_easy_setopt, SSL_write, connect and
+ * write calls never meet a hook. dlopen is hooked, and after such a load
+ * the hooks are bound into the new objects: each GOT slot that refers to a
+ * hooked name is pointed at the hook, but only when the slot resolves to
+ * exactly the function the hook itself forwards to. A slot bound to some
+ * other definition - the clash RTLD_DEEPBIND exists for, e.g. a plugin
+ * carrying its own `write` - is left as it is. So the flag keeps its
+ * meaning and the hooks see what an LD_PRELOAD would have shown them.
+ * KIMIFIX_DEEPBIND=strip (load without the flag; for measurements) or off.
+ *
+ * dlopen is caller-sensitive (ld.so searches the caller's RPATH/RUNPATH
+ * and $ORIGIN, and picks the caller's namespace from the return address):
+ * every call without RTLD_DEEPBIND therefore leaves the hook by a tail jump,
+ * so ld.so sees the program's own return address (written in assembly on
+ * x86-64, where an -O1 sanitizer build would not make a tail call). A
+ * RTLD_DEEPBIND load of a bare name searches the caller's directories
+ * itself (RTLD_DI_SERINFO) before asking ld.so.
+ *
+ * dlmopen: objects in another link-map namespace get their own libc and
+ * never see the hooks; logged once.
+ */
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "kf_shim.h"
+
+#define KF_HIDDEN __attribute__((visibility("hidden")))
+
+/* The real functions, for the assembly below (also set lazily). */
+KF_HIDDEN void *kf_dl_real_dlopen, *kf_dl_real_dlmopen;
+KF_HIDDEN void *kf_dlopen_slow(const char *file, int mode, const void *caller);
+KF_HIDDEN void *kf_dlmopen_slow(Lmid_t ns, const char *file, int mode);
+KF_HIDDEN void kf_dlmopen_note(Lmid_t ns, const char *file, int mode);
+
+#if defined(__x86_64__)
+/* dlopen: no RTLD_DEEPBIND (8) and the real function known -> jump to it
+ * with the caller's return address still on the stack. */
+__asm__(".text\n"
+        ".globl dlopen\n"
+        ".type dlopen, @function\n"
+        "dlopen:\n"
+        "    .cfi_startproc\n"
+        "    endbr64\n"
+        "    testl $8, %esi\n"
+        "    jnz 1f\n"
+        "    movq kf_dl_real_dlopen(%rip), %rax\n"
+        "    testq %rax, %rax\n"
+        "    jz 1f\n"
+        "    jmp *%rax\n"
+        "1:  movq (%rsp), %rdx\n"
+        "    jmp kf_dlopen_slow\n"
+        "    .cfi_endproc\n"
+        ".size dlopen, .-dlopen\n"
+        ".globl dlmopen\n"
+        ".type dlmopen, @function\n"
+        "dlmopen:\n"
+        "    .cfi_startproc\n"
+        "    endbr64\n"
+        "    pushq %rdi\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    pushq %rsi\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    pushq %rdx\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    call kf_dlmopen_note\n"
+        "    popq %rdx\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    popq %rsi\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    popq %rdi\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    movq kf_dl_real_dlmopen(%rip), %rax\n"
+        "    testq %rax, %rax\n"
+        "    jz 2f\n"
+        "    jmp *%rax\n"
+        "2:  jmp kf_dlmopen_slow\n"
+        "    .cfi_endproc\n"
+        ".size dlmopen, .-dlmopen\n");
+#else
+/* Elsewhere: C, a tail call at -O2 (an -O1 build loses the caller's RPATH
+ * for dlopen of bare names). */
+KF_EXPORT void *dlopen(const char *file, int mode)
+{
+    void *(*real)(const char *, int) = kf_dl_real_dlopen;
+    if (__builtin_expect(!(mode & RTLD_DEEPBIND) && real != NULL, 1))
+        return real(file, mode);
+    return kf_dlopen_slow(file, mode, __builtin_return_address(0));
+}
+
+KF_EXPORT void *dlmopen(Lmid_t ns, const char *file, int mode)
+{
+    kf_dlmopen_note(ns, file, mode);
+    void *(*real)(Lmid_t, const char *, int) = kf_dl_real_dlmopen;
+    return real ? real(ns, file, mode) : kf_dlmopen_slow(ns, file, mode);
+}
+#endif
+
+/* ---- real functions ---- */
+
+/* kf_libc_fn_slow's fallback dlopen()s libc: that lands here again while
+ * the first lookup is running. Answer the inner call with NULL. */
+static __thread int kf_dl_resolving;
+
+static void *kf_dl_real(int sym, void **cache)
+{
+    void *p = __atomic_load_n(cache, __ATOMIC_RELAXED);
+    if (p || kf_dl_resolving)
+        return p;
+    kf_dl_resolving = 1;
+    p = kf_libc_fn(sym);
+    kf_dl_resolving = 0;
+    if (p)
+        __atomic_store_n(cache, p, __ATOMIC_RELAXED);
+    return p;
+}
+
+static void *kf_call_dlopen(const char *file, int mode)
+{
+    void *(*real)(const char *, int) = kf_dl_real(KF_LIBC_dlopen, &kf_dl_real_dlopen);
+    return real ? real(file, mode) : NULL;
+}
+
+void *kf_dlmopen_slow(Lmid_t ns, const char *file, int mode)
+{
+    void *(*real)(Lmid_t, const char *, int) = kf_dl_real(KF_LIBC_dlmopen, &kf_dl_real_dlmopen);
+    return real ? real(ns, file, mode) : NULL;
+}
+
+/* Once per process, at INFO (a user who asked for a log sees it; the
+ * program's own stderr is left alone). */
+void kf_dlmopen_note(Lmid_t ns, const char *file, int mode)
+{
+    static atomic_int said;
+    if ((ns == LM_ID_BASE && !(mode & RTLD_DEEPBIND)) || atomic_exchange(&said, 1))
+        return;
+    int saved = errno;
+    kf_log(KF_LOG_INFO, "[dl] dlmopen(%s%s): code loaded there is not covered by kimifix's "
+                        "hooks (%s)", file ? file : "NULL", ns == LM_ID_BASE ? ", RTLD_DEEPBIND" : "",
+           ns == LM_ID_BASE ? "they are bound only into dlopen's RTLD_DEEPBIND loads"
+                            : "another link-map namespace has its own libc");
+    errno = saved;
+}
+
+/* ---- KIMIFIX_DEEPBIND ---- */
+
+enum { KF_DEEP_BIND, KF_DEEP_STRIP, KF_DEEP_OFF };
+static int kf_deep_mode;
+
+static void kf_deep_mode_init(void)
+{
+    const char *v = secure_getenv("KIMIFIX_DEEPBIND");
+    if (!v || !*v || !strcmp(v, "bind"))
+        kf_deep_mode = KF_DEEP_BIND;
+    else if (!strcmp(v, "strip"))
+        kf_deep_mode = KF_DEEP_STRIP;
+    else if (!strcmp(v, "off"))
+        kf_deep_mode = KF_DEEP_OFF;
+    else
+        kf_log(KF_LOG_ERROR, "KIMIFIX_DEEPBIND=%s: unknown (bind, strip, off); using bind", v);
+}
+
+/* ---- the caller's search path, for bare names ---- */
+
+extern const char __ehdr_start[] KF_HIDDEN; /* our own ELF header */
+
+/* Is path an ELF object of our class and machine? ld.so skips others and
+ * searches on; so do we. */
+static int kf_elf_ours(const char *path)
+{
+    const ElfW(Ehdr) *me = (const ElfW(Ehdr) *)(const void *)__ehdr_start;
+    ElfW(Ehdr) eh;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t r = read(fd, &eh, sizeof eh);
+    KF_REAL(close)(fd);
+    return r == (ssize_t)sizeof eh && !memcmp(eh.e_ident, me->e_ident, EI_VERSION) &&
+           eh.e_machine == me->e_machine;
+}
+
+/* ld.so would search the directories of the object that called dlopen
+ * (its RPATH chain, LD_LIBRARY_PATH, its RUNPATH) before ld.so.cache; from
+ * here it would search ours. Find the file in the caller's directories
+ * (RTLD_DI_SERINFO lists them in ld.so's order, without the cache). 0 with
+ * the path in out, -1 when the cache and default directories decide. */
+static int kf_search_caller(const void *caller, const char *file, char *out, size_t n)
+{
+    Dl_info di;
+    struct link_map *lm = NULL;
+    if (!caller || kf_is_own_addr(caller) ||
+        !dladdr1(caller, &di, (void **)&lm, RTLD_DL_LINKMAP) || !lm)
+        return -1;
+    Dl_serinfo size;
+    if (dlinfo(lm, RTLD_DI_SERINFOSIZE, &size) != 0)
+        return -1;
+    Dl_serinfo *si = malloc(size.dls_size); /* dlopen is no fast path */
+    if (!si)
+        return -1;
+    si->dls_size = size.dls_size;
+    si->dls_cnt = size.dls_cnt;
+    int rc = -1;
+    if (dlinfo(lm, RTLD_DI_SERINFO, si) == 0)
+        for (unsigned i = 0; i < si->dls_cnt && rc < 0; i++) {
+            const Dl_serpath *sp = &si->dls_serpath[i];
+            if (sp->dls_flags & LA_SER_DEFAULT)
+                break; /* the cache comes first: ld.so decides from here */
+            int w = snprintf(out, n, "%s/%s", sp->dls_name, file);
+            if (w > 0 && (size_t)w < n && kf_elf_ours(out))
+                rc = 0;
+        }
+    free(si);
+    return rc;
+}
+
+/* ---- our hooks, from our own dynamic symbol table ---- */
+
+struct kf_dyn {
+    ElfW(Addr) base;
+    const ElfW(Sym) *sym;
+    const char *str;
+    size_t strsz;
+    const ElfW(Rela) *rela, *jmprel;
+    size_t relasz, jmprelsz;
+    int jmprel_rela;
+    const Elf32_Word *hash, *gnuhash;
+};
+
+/* glibc rewrites most d_ptr values to run-time addresses when the dynamic
+ * section is writable; read-only ones stay offsets. Offsets are smaller
+ * than any load address. */
+static const void *kf_dptr(ElfW(Addr) base, ElfW(Addr) p)
+{
+    return (const void *)(p < base ? p + base : p);
+}
+
+static void kf_dyn_read(const struct link_map *lm, struct kf_dyn *d)
+{
+    memset(d, 0, sizeof *d);
+    d->base = lm->l_addr;
+    for (const ElfW(Dyn) *e = lm->l_ld; e && e->d_tag != DT_NULL; e++) {
+        ElfW(Addr) v = e->d_un.d_ptr;
+        switch (e->d_tag) {
+        case DT_SYMTAB: d->sym = kf_dptr(d->base, v); break;
+        case DT_STRTAB: d->str = kf_dptr(d->base, v); break;
+        case DT_STRSZ: d->strsz = e->d_un.d_val; break;
+        case DT_RELA: d->rela = kf_dptr(d->base, v); break;
+        case DT_RELASZ: d->relasz = e->d_un.d_val; break;
+        case DT_JMPREL: d->jmprel = kf_dptr(d->base, v); break;
+        case DT_PLTRELSZ: d->jmprelsz = e->d_un.d_val; break;
+        case DT_PLTREL: d->jmprel_rela = e->d_un.d_val == DT_RELA; break;
+        case DT_HASH: d->hash = kf_dptr(d->base, v); break;
+        case DT_GNU_HASH: d->gnuhash = kf_dptr(d->base, v); break;
+        default: break;
+        }
+    }
+}
+
+/* Number of dynamic symbols: DT_HASH's nchain, or the end of the last
+ * DT_GNU_HASH chain. */
+static size_t kf_dyn_nsyms(const struct kf_dyn *d)
+{
+    if (d->hash)
+        return d->hash[1];
+    if (!d->gnuhash)
+        return 0;
+    const Elf32_Word *g = d->gnuhash;
+    Elf32_Word nb = g[0], off = g[1], bloom = g[2];
+    const Elf32_Word *bucket = g + 4 + bloom * (sizeof(ElfW(Addr)) / 4), *chain = bucket + nb;
+    Elf32_Word last = 0;
+    for (Elf32_Word i = 0; i < nb; i++)
+        if (bucket[i] > last)
+            last = bucket[i];
+    if (last < off)
+        return off;
+    while (!(chain[last - off] & 1))
+        last++;
+    return (size_t)last + 1;
+}
+
+#define KF_MAXHOOKS 128
+struct kf_hook {
+    const char *name;
+    void *addr;
+};
+static struct kf_hook kf_hooks[KF_MAXHOOKS];
+static int kf_nhooks;
+
+static int kf_hook_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct kf_hook *)a)->name, ((const struct kf_hook *)b)->name);
+}
+
+/* Every function libkimifix.so exports is a hook (-fvisibility=hidden):
+ * the list is read from the library itself, so it never drifts. */
+static void kf_hooks_init(void)
+{
+    Dl_info di;
+    struct link_map *lm = NULL;
+    struct kf_dyn d;
+    if (!dladdr1((void *)kf_hooks_init, &di, (void **)&lm, RTLD_DL_LINKMAP) || !lm)
+        return;
+    kf_dyn_read(lm, &d);
+    size_t n = d.sym && d.str ? kf_dyn_nsyms(&d) : 0;
+    for (size_t i = 1; i < n && kf_nhooks < KF_MAXHOOKS; i++) {
+        const ElfW(Sym) *s = &d.sym[i];
+        unsigned bind = s->st_info >> 4, type = s->st_info & 0xf;
+        if (s->st_shndx == SHN_UNDEF || type != STT_FUNC || s->st_name >= d.strsz ||
+            (bind != STB_GLOBAL && bind != STB_WEAK))
+            continue;
+        kf_hooks[kf_nhooks].name = d.str + s->st_name;
+        kf_hooks[kf_nhooks++].addr = (void *)(d.base + s->st_value);
+    }
+    qsort(kf_hooks, (size_t)kf_nhooks, sizeof kf_hooks[0], kf_hook_cmp);
+}
+
+static const struct kf_hook *kf_hook_find(const char *name)
+{
+    struct kf_hook key = { name, NULL };
+    return bsearch(&key, kf_hooks, (size_t)kf_nhooks, sizeof key, kf_hook_cmp);
+}
+
+/* Hooks of libraries the shim does not link find their real function from
+ * the calling object (kf_real_lib); libc hooks use RTLD_NEXT. */
+static int kf_lib_family(const char *name)
+{
+    return !strncmp(name, "curl_", 5) || !strncmp(name, "SSL_", 4) || !strncmp(name, "gnutls_", 7);
+}
+
+/* ---- binding the hooks into newly loaded objects ---- */
+
+#if defined(__x86_64__)
+#define KF_R_SLOT(t) ((t) == R_X86_64_JUMP_SLOT || (t) == R_X86_64_GLOB_DAT || (t) == R_X86_64_64)
+#elif defined(__aarch64__)
+#define KF_R_SLOT(t) \
+    ((t) == R_AARCH64_JUMP_SLOT || (t) == R_AARCH64_GLOB_DAT || (t) == R_AARCH64_ABS64)
+#endif
+
+#define KF_DL_MAXNEW 256
+struct kf_newobj {
+    struct link_map *lm;
+    const ElfW(Phdr) *ph;
+    ElfW(Half) phnum;
+};
+struct kf_newset {
+    struct link_map *first;
+    struct kf_newobj o[KF_DL_MAXNEW];
+    int n, walked;
+};
+
+/* Inside dl_iterate_phdr the loader's list cannot change under us (it
+ * holds the lock dlopen/dlclose take to link and unlink objects): walk
+ * from the new object to the end of its namespace, and match program
+ * headers. No dl* call in here (lock order against dlopen). */
+static int kf_newset_cb(struct dl_phdr_info *info, size_t size, void *ud)
+{
+    (void)size;
+    struct kf_newset *s = ud;
+    if (!s->walked) {
+        s->walked = 1;
+        for (struct link_map *l = s->first; l && s->n < KF_DL_MAXNEW; l = l->l_next)
+            s->o[s->n++].lm = l;
+    }
+    for (int i = 0; i < s->n; i++)
+        if (!s->o[i].ph && s->o[i].lm->l_addr == info->dlpi_addr &&
+            s->o[i].lm->l_name == info->dlpi_name) {
+            s->o[i].ph = info->dlpi_phdr;
+            s->o[i].phnum = info->dlpi_phnum;
+        }
+    return 0;
+}
+
+struct kf_bindstat {
+    unsigned bound, kept, objects;
+    char clash[160]; /* the first name kept, for the log */
+};
+
+#ifdef KF_R_SLOT
+/* The object's mapped range and its RELRO pages ([lo, hi) each). */
+static void kf_obj_ranges(const struct kf_newobj *o, uintptr_t *lo, uintptr_t *hi, uintptr_t *rlo,
+                          uintptr_t *rhi)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), base = o->lm->l_addr;
+    *lo = UINTPTR_MAX;
+    *hi = *rlo = *rhi = 0;
+    for (ElfW(Half) i = 0; i < o->phnum; i++) {
+        const ElfW(Phdr) *p = &o->ph[i];
+        if (p->p_type == PT_LOAD) {
+            if (base + p->p_vaddr < *lo)
+                *lo = base + p->p_vaddr;
+            if (base + p->p_vaddr + p->p_memsz > *hi)
+                *hi = base + p->p_vaddr + p->p_memsz;
+        } else if (p->p_type == PT_GNU_RELRO) {
+            /* as ld.so protects it: whole pages only */
+            *rlo = (base + p->p_vaddr) & ~(page - 1);
+            *rhi = (base + p->p_vaddr + p->p_memsz) & ~(page - 1);
+        }
+    }
+}
+
+/* What a slot for `name` in this object resolves to right now. */
+static void *kf_slot_target(void *root, const char *name, void *cur, uintptr_t lo, uintptr_t hi)
+{
+    /* Lazy binding: the slot still points into the object (its PLT); ask
+     * ld.so what the deep-bound lookup (root's scope first) will find. */
+    if ((uintptr_t)cur >= lo && (uintptr_t)cur < hi)
+        return dlsym(root, name);
+    return cur;
+}
+
+/* The function the hook for `name` forwards to when called from here. */
+static void *kf_hook_forward(const char *name, uintptr_t lo)
+{
+    if (kf_lib_family(name))
+        return kf_real_lib(name, (const void *)lo);
+    void *p = dlsym(RTLD_NEXT, name);
+    return p && !kf_is_own_addr(p) ? p : NULL;
+}
+
+static void kf_bind_table(void *root, const struct kf_newobj *o, const struct kf_dyn *d,
+                          const ElfW(Rela) *r, size_t bytes, struct kf_bindstat *st)
+{
+    uintptr_t lo, hi, rlo, rhi;
+    int opened = 0;
+    kf_obj_ranges(o, &lo, &hi, &rlo, &rhi);
+    for (size_t i = 0; r && i < bytes / sizeof *r; i++) {
+        unsigned long type = ELF64_R_TYPE(r[i].r_info), si = ELF64_R_SYM(r[i].r_info);
+        if (!KF_R_SLOT(type) || !si || r[i].r_addend != 0 || d->sym[si].st_name >= d->strsz)
+            continue;
+        const char *name = d->str + d->sym[si].st_name;
+        const struct kf_hook *h = kf_hook_find(name);
+        void **slot = (void **)(d->base + r[i].r_offset);
+        if (!h || (uintptr_t)slot < lo || (uintptr_t)slot + sizeof *slot > hi)
+            continue;
+        void *cur = __atomic_load_n(slot, __ATOMIC_RELAXED);
+        if (cur == h->addr)
+            continue;
+        void *t = kf_slot_target(root, name, cur, lo, hi);
+        if (!t || kf_is_own_addr(t))
+            continue; /* not defined in the deep scope: the global one (us) answers */
+        if (t != kf_hook_forward(name, lo)) {
+            /* Bound to another definition: the clash the flag is for. */
+            if (!st->kept++)
+                snprintf(st->clash, sizeof st->clash, "%s in %s", name, o->lm->l_name);
+            continue;
+        }
+        int relro = (uintptr_t)slot >= rlo && (uintptr_t)slot < rhi;
+        if (relro && !opened) {
+            if (mprotect((void *)rlo, rhi - rlo, PROT_READ | PROT_WRITE) != 0) {
+                kf_shim_warn_once("deepbind-mprotect", "[dl] cannot unprotect %s's GOT (%s): "
+                                  "its calls stay unhooked", o->lm->l_name, strerror(errno));
+                continue;
+            }
+            opened = 1;
+        }
+        __atomic_store_n(slot, h->addr, __ATOMIC_RELAXED);
+        st->bound++;
+    }
+    if (opened)
+        mprotect((void *)rlo, rhi - rlo, PROT_READ);
+}
+
+static void kf_bind_object(void *root, const struct kf_newobj *o, struct kf_bindstat *st)
+{
+    struct kf_dyn d;
+    kf_dyn_read(o->lm, &d);
+    if (!o->ph || !d.sym || !d.str)
+        return;
+    st->objects++;
+    kf_bind_table(root, o, &d, d.rela, d.relasz, st);
+    if (d.jmprel_rela)
+        kf_bind_table(root, o, &d, d.jmprel, d.jmprelsz, st);
+}
+#endif
+
+static void kf_bind_new(void *h, const char *file)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, kf_hooks_init);
+#ifdef KF_R_SLOT
+    struct kf_newset *s = calloc(1, sizeof *s);
+    struct kf_bindstat st;
+    memset(&st, 0, sizeof st);
+    if (!s || dlinfo(h, RTLD_DI_LINKMAP, &s->first) != 0 || !s->first) {
+        free(s);
+        return;
+    }
+    dl_iterate_phdr(kf_newset_cb, s);
+    for (int i = 0; i < s->n; i++)
+        kf_bind_object(h, &s->o[i], &st);
+    free(s);
+    static atomic_int said;
+    if (!atomic_exchange(&said, 1))
+        kf_log(KF_LOG_INFO, "[dl] %s was loaded with RTLD_DEEPBIND: kimifix binds its hooks into "
+                            "such code (KIMIFIX_DEEPBIND=off leaves it alone)", file);
+    kf_log(KF_LOG_DEBUG, "[dl] RTLD_DEEPBIND %s: %u call slot%s bound to hooks in %u object%s%s%s",
+           file, st.bound, st.bound == 1 ? "" : "s", st.objects, st.objects == 1 ? "" : "s",
+           st.kept ? "; kept its own binding: " : "", st.kept ? st.clash : "");
+#else
+    (void)h;
+    kf_shim_warn_once("deepbind-arch", "[dl] %s was loaded with RTLD_DEEPBIND: binding hooks "
+                                       "into it is not supported on this architecture", file);
+#endif
+}
+
+/* ---- dlopen with RTLD_DEEPBIND (and the unresolved case) ---- */
+
+void *kf_dlopen_slow(const char *file, int mode, const void *caller)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    if (!(mode & RTLD_DEEPBIND) || !file || (mode & RTLD_NOLOAD))
+        return kf_call_dlopen(file, mode); /* nothing new is bound deep */
+    pthread_once(&once, kf_deep_mode_init);
+    char path[4096];
+    const char *use = file;
+    void *h;
+    if (!strchr(file, '/')) {
+        /* Loaded already (by soname)? Then the flag changes nothing. */
+        if ((h = kf_call_dlopen(file, mode | RTLD_NOLOAD)) != NULL)
+            return h;
+        if (kf_search_caller(caller, file, path, sizeof path) == 0)
+            use = path;
+    }
+    if ((h = kf_call_dlopen(use, mode | RTLD_NOLOAD)) != NULL)
+        return h;
+    if (kf_deep_mode == KF_DEEP_STRIP) {
+        kf_log(KF_LOG_DEBUG, "[dl] %s: loading without RTLD_DEEPBIND (KIMIFIX_DEEPBIND=strip)",
+               file);
+        return kf_call_dlopen(use, mode & ~RTLD_DEEPBIND);
+    }
+    h = kf_call_dlopen(use, mode);
+    if (h && kf_deep_mode == KF_DEEP_BIND && kf_shim_rules()) {
+        int saved = errno;
+        kf_bind_new(h, file);
+        errno = saved;
+    }
+    return h;
+}
+
+/* The slots the assembly reads: filled at start (before main) so the first
+ * dlopen already takes the tail jump. */
+__attribute__((constructor)) static void kf_dl_ctor(void)
+{
+    (void)kf_dl_real(KF_LIBC_dlopen, &kf_dl_real_dlopen);
+    (void)kf_dl_real(KF_LIBC_dlmopen, &kf_dl_real_dlmopen);
+}

@@ -66,3 +66,10 @@ check-loader: $(LOADER_TEST) $(LOADER_PROGS) $(B)/libkimifix.so
 CHECK_SUITES += check-loader
 
 check-e2e: $(LOADER_E2E)
+
+# ---- figure 12 (bench/figs/fig_12_recv.py): the receive hooks' cost ----
+$(B)/bench/recvpath: bench/recvpath.c bench/common.h tests/loader/dnsmsg.h
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) $(OPT) -Itests/loader -o $@ $< $(LDFLAGS)
+
+bench-bins: $(B)/bench/recvpath

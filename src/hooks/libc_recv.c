@@ -227,98 +227,158 @@ void kf_dnsfd_forget_range(unsigned lo, unsigned hi)
 
 /* ---- after a read ---- */
 
+#define KF_SLOW __attribute__((noinline, cold))
+
 /* r bytes were read into iov (cnt buffers). kind: the fd's mark, or UDP
- * for an unmarked socket whose datagram came from port 53. */
-static void kf_after_read(int fd, int kind, const struct iovec *iov, size_t cnt, ssize_t r,
-                          int flags)
+ * for an unmarked socket whose datagram came from port 53. Keeps errno. */
+KF_SLOW static void kf_after_read(int fd, int kind, const struct iovec *iov, size_t cnt,
+                                  ssize_t r, int flags)
 {
-    if (r <= 0)
+    if (r <= 0 || cnt < 1)
         return; /* nothing consumed (error, EOF, empty datagram) */
+    int saved = errno;
     if (kind == KF_DNSFD_TCP) {
         if (!(flags & MSG_PEEK)) /* peeked bytes come again */
             kf_tcp_read(fd, iov, cnt, (size_t)r, (flags & MSG_TRUNC) != 0);
-        return;
+    } else if ((size_t)r <= iov[0].iov_len || cnt == 1) {
+        /* A datagram, parsed where it sits: in one buffer only. MSG_TRUNC:
+         * r is the datagram's size and the buffer holds a prefix, which
+         * the parser refuses if an answer is cut off. */
+        kf_dns_learn(iov[0].iov_base, (size_t)r < iov[0].iov_len ? (size_t)r : iov[0].iov_len);
     }
-    /* A datagram: parsed where it sits, so only when it is in one buffer
-     * (MSG_TRUNC: r is the datagram's size, the buffer holds a prefix). */
-    size_t n = (size_t)r;
-    if (cnt < 1)
-        return;
-    if (n > iov[0].iov_len) {
-        if (cnt > 1)
-            return; /* spread over buffers: not parsed */
-        n = iov[0].iov_len; /* truncated: the parser refuses what is cut off */
-    }
-    kf_dns_learn(iov[0].iov_base, n);
+    errno = saved;
 }
 
-/* ---- hooks ---- */
+/* ---- hooks ----
+ * The fast path of each hook is: the real function's slot and the fd's
+ * mark (both one load in most processes), then a tail call. Everything
+ * else is out of line, so that path sets up no stack frame: a NULL slot
+ * (before the constructor) and DNS sockets go to the KF_SLOW functions,
+ * which use KF_REAL. Asking for the source address costs a call frame and
+ * a port comparison after the real call (kf_recvfrom_src). */
 
-static ssize_t kf_recv_dns(int fd, void *buf, size_t n, int flags)
+/* The slot as kf_libc_fn() reads it, without its out-of-line fallback
+ * (whose call would give every hook a frame). */
+#define KF_SLOT(name) \
+    ((__typeof__(&name))atomic_load_explicit(&kf_libc_slots[KF_LIBC_##name], memory_order_relaxed))
+
+/* The caller's arguments, kept in memory for the slow path after a call
+ * that asked for the source address (the fast return restores nothing). */
+struct kf_rargs {
+    int fd, flags;
+    void *buf;
+    size_t n;
+};
+
+KF_SLOW static ssize_t kf_from53(const struct kf_rargs *a, ssize_t r)
 {
-    ssize_t r = KF_REAL(recv)(fd, buf, n, flags);
-    int saved = errno;
+    struct iovec v = { a->buf, a->n };
+    kf_after_read(a->fd, KF_DNSFD_UDP, &v, 1, r, a->flags);
+    return r;
+}
+
+KF_SLOW static ssize_t kf_recv_slow(int fd, void *buf, size_t n, int flags)
+{
+    __typeof__(&recv) real = KF_REAL(recv);
+    if (!real) {
+        errno = ENOSYS;
+        return -1;
+    }
+    ssize_t r = real(fd, buf, n, flags);
     struct iovec v = { buf, n };
     kf_after_read(fd, kf_dnsfd_peek(fd), &v, 1, r, flags);
-    errno = saved;
     return r;
 }
 
 KF_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    if (__builtin_expect(kf_dnsfd_peek(fd) == KF_DNSFD_NONE, 1))
-        return KF_REAL(recv)(fd, buf, n, flags);
-    return kf_recv_dns(fd, buf, n, flags);
+    __typeof__(&recv) real = KF_SLOT(recv);
+    if (__builtin_expect(real != NULL && kf_dnsfd_peek(fd) == KF_DNSFD_NONE, 1))
+        return real(fd, buf, n, flags);
+    return kf_recv_slow(fd, buf, n, flags);
 }
 
-static ssize_t kf_recvfrom_dns(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
-                               socklen_t *alen)
+/* Not a DNS socket, source address wanted (and room for family and port,
+ * which the kernel writes first even when it truncates the address): a
+ * datagram from port 53 is an answer (resolvers on unconnected sockets).
+ * TCP sets *alen to 0. */
+__attribute__((noinline)) static ssize_t kf_recvfrom_src(int fd, void *buf, size_t n, int flags,
+                                                         struct sockaddr *from, socklen_t *alen)
 {
-    socklen_t cap = alen ? *alen : 0;
-    ssize_t r = KF_REAL(recvfrom)(fd, buf, n, flags, from, alen);
-    int saved = errno;
-    int kind = kf_dnsfd_peek(fd);
-    /* An unmarked socket: a datagram from port 53 (TCP leaves *alen 0). */
-    if (!kind && r > 0 && from && alen && *alen <= cap && kf_dns_port53(from, *alen))
-        kind = KF_DNSFD_UDP;
-    if (kind) {
-        struct iovec v = { buf, n };
-        kf_after_read(fd, kind, &v, 1, r, flags);
+    struct kf_rargs a = { fd, flags, buf, n };
+    ssize_t r = KF_SLOT(recvfrom)(fd, buf, n, flags, from, alen);
+    if (__builtin_expect(r > 0 && kf_dns_port53(from, *alen), 0))
+        return kf_from53(&a, r);
+    return r;
+}
+
+KF_SLOW static ssize_t kf_recvfrom_slow(int fd, void *buf, size_t n, int flags,
+                                        struct sockaddr *from, socklen_t *alen)
+{
+    __typeof__(&recvfrom) real = KF_REAL(recvfrom);
+    if (!real) {
+        errno = ENOSYS;
+        return -1;
     }
-    errno = saved;
+    int kind = kf_dnsfd_peek(fd);
+    if (!kind)
+        return from && alen && *alen >= 4 ? kf_recvfrom_src(fd, buf, n, flags, from, alen)
+                                           : real(fd, buf, n, flags, from, alen);
+    ssize_t r = real(fd, buf, n, flags, from, alen);
+    struct iovec v = { buf, n };
+    kf_after_read(fd, kind, &v, 1, r, flags);
     return r;
 }
 
 KF_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, __SOCKADDR_ARG arg,
                            socklen_t *alen)
 {
+    __typeof__(&recvfrom) real = KF_SLOT(recvfrom);
     struct sockaddr *from = KF_SA(arg);
-    if (__builtin_expect(kf_dnsfd_peek(fd) == KF_DNSFD_NONE && from == NULL, 1))
-        return KF_REAL(recvfrom)(fd, buf, n, flags, arg, alen);
-    return kf_recvfrom_dns(fd, buf, n, flags, from, alen);
+    if (__builtin_expect(real != NULL && kf_dnsfd_peek(fd) == KF_DNSFD_NONE, 1)) {
+        if (__builtin_expect(from == NULL || alen == NULL || *alen < 4, 1))
+            return real(fd, buf, n, flags, from, alen);
+        return kf_recvfrom_src(fd, buf, n, flags, from, alen);
+    }
+    return kf_recvfrom_slow(fd, buf, n, flags, from, alen);
 }
 
-static ssize_t kf_recvmsg_dns(int fd, struct msghdr *msg, int flags)
+/* recvmsg with msg_name: as kf_recvfrom_src. */
+__attribute__((noinline)) static ssize_t kf_recvmsg_src(int fd, struct msghdr *msg, int flags)
 {
-    socklen_t cap = msg->msg_namelen;
-    ssize_t r = KF_REAL(recvmsg)(fd, msg, flags);
-    int saved = errno;
-    int kind = kf_dnsfd_peek(fd);
-    if (!kind && r > 0 && msg->msg_name && msg->msg_namelen <= cap &&
-        kf_dns_port53(msg->msg_name, msg->msg_namelen))
-        kind = KF_DNSFD_UDP;
-    if (kind) {
-        /* MSG_TRUNC in msg_flags: the datagram did not fit (a prefix). */
-        int f = flags | (msg->msg_flags & MSG_TRUNC);
-        kf_after_read(fd, kind, msg->msg_iov, msg->msg_iov ? msg->msg_iovlen : 0, r, f);
+    ssize_t r = KF_SLOT(recvmsg)(fd, msg, flags);
+    if (__builtin_expect(r > 0 && kf_dns_port53(msg->msg_name, msg->msg_namelen), 0))
+        kf_after_read(fd, KF_DNSFD_UDP, msg->msg_iov, msg->msg_iov ? msg->msg_iovlen : 0, r,
+                      flags | (msg->msg_flags & MSG_TRUNC));
+    return r;
+}
+
+KF_SLOW static ssize_t kf_recvmsg_slow(int fd, struct msghdr *msg, int flags)
+{
+    __typeof__(&recvmsg) real = KF_REAL(recvmsg);
+    if (!real) {
+        errno = ENOSYS;
+        return -1;
     }
-    errno = saved;
+    int kind = kf_dnsfd_peek(fd);
+    if (!kind)
+        return msg && msg->msg_name && msg->msg_namelen >= 4 ? kf_recvmsg_src(fd, msg, flags)
+                                                              : real(fd, msg, flags);
+    ssize_t r = real(fd, msg, flags);
+    /* MSG_TRUNC in msg_flags: the datagram did not fit (a prefix). */
+    if (msg)
+        kf_after_read(fd, kind, msg->msg_iov, msg->msg_iov ? msg->msg_iovlen : 0, r,
+                      flags | (msg->msg_flags & MSG_TRUNC));
     return r;
 }
 
 KF_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    if (__builtin_expect(kf_dnsfd_peek(fd) == KF_DNSFD_NONE && (!msg || !msg->msg_name), 1))
-        return KF_REAL(recvmsg)(fd, msg, flags);
-    return kf_recvmsg_dns(fd, msg, flags);
+    __typeof__(&recvmsg) real = KF_SLOT(recvmsg);
+    if (__builtin_expect(real != NULL && kf_dnsfd_peek(fd) == KF_DNSFD_NONE, 1)) {
+        if (__builtin_expect(!msg || !msg->msg_name || msg->msg_namelen < 4, 1))
+            return real(fd, msg, flags);
+        return kf_recvmsg_src(fd, msg, flags);
+    }
+    return kf_recvmsg_slow(fd, msg, flags);
 }

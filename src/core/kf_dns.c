@@ -139,7 +139,8 @@ static int dn_eq(const unsigned char *m, size_t n, size_t a, size_t b)
 
 /* The name at pos as text: lower case, dots, no trailing dot. Host names
  * only: a label with a dot, a control byte, a space or a non-ASCII byte
- * cannot name a rule host, so such names are refused (-1). */
+ * cannot name a rule host, so such names are refused (-1). Returns the
+ * length (at most 253: the wire name is at most 255 bytes). */
 static int dn_text(const unsigned char *m, size_t n, size_t pos, char *out)
 {
     kf_dn d;
@@ -151,16 +152,16 @@ static int dn_text(const unsigned char *m, size_t n, size_t pos, char *out)
         if (o)
             out[o++] = '.';
         for (int i = 0; i < l; i++) {
-            unsigned char c = lab[i];
-            if (c <= 0x20 || c >= 0x7f || c == '.')
+            unsigned c = lab[i];
+            if (c - 0x21u > 0x7eu - 0x21u || c == '.')
                 return -1;
-            out[o++] = (char)lower(c);
+            out[o++] = (char)(c - 'A' < 26u ? c | 0x20u : c);
         }
     }
-    if (l < 0 || o == 0) /* o <= 253: the wire name is at most 255 bytes */
+    if (l < 0 || o == 0)
         return -1;
     out[o] = 0;
-    return 0;
+    return (int)o;
 }
 
 int kf_dns_question(const unsigned char *msg, size_t n, char *qname, size_t *qend)
@@ -178,10 +179,11 @@ int kf_dns_question(const unsigned char *msg, size_t n, char *qname, size_t *qen
     unsigned qtype = rd16(msg + end), qclass = rd16(msg + end + 2);
     if (qclass != 1 || (qtype != KF_DNS_A && qtype != KF_DNS_AAAA))
         return 0;
-    if (dn_text(msg, n, KF_DNS_HDR, qname))
+    int len = dn_text(msg, n, KF_DNS_HDR, qname);
+    if (len <= 0)
         return 0;
     *qend = end + 4;
-    return 1;
+    return len;
 }
 
 /* One answer record, as the table keeps it. */

@@ -30,11 +30,12 @@ typedef struct kf_dns_addr {
     unsigned char a[16];     /* 4 or 16 bytes, network order */
 } kf_dns_addr;
 
-/* Header and question. Returns 1 when msg is a successful answer worth
- * reading (QR set, opcode QUERY, RCODE NOERROR, TC clear, exactly one
- * question, class IN, type A or AAAA) and writes the question name in lower
- * case without the trailing dot to qname (KF_DNS_NAMEMAX bytes) and the
- * offset of the answer section to *qend. Returns 0 otherwise (malformed,
+/* Header and question. When msg is a successful answer worth reading (QR
+ * set, opcode QUERY, RCODE NOERROR, TC clear, exactly one question, class
+ * IN, type A or AAAA) writes the question name in lower case without the
+ * trailing dot to qname (KF_DNS_NAMEMAX bytes) and the offset of the answer
+ * section to *qend, and returns the name's length (> 0). Returns 0
+ * otherwise (malformed,
  * not a response, an error answer, another type, a name with bytes no host
  * name has). Cheap: it never looks at the answer section. */
 int kf_dns_question(const unsigned char *msg, size_t n, char *qname, size_t *qend);

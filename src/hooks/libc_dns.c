@@ -190,8 +190,9 @@ static const char *kf_connect_to_addr(const kf_ruleset *rs, const char *name, un
  * table, built once per ruleset (rulesets are immutable, never freed),
  * keeps an answer about any other name at a few comparisons. */
 #define KF_LEARN_MAX 64
+#define KF_LEARN_POOL 4096
 struct kf_learn_name {
-    const char *name;
+    const char *name; /* lower case, in the pool */
     size_t len;
     int wild;
 };
@@ -199,18 +200,25 @@ static struct {
     _Atomic(const kf_ruleset *) rs; /* the ruleset the table is for */
     unsigned n;
     int overflow; /* more names than fit: ask the rules each time */
+    size_t used;
     struct kf_learn_name e[KF_LEARN_MAX];
+    char pool[KF_LEARN_POOL];
 } kf_learn;
 static pthread_mutex_t kf_learn_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void kf_learn_add(const char *name, int wild)
 {
-    if (kf_learn.n == KF_LEARN_MAX) {
+    size_t l = strlen(name);
+    if (kf_learn.n == KF_LEARN_MAX || l + 1 > KF_LEARN_POOL - kf_learn.used) {
         kf_learn.overflow = 1;
         return;
     }
-    kf_learn.e[kf_learn.n].name = name;
-    kf_learn.e[kf_learn.n].len = strlen(name);
+    char *p = kf_learn.pool + kf_learn.used;
+    for (size_t i = 0; i <= l; i++)
+        p[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    kf_learn.used += l + 1;
+    kf_learn.e[kf_learn.n].name = p;
+    kf_learn.e[kf_learn.n].len = l;
     kf_learn.e[kf_learn.n++].wild = wild;
 }
 
@@ -227,6 +235,7 @@ static int kf_learn_ready(const kf_ruleset *rs)
         unsigned port, aport;
         int wild;
         kf_learn.n = 0;
+        kf_learn.used = 0;
         kf_learn.overflow = 0;
         for (unsigned i = 0; kf_rules_host_at(rs, i, &h, &wild); i++)
             kf_learn_add(h, wild);
@@ -238,17 +247,17 @@ static int kf_learn_ready(const kf_ruleset *rs)
     return 1;
 }
 
-static int kf_learn_wants(const kf_ruleset *rs, const char *q)
+/* q: lower case (kf_dns_question), ql bytes. */
+static int kf_learn_wants(const kf_ruleset *rs, const char *q, size_t ql)
 {
     if (!kf_learn_ready(rs))
         return 0;
     if (kf_learn.overflow)
         return kf_rules_host_listed(rs, q, 0) || kf_connect_to_addr(rs, q, 0) != NULL;
-    size_t ql = strlen(q);
     for (unsigned i = 0; i < kf_learn.n; i++) {
         const struct kf_learn_name *e = &kf_learn.e[i];
-        if (e->wild ? ql > e->len && strcasecmp(q + ql - e->len, e->name) == 0
-                    : ql == e->len && strcasecmp(q, e->name) == 0)
+        if (e->wild ? ql > e->len && memcmp(q + ql - e->len, e->name, e->len) == 0
+                    : ql == e->len && memcmp(q, e->name, ql) == 0)
             return 1;
     }
     return 0;
@@ -261,7 +270,9 @@ void kf_dns_learn(const unsigned char *msg, size_t n)
     const kf_ruleset *rs = kf_shim_rules();
     char name[KF_DNS_NAMEMAX];
     size_t qend;
-    if (!rs || !kf_dns_question(msg, n, name, &qend) || !kf_learn_wants(rs, name))
+    int ql;
+    if (!rs || (ql = kf_dns_question(msg, n, name, &qend)) <= 0 ||
+        !kf_learn_wants(rs, name, (size_t)ql))
         return;
     kf_dns_addr a[KF_DNS_MAXADDR];
     int k = kf_dns_answers(msg, n, qend, a, KF_DNS_MAXADDR);

@@ -4,7 +4,8 @@
  *
  * Invariants beyond "no sanitizer report":
  *  - the question name is NUL-terminated, at most 253 characters, lower
- *    case, printable, no empty label; qend within the message;
+ *    case, printable, no empty label, its length the value returned; qend
+ *    within the message;
  *  - the answer count is -1 or 0..max, and never more than max (tried with
  *    max 1 and KF_DNS_MAXADDR: the first k agree);
  *  - families are AF_INET/AF_INET6 with the unused bytes zero;
@@ -43,8 +44,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(orig, data, size);
     char q[KF_DNS_NAMEMAX];
     size_t qend = 0;
-    if (kf_dns_question(buf, size, q, &qend)) {
+    int ql = kf_dns_question(buf, size, q, &qend);
+    if (ql < 0)
+        abort();
+    if (ql > 0) {
         check_name(q);
+        if ((size_t)ql != strlen(q))
+            abort();
         if (qend > size)
             abort();
         kf_dns_addr a[KF_DNS_MAXADDR], one[1];

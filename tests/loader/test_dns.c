@@ -21,8 +21,10 @@ static int parse(const dnsmsg *m, size_t n, char *qname, kf_dns_addr *out, int m
     size_t qend = 0;
     char q[KF_DNS_NAMEMAX];
     int r = -2;
-    if (kf_dns_question(b, n, q, &qend)) {
+    int ql = kf_dns_question(b, n, q, &qend);
+    if (ql > 0) {
         cr_assert(qend <= n);
+        cr_assert_eq((size_t)ql, strlen(q));
         if (qname)
             strcpy(qname, q);
         r = kf_dns_answers(b, n, qend, out, max);

@@ -298,9 +298,11 @@ static size_t kf_dyn_nsyms(const struct kf_dyn *d)
 struct kf_hook {
     const char *name;
     void *addr;
+    _Atomic(void *) next; /* libc family: RTLD_NEXT's definition, once known */
 };
 static struct kf_hook kf_hooks[KF_MAXHOOKS];
 static int kf_nhooks;
+static unsigned char kf_hook_first[256]; /* first letters of hook names */
 
 static int kf_hook_cmp(const void *a, const void *b)
 {
@@ -326,13 +328,16 @@ static void kf_hooks_init(void)
             continue;
         kf_hooks[kf_nhooks].name = d.str + s->st_name;
         kf_hooks[kf_nhooks++].addr = (void *)(d.base + s->st_value);
+        kf_hook_first[(unsigned char)d.str[s->st_name]] = 1;
     }
     qsort(kf_hooks, (size_t)kf_nhooks, sizeof kf_hooks[0], kf_hook_cmp);
 }
 
-static const struct kf_hook *kf_hook_find(const char *name)
+static struct kf_hook *kf_hook_find(const char *name)
 {
-    struct kf_hook key = { name, NULL };
+    struct kf_hook key = { name, NULL, NULL };
+    if (!kf_hook_first[(unsigned char)name[0]]) /* most imports: no search */
+        return NULL;
     return bsearch(&key, kf_hooks, (size_t)kf_nhooks, sizeof key, kf_hook_cmp);
 }
 
@@ -424,13 +429,19 @@ static void *kf_slot_target(void *root, const char *name, void *cur, uintptr_t l
     return cur;
 }
 
-/* The function the hook for `name` forwards to when called from here. */
-static void *kf_hook_forward(const char *name, uintptr_t lo)
+/* The function the hook forwards to when called from here. */
+static void *kf_hook_forward(struct kf_hook *h, uintptr_t lo)
 {
-    if (kf_lib_family(name))
-        return kf_real_lib(name, (const void *)lo);
-    void *p = dlsym(RTLD_NEXT, name);
-    return p && !kf_is_own_addr(p) ? p : NULL;
+    if (kf_lib_family(h->name))
+        return kf_real_lib(h->name, (const void *)lo);
+    void *p = atomic_load_explicit(&h->next, memory_order_relaxed);
+    if (!p) {
+        p = dlsym(RTLD_NEXT, h->name);
+        if (!p || kf_is_own_addr(p))
+            return NULL;
+        atomic_store_explicit(&h->next, p, memory_order_relaxed);
+    }
+    return p;
 }
 
 static void kf_bind_table(void *root, const struct kf_newobj *o, const struct kf_dyn *d,
@@ -444,7 +455,7 @@ static void kf_bind_table(void *root, const struct kf_newobj *o, const struct kf
         if (!KF_R_SLOT(type) || !si || r[i].r_addend != 0 || d->sym[si].st_name >= d->strsz)
             continue;
         const char *name = d->str + d->sym[si].st_name;
-        const struct kf_hook *h = kf_hook_find(name);
+        struct kf_hook *h = kf_hook_find(name);
         void **slot = (void **)(d->base + r[i].r_offset);
         if (!h || (uintptr_t)slot < lo || (uintptr_t)slot + sizeof *slot > hi)
             continue;
@@ -454,7 +465,7 @@ static void kf_bind_table(void *root, const struct kf_newobj *o, const struct kf
         void *t = kf_slot_target(root, name, cur, lo, hi);
         if (!t || kf_is_own_addr(t))
             continue; /* not defined in the deep scope: the global one (us) answers */
-        if (t != kf_hook_forward(name, lo)) {
+        if (t != kf_hook_forward(h, lo)) {
             /* Bound to another definition: the clash the flag is for. */
             if (!st->kept++)
                 snprintf(st->clash, sizeof st->clash, "%s in %s", name, o->lm->l_name);

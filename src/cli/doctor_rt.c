@@ -318,7 +318,7 @@ int dr_rt_python(dr_prog *p, dr_report *r)
     return 1;
 }
 
-/* ---- PHP: extensions loaded with RTLD_DEEPBIND (docs/deepbind.md) ---- */
+/* ---- PHP: extensions loaded with RTLD_DEEPBIND (docs/loader.md) ---- */
 
 /* The extension directory compiled into the interpreter (PHP_EXTENSION_DIR,
  * e.g. "/usr/lib/php/20220829"): the NUL-terminated string around the first

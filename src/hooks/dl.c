@@ -1,5 +1,5 @@
 /* dl.c - code loaded with RTLD_DEEPBIND, and dlmopen namespaces
- * (docs/deepbind.md).
+ * (docs/loader.md).
  *
  * An object loaded with dlopen(RTLD_DEEPBIND) - PHP loads every extension
  * so - and every library that dlopen call brings in look their symbols up

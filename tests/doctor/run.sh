@@ -265,7 +265,7 @@ for flavour in libcurl libcurl-gnutls; do
     fi
 done
 
-# PHP loads its extensions with RTLD_DEEPBIND (docs/deepbind.md): the curl
+# PHP loads its extensions with RTLD_DEEPBIND (docs/loader.md): the curl
 # extension's libcurl is the carrier, through the shim's binding.
 PHP=$(command -v php || true)
 if [ -n "$PHP" ] && [ -f "$("$PHP" -r 'echo PHP_EXTENSION_DIR;')/curl.so" ]; then

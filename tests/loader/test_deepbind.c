@@ -82,7 +82,7 @@ Test(deepbind, off_leaves_it_unhooked)
     expect("id=B own_write=1 send_hooked=0");
 }
 
-/* The alternative that was measured and rejected (docs/deepbind.md):
+/* The alternative that was measured and rejected (docs/loader.md):
  * stripping the flag breaks exactly what the flag is for. */
 Test(deepbind, strip_breaks_the_clash)
 {

@@ -1,4 +1,4 @@
-"""Loader and resolver blind spots (issue 13, docs/deepbind.md).
+"""Loader and resolver blind spots (issue 13, docs/loader.md).
 
 RTLD_DEEPBIND: PHP's curl extension (Debian php-cli + php-curl), a C
 program that dlopens libcurl with the flag, and a helper library doing its

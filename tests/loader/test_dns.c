@@ -1,7 +1,8 @@
 /* test_dns.c - the DNS answer parser (src/core/kf_dns.c): what it learns
  * from good answers and that it refuses malformed ones (truncation,
- * compression loops, huge counts, overruns) without reading out of bounds
- * (the loader suite also runs under ASan in `make check-asan`). */
+ * compression loops, huge counts, overruns). Each message is parsed from
+ * an exact-size heap copy; tests/fuzz/fuzz_dns.c runs the same code under
+ * ASan and UBSan. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <stdlib.h>

@@ -58,37 +58,39 @@ static void expect(const char *want)
     cr_assert(strstr(out, want), "wanted \"%s\" in:\n%s", want, out);
 }
 
+/* Run `dlprobe clash` with one KIMIFIX_DEEPBIND setting (NULL: unset). */
+static void clash(int shim, const char *setting, const char *want)
+{
+    const char *const env[] = { setting, NULL };
+    cr_assert_eq(run(shim, env, "clash", DIR, NULL), 0, "%s", out);
+    expect(want);
+}
+
 /* Without kimifix: the flag's plain meaning (the control). */
 Test(deepbind, clash_without_shim)
 {
-    cr_assert_eq(run(0, NULL, "clash", DIR, NULL), 0, "%s", out);
-    expect("id=B own_write=1");
+    clash(0, NULL, "id=B own_write=1");
 }
 
 /* The default: b keeps its own kfclash_id and write, and its libc `send`
  * is kimifix's hook. */
 Test(deepbind, clash_kept_hooks_bound)
 {
-    cr_assert_eq(run(1, NULL, "clash", DIR, NULL), 0, "%s", out);
-    expect("id=B own_write=1 send_hooked=1");
+    clash(1, NULL, "id=B own_write=1 send_hooked=1");
 }
 
 /* KIMIFIX_DEEPBIND=off: the code behind the flag stays out of reach (what
  * every release before did; the PHP e2e test shows its effect). */
 Test(deepbind, off_leaves_it_unhooked)
 {
-    static const char *const env[] = { "KIMIFIX_DEEPBIND=off", NULL };
-    cr_assert_eq(run(1, env, "clash", DIR, NULL), 0, "%s", out);
-    expect("id=B own_write=1 send_hooked=0");
+    clash(1, "KIMIFIX_DEEPBIND=off", "id=B own_write=1 send_hooked=0");
 }
 
 /* The alternative that was measured and rejected (docs/loader.md):
  * stripping the flag breaks exactly what the flag is for. */
 Test(deepbind, strip_breaks_the_clash)
 {
-    static const char *const env[] = { "KIMIFIX_DEEPBIND=strip", NULL };
-    cr_assert_eq(run(1, env, "clash", DIR, NULL), 0, "%s", out);
-    expect("id=A own_write=0 send_hooked=1");
+    clash(1, "KIMIFIX_DEEPBIND=strip", "id=A own_write=0 send_hooked=1");
 }
 
 Test(deepbind, loaded_twice_one_handle)

@@ -4,7 +4,7 @@
  * A socket becomes a "DNS socket" when it is connect()ed to port 53 (UDP:
  * c-ares, Node's dns.resolve*; TCP: their fallback for long answers) and
  * stops being one when it is closed or connected elsewhere. Answers read
- * from it are handed to kf_dns_learn() (libc_dns.c).
+ * from it are handed to kf_dns_learn() (dns_learn.c).
  *
  * Fast path: kf_dnsfd_peek() is one load (NULL map) in every process that
  * never connected a socket to port 53; after that, a bounds check and one
@@ -60,7 +60,7 @@ static inline void kf_dnsfd_forget(int fd)
 }
 void kf_dnsfd_forget_range(unsigned lo, unsigned hi);
 
-/* libc_dns.c: learn address -> name from one DNS message (a UDP datagram,
+/* dns_learn.c: learn address -> name from one DNS message (a UDP datagram,
  * or a TCP message without its length prefix). Never changes msg. */
 void kf_dns_learn(const unsigned char *msg, size_t n);
 

@@ -88,7 +88,7 @@ static void kf_dnsmap_set(int fd, int kind)
 struct kf_tcp {
     pthread_mutex_t mu; /* only ever tried: a reader that cannot get it desyncs */
     atomic_int fdp1;    /* fd + 1; 0: free */
-    int desync;         /* bytes were missed: stop parsing this stream */
+    atomic_int desync;  /* bytes were missed: stop parsing this stream */
     unsigned lenhave;   /* bytes of the 2-byte length prefix seen */
     unsigned need;      /* message length (valid once lenhave == 2) */
     unsigned got;       /* message bytes seen so far */

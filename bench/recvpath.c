@@ -13,6 +13,10 @@
  *               socket connected to ADDR:53 (a DNS socket: the hook reads
  *               the question and checks it against the rules)
  *   dns-rule    the same for api.kimi.com (learned: the address table)
+ *   sendto-addr the other direction: the server's sendto() with the
+ *               client's address is what bench_recv() counts (the send
+ *               hooks look at the destination port: 53 marks a resolver's
+ *               socket); the client reads it outside
  *   write       1-byte write() to /dev/null in bench_recv (figure 1's
  *               fast path, measured in the same run for comparison)
  * ADDR: a loopback address whose port 53 is free (the server binds it; as
@@ -31,11 +35,12 @@
 #include "common.h"
 #include "dnsmsg.h"
 
-enum { M_RECV, M_RECVFROM, M_RECVFROM_ADDR, M_RECVMSG, M_RECVMSG_ADDR, M_DNS, M_WRITE };
+enum { M_RECV, M_RECVFROM, M_RECVFROM_ADDR, M_RECVMSG, M_RECVMSG_ADDR, M_DNS, M_WRITE, M_SENDTO };
 
 static int mode, cli, srv, devnull;
 static unsigned char msg[512], buf[4096];
 static size_t msglen;
+static struct sockaddr_in cli_addr;
 
 __attribute__((noinline)) static ssize_t bench_recv(void)
 {
@@ -53,6 +58,8 @@ __attribute__((noinline)) static ssize_t bench_recv(void)
         return recvfrom(cli, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
     case M_WRITE:
         return write(devnull, buf, 1);
+    case M_SENDTO:
+        return sendto(srv, msg, msglen, 0, (struct sockaddr *)&cli_addr, sizeof cli_addr);
     default:
         memset(&m, 0, sizeof m);
         m.msg_iov = &v;
@@ -68,11 +75,15 @@ __attribute__((noinline)) static ssize_t bench_recv(void)
 __attribute__((noinline)) static void bench_loop(long n)
 {
     for (long i = 0; i < n; i++) {
-        if (mode != M_WRITE && send(srv, msg, msglen, 0) != (ssize_t)msglen) {
+        if (mode != M_WRITE && mode != M_SENDTO && send(srv, msg, msglen, 0) != (ssize_t)msglen) {
             perror("send");
             exit(1);
         }
         if (bench_recv() < 0) {
+            perror("bench_recv");
+            exit(1);
+        }
+        if (mode == M_SENDTO && recv(cli, buf, sizeof buf, 0) < 0) {
             perror("recv");
             exit(1);
         }
@@ -103,6 +114,7 @@ static void pair(const char *addr, int dns)
         perror("recvpath: sockets");
         exit(1);
     }
+    cli_addr = c;
 }
 
 int main(int argc, char **argv)
@@ -123,6 +135,8 @@ int main(int argc, char **argv)
         mode = M_DNS, rule = "api.kimi.com";
     else if (!strcmp(argv[1], "write"))
         mode = M_WRITE;
+    else if (!strcmp(argv[1], "sendto-addr"))
+        mode = M_SENDTO;
     if (mode < 0)
         return fprintf(stderr, "recvpath: unknown mode %s\n", argv[1]), 2;
     devnull = open("/dev/null", O_WRONLY);

@@ -1,14 +1,13 @@
 /* libc_recv.c - the receive calls resolvers use (recv, recvfrom, recvmsg),
  * so names come from DNS answers a program reads itself (see dnsfd.h).
  *
- * Which bytes are DNS answers:
- *   - anything read from a socket connect()ed to port 53 (c-ares and
- *     Node's dns.resolve* connect their UDP sockets; TCP is their fallback
- *     for answers that do not fit a datagram): the fd is marked at connect;
- *   - a datagram whose source address (recvfrom/recvmsg asked for it) has
- *     port 53: resolvers on unconnected UDP sockets (hickory-dns, unbound).
- * Every other read takes the fast path: one load (no DNS socket in the
- * process) or a bounds check and a byte load, then the real function.
+ * Which bytes are DNS answers: anything read from a socket connect()ed to
+ * port 53 (c-ares and Node's dns.resolve* connect their UDP sockets; TCP
+ * is their fallback for answers that do not fit a datagram), or that sent
+ * a datagram to port 53 (resolvers on unconnected UDP sockets:
+ * hickory-dns, unbound). The fd is marked by the connect/sendto/sendmsg
+ * hooks. Every other read takes the fast path: one load (no DNS socket in
+ * the process) or a bounds check and a byte load, then the real function.
  *
  * The caller's bytes are only read, never changed; errno is kept. A UDP
  * datagram is one message. TCP messages carry a 2-byte length and arrive
@@ -203,6 +202,16 @@ void kf_dnsfd_connect_slow(int fd, const struct sockaddr *sa, socklen_t len)
     errno = saved;
 }
 
+void kf_dnsfd_sent53(int fd)
+{
+    int saved = errno, type = 0;
+    socklen_t tl = sizeof type;
+    if (kf_shim_rules() && kf_dnsmap_get(fd) &&
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_DGRAM)
+        kf_dnsmap_set(fd, KF_DNSFD_UDP);
+    errno = saved;
+}
+
 void kf_dnsfd_forget_slow(int fd)
 {
     int kind = kf_dnsfd_peek(fd);
@@ -254,36 +263,24 @@ KF_SLOW static void kf_after_read(int fd, int kind, const struct iovec *iov, siz
  * mark (both one load in most processes), then a tail call. Everything
  * else is out of line, so that path sets up no stack frame: a NULL slot
  * (before the constructor) and DNS sockets go to the KF_SLOW functions,
- * which use KF_REAL. Asking for the source address costs a call frame and
- * a port comparison after the real call (kf_recvfrom_src). */
+ * which use KF_REAL. */
 
 /* The slot as kf_libc_fn() reads it, without its out-of-line fallback
  * (whose call would give every hook a frame). */
 #define KF_SLOT(name) \
     ((__typeof__(&name))atomic_load_explicit(&kf_libc_slots[KF_LIBC_##name], memory_order_relaxed))
 
-/* The caller's arguments, kept in memory for the slow path after a call
- * that asked for the source address (the fast return restores nothing). */
-struct kf_rargs {
-    int fd, flags;
-    void *buf;
-    size_t n;
-};
-
-KF_SLOW static ssize_t kf_from53(const struct kf_rargs *a, ssize_t r)
-{
-    struct iovec v = { a->buf, a->n };
-    kf_after_read(a->fd, KF_DNSFD_UDP, &v, 1, r, a->flags);
-    return r;
-}
+/* The real function, or NULL with errno ENOSYS (never call NULL). */
+#define KF_REAL_OR_ENOSYS(name, real)                                                   \
+    __typeof__(&name) real = KF_REAL(name);                                             \
+    if (!real) {                                                                        \
+        errno = ENOSYS;                                                                 \
+        return -1;                                                                      \
+    }
 
 KF_SLOW static ssize_t kf_recv_slow(int fd, void *buf, size_t n, int flags)
 {
-    __typeof__(&recv) real = KF_REAL(recv);
-    if (!real) {
-        errno = ENOSYS;
-        return -1;
-    }
+    KF_REAL_OR_ENOSYS(recv, real)
     ssize_t r = real(fd, buf, n, flags);
     struct iovec v = { buf, n };
     kf_after_read(fd, kf_dnsfd_peek(fd), &v, 1, r, flags);
@@ -298,35 +295,13 @@ KF_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
     return kf_recv_slow(fd, buf, n, flags);
 }
 
-/* Not a DNS socket, source address wanted (and room for family and port,
- * which the kernel writes first even when it truncates the address): a
- * datagram from port 53 is an answer (resolvers on unconnected sockets).
- * TCP sets *alen to 0. */
-__attribute__((noinline)) static ssize_t kf_recvfrom_src(int fd, void *buf, size_t n, int flags,
-                                                         struct sockaddr *from, socklen_t *alen)
-{
-    struct kf_rargs a = { fd, flags, buf, n };
-    ssize_t r = KF_SLOT(recvfrom)(fd, buf, n, flags, from, alen);
-    if (__builtin_expect(r > 0 && kf_dns_port53(from, *alen), 0))
-        return kf_from53(&a, r);
-    return r;
-}
-
 KF_SLOW static ssize_t kf_recvfrom_slow(int fd, void *buf, size_t n, int flags,
                                         struct sockaddr *from, socklen_t *alen)
 {
-    __typeof__(&recvfrom) real = KF_REAL(recvfrom);
-    if (!real) {
-        errno = ENOSYS;
-        return -1;
-    }
-    int kind = kf_dnsfd_peek(fd);
-    if (!kind)
-        return from && alen && *alen >= 4 ? kf_recvfrom_src(fd, buf, n, flags, from, alen)
-                                           : real(fd, buf, n, flags, from, alen);
+    KF_REAL_OR_ENOSYS(recvfrom, real)
     ssize_t r = real(fd, buf, n, flags, from, alen);
     struct iovec v = { buf, n };
-    kf_after_read(fd, kind, &v, 1, r, flags);
+    kf_after_read(fd, kf_dnsfd_peek(fd), &v, 1, r, flags);
     return r;
 }
 
@@ -334,40 +309,18 @@ KF_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, __SOCKADDR_AR
                            socklen_t *alen)
 {
     __typeof__(&recvfrom) real = KF_SLOT(recvfrom);
-    struct sockaddr *from = KF_SA(arg);
-    if (__builtin_expect(real != NULL && kf_dnsfd_peek(fd) == KF_DNSFD_NONE, 1)) {
-        if (__builtin_expect(from == NULL || alen == NULL || *alen < 4, 1))
-            return real(fd, buf, n, flags, from, alen);
-        return kf_recvfrom_src(fd, buf, n, flags, from, alen);
-    }
-    return kf_recvfrom_slow(fd, buf, n, flags, from, alen);
-}
-
-/* recvmsg with msg_name: as kf_recvfrom_src. */
-__attribute__((noinline)) static ssize_t kf_recvmsg_src(int fd, struct msghdr *msg, int flags)
-{
-    ssize_t r = KF_SLOT(recvmsg)(fd, msg, flags);
-    if (__builtin_expect(r > 0 && kf_dns_port53(msg->msg_name, msg->msg_namelen), 0))
-        kf_after_read(fd, KF_DNSFD_UDP, msg->msg_iov, msg->msg_iov ? msg->msg_iovlen : 0, r,
-                      flags | (msg->msg_flags & MSG_TRUNC));
-    return r;
+    if (__builtin_expect(real != NULL && kf_dnsfd_peek(fd) == KF_DNSFD_NONE, 1))
+        return real(fd, buf, n, flags, arg, alen);
+    return kf_recvfrom_slow(fd, buf, n, flags, KF_SA(arg), alen);
 }
 
 KF_SLOW static ssize_t kf_recvmsg_slow(int fd, struct msghdr *msg, int flags)
 {
-    __typeof__(&recvmsg) real = KF_REAL(recvmsg);
-    if (!real) {
-        errno = ENOSYS;
-        return -1;
-    }
-    int kind = kf_dnsfd_peek(fd);
-    if (!kind)
-        return msg && msg->msg_name && msg->msg_namelen >= 4 ? kf_recvmsg_src(fd, msg, flags)
-                                                              : real(fd, msg, flags);
+    KF_REAL_OR_ENOSYS(recvmsg, real)
     ssize_t r = real(fd, msg, flags);
     /* MSG_TRUNC in msg_flags: the datagram did not fit (a prefix). */
     if (msg)
-        kf_after_read(fd, kind, msg->msg_iov, msg->msg_iov ? msg->msg_iovlen : 0, r,
+        kf_after_read(fd, kf_dnsfd_peek(fd), msg->msg_iov, msg->msg_iov ? msg->msg_iovlen : 0, r,
                       flags | (msg->msg_flags & MSG_TRUNC));
     return r;
 }
@@ -375,10 +328,7 @@ KF_SLOW static ssize_t kf_recvmsg_slow(int fd, struct msghdr *msg, int flags)
 KF_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
     __typeof__(&recvmsg) real = KF_SLOT(recvmsg);
-    if (__builtin_expect(real != NULL && kf_dnsfd_peek(fd) == KF_DNSFD_NONE, 1)) {
-        if (__builtin_expect(!msg || !msg->msg_name || msg->msg_namelen < 4, 1))
-            return real(fd, msg, flags);
-        return kf_recvmsg_src(fd, msg, flags);
-    }
+    if (__builtin_expect(real != NULL && kf_dnsfd_peek(fd) == KF_DNSFD_NONE, 1))
+        return real(fd, msg, flags);
     return kf_recvmsg_slow(fd, msg, flags);
 }

@@ -36,7 +36,7 @@ struct kf_dns_ent {
 };
 
 static pthread_mutex_t kf_dns_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_t kf_dns_owner; /* holder of kf_dns_lock (signal re-entry check) */
+static __thread int kf_dns_held; /* this thread holds kf_dns_lock (signal re-entry) */
 static struct kf_dns_ent kf_dns[KF_DNS_MAX];
 static unsigned kf_dns_n, kf_dns_next;
 
@@ -45,18 +45,16 @@ static unsigned kf_dns_n, kf_dns_next;
  * caller then skips its update rather than deadlock. */
 static int kf_dns_enter(void)
 {
-    if (pthread_mutex_trylock(&kf_dns_lock) != 0) {
-        if (pthread_equal(kf_dns_owner, pthread_self()))
-            return 0;
-        pthread_mutex_lock(&kf_dns_lock);
-    }
-    kf_dns_owner = pthread_self();
+    if (kf_dns_held)
+        return 0;
+    pthread_mutex_lock(&kf_dns_lock);
+    kf_dns_held = 1;
     return 1;
 }
 
 static void kf_dns_leave(void)
 {
-    kf_dns_owner = 0;
+    kf_dns_held = 0;
     pthread_mutex_unlock(&kf_dns_lock);
 }
 
@@ -138,7 +136,7 @@ void kf_dns_prepare(void) { pthread_mutex_lock(&kf_dns_lock); }
 void kf_dns_parent(void) { pthread_mutex_unlock(&kf_dns_lock); }
 void kf_dns_child(void)
 {
-    kf_dns_owner = 0;
+    kf_dns_held = 0;
     pthread_mutex_init(&kf_dns_lock, NULL);
 }
 

@@ -4,7 +4,8 @@
  *   doctor_target.c  CMD -> the program that really runs (PATH, #!, env,
  *                    pyenv shims, shell wrappers that exec)
  *   doctor_prog.c    what the ELF program is (facts) and the verdict
- *   doctor_rt.c      runtime-specific checks: Python's _ssl, Node, Bun, Go
+ *   doctor_rt.c      runtime-specific checks: Python's _ssl, Node, Bun, Go,
+ *                    PHP (extensions loaded with RTLD_DEEPBIND)
  *   doctor_self.c    the state of kimifix itself (shim, rules, relay, CA)
  *   pemcert.c        validity dates of a PEM certificate, without OpenSSL
  */
@@ -87,6 +88,7 @@ int dr_rt_go(dr_prog *p, dr_report *r);
 int dr_rt_bun(dr_prog *p, dr_report *r);
 int dr_rt_node(dr_prog *p, dr_report *r);
 int dr_rt_python(dr_prog *p, dr_report *r);
+int dr_rt_php(dr_prog *p, dr_report *r); /* extensions loaded with RTLD_DEEPBIND */
 extern const char *const dr_trust_node; /* the trust line for Node/Bun */
 
 /* doctor_self.c: the state of kimifix. brief=1: a few lines for the CMD
@@ -113,7 +115,7 @@ struct dr_prog {
     kf_ldtree *tree;          /* closure of DT_NEEDED */
     int ssl_write, ssl_write_ex; /* defined in the executable (1/0/-1) */
     /* Filled by the runtime checks: */
-    const char *runtime;      /* "Node", "Bun", "Python 3.11", "Go", "Java" or NULL */
+    const char *runtime;      /* "Node", "Bun", "Python 3.11", "Go", "Java", "PHP" or NULL */
     const char *carrier;      /* verdict, when a runtime check decided it */
     char why[DR_VAL_MAX];
     const char *trust;        /* how the client trusts the relay's CA */

@@ -336,10 +336,12 @@ void dr_analyze(dr_report *r)
                     p.ssl_write == 1 ? "SSL_write" : "", p.ssl_write == 1 && p.ssl_write_ex == 1 ? ", " : "",
                     p.ssl_write_ex == 1 ? "SSL_write_ex" : "");
     if (!unreachable(&p, r, &st)) {
-        if (!dr_rt_bun(&p, r) && !dr_rt_node(&p, r))
-            dr_rt_python(&p, r);
+        if (!dr_rt_bun(&p, r) && !dr_rt_node(&p, r) && !dr_rt_python(&p, r))
+            dr_rt_php(&p, r);
         if (!p.carrier)
             generic(&p, r);
+        if (!p.trust && !strcmp(p.carrier, DR_LIBCURL))
+            p.trust = trust_libcurl;
         if (!p.trust)
             p.trust = trust_unknown;
         dr_fact_add(r, 0, "relay trust", "%s", p.trust);

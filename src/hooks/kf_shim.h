@@ -59,6 +59,7 @@ enum kf_libc_sym {
     KF_LIBC_fcntl64, KF_LIBC_close_range, KF_LIBC_closefrom,
     KF_LIBC_getaddrinfo, KF_LIBC_gethostbyname, KF_LIBC_gethostbyname2,
     KF_LIBC_gethostbyname_r, KF_LIBC_gethostbyname2_r, KF_LIBC_getpeername,
+    KF_LIBC_recv, KF_LIBC_recvfrom, KF_LIBC_recvmsg, KF_LIBC_dlopen, KF_LIBC_dlmopen,
     KF_LIBC_NSYMS
 };
 void *kf_libc_fn_slow(int sym);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "dnsfd.h"
 #include "fdtab.h"
 #include "kf_shim.h"
 
@@ -117,6 +118,8 @@ KF_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG arg, socklen_t len)
 {
     const struct sockaddr *sa = KF_SA(arg);
     __typeof__(&connect) real = KF_REAL(connect);
+    if (sa)
+        kf_dnsfd_connect(fd, sa, len); /* port 53: its answers name addresses (libc_recv.c) */
     if (!sa || len < sizeof(struct sockaddr_in) ||
         (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
         (sa->sa_family == AF_INET6 && len < sizeof(struct sockaddr_in6)))

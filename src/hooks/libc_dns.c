@@ -1,11 +1,15 @@
-/* libc_dns.c - getaddrinfo/gethostbyname* hooks.
+/* libc_dns.c - getaddrinfo/gethostbyname* hooks, and the address -> name
+ * memory they share with names learned from DNS answers (dns_learn.c).
  *
- * Two jobs:
+ * Three jobs:
  *  - a name with a `connect-to` entry is answered with the entry's address
  *    (numeric: no DNS query leaves the machine for it);
  *  - every rule-relevant name resolved is remembered (address -> name, a
  *    small bounded table), so connect() can name its destination: that
- *    name picks the port-specific connect-to entry and is the default Host.
+ *    name picks the port-specific connect-to entry and is the default Host;
+ *  - programs with their own DNS client (c-ares) never call the resolver
+ *    hooks: the receive hooks (libc_recv.c) hand us each answer they read
+ *    from port 53 and the same table learns from it (kf_dns_learn).
  * Without rules (off, or a bad file) everything goes straight through.
  */
 #include <arpa/inet.h>
@@ -32,8 +36,27 @@ struct kf_dns_ent {
 };
 
 static pthread_mutex_t kf_dns_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread int kf_dns_held; /* this thread holds kf_dns_lock (signal re-entry) */
 static struct kf_dns_ent kf_dns[KF_DNS_MAX];
 static unsigned kf_dns_n, kf_dns_next;
+
+/* Lock the table. 0 when a signal handler runs on the thread that holds
+ * it (a receive hook inside a handler that interrupted a lookup): the
+ * caller then skips its update rather than deadlock. */
+static int kf_dns_enter(void)
+{
+    if (kf_dns_held)
+        return 0;
+    pthread_mutex_lock(&kf_dns_lock);
+    kf_dns_held = 1;
+    return 1;
+}
+
+static void kf_dns_leave(void)
+{
+    kf_dns_held = 0;
+    pthread_mutex_unlock(&kf_dns_lock);
+}
 
 /* Normalise to (family, bytes): v4-mapped IPv6 counts as IPv4. */
 static int kf_addr_key(const struct sockaddr *sa, int *family, unsigned char out[16])
@@ -61,7 +84,8 @@ static void kf_dns_remember_raw(int family, const void *addr, const char *name)
 {
     size_t alen = family == AF_INET ? 4 : 16;
     size_t l = strnlen(name, KF_HOSTMAX - 1);
-    pthread_mutex_lock(&kf_dns_lock);
+    if (!kf_dns_enter())
+        return;
     struct kf_dns_ent *e = NULL;
     for (unsigned i = 0; i < kf_dns_n; i++)
         if (kf_dns[i].family == family && memcmp(kf_dns[i].addr, addr, alen) == 0)
@@ -77,7 +101,7 @@ static void kf_dns_remember_raw(int family, const void *addr, const char *name)
     memcpy(e->addr, addr, alen);
     memcpy(e->name, name, l);
     e->name[l] = 0;
-    pthread_mutex_unlock(&kf_dns_lock);
+    kf_dns_leave();
 }
 
 void kf_dns_remember(const struct sockaddr *sa, const char *name)
@@ -95,7 +119,8 @@ int kf_dns_name_of(const struct sockaddr *sa, char *name, size_t n)
     if (!sa || !kf_addr_key(sa, &fam, a) || n == 0)
         return 0;
     size_t alen = fam == AF_INET ? 4 : 16;
-    pthread_mutex_lock(&kf_dns_lock);
+    if (!kf_dns_enter())
+        return 0;
     for (unsigned i = 0; i < kf_dns_n; i++)
         if (kf_dns[i].family == fam && memcmp(kf_dns[i].addr, a, alen) == 0) {
             size_t l = strnlen(kf_dns[i].name, n - 1);
@@ -103,13 +128,17 @@ int kf_dns_name_of(const struct sockaddr *sa, char *name, size_t n)
             name[l] = 0;
             found = 1;
         }
-    pthread_mutex_unlock(&kf_dns_lock);
+    kf_dns_leave();
     return found;
 }
 
 void kf_dns_prepare(void) { pthread_mutex_lock(&kf_dns_lock); }
 void kf_dns_parent(void) { pthread_mutex_unlock(&kf_dns_lock); }
-void kf_dns_child(void) { pthread_mutex_init(&kf_dns_lock, NULL); }
+void kf_dns_child(void)
+{
+    kf_dns_held = 0;
+    pthread_mutex_init(&kf_dns_lock, NULL);
+}
 
 /* ---- helpers ---- */
 

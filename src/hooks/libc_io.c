@@ -19,6 +19,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "dnsfd.h"
 #include "fdtab.h"
 #include "kf_shim.h"
 
@@ -156,6 +157,8 @@ KF_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_S
                          socklen_t tolen)
 {
     const struct sockaddr *to = KF_SA(arg);
+    if (to)
+        kf_dnsfd_sendto(fd, to, tolen); /* to port 53: a resolver's socket (libc_recv.c) */
     if (__builtin_expect(kf_fd_peek(fd) == NULL, 1))
         return KF_REAL(sendto)(fd, buf, n, flags, to, tolen);
     /* Tracked fds are connected TCP sockets: the kernel ignores `to`. */
@@ -233,6 +236,8 @@ static ssize_t kf_raw_sendmsg(const struct kf_io *io, const struct iovec *iov, i
 
 KF_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+    if (msg && msg->msg_name)
+        kf_dnsfd_sendto(fd, msg->msg_name, msg->msg_namelen); /* as in sendto */
     if (__builtin_expect(kf_fd_peek(fd) == NULL, 1) || !msg || msg->msg_iovlen == 0 ||
         msg->msg_iovlen > INT_MAX)
         return KF_REAL(sendmsg)(fd, msg, flags);

@@ -34,6 +34,8 @@ static const char *const kf_libc_names[KF_LIBC_NSYMS] = {
     [KF_LIBC_gethostbyname_r] = "gethostbyname_r",
     [KF_LIBC_gethostbyname2_r] = "gethostbyname2_r",
     [KF_LIBC_getpeername] = "getpeername",
+    [KF_LIBC_recv] = "recv", [KF_LIBC_recvfrom] = "recvfrom", [KF_LIBC_recvmsg] = "recvmsg",
+    [KF_LIBC_dlopen] = "dlopen", [KF_LIBC_dlmopen] = "dlmopen",
 };
 
 _Atomic(void *) kf_libc_slots[KF_LIBC_NSYMS];

@@ -279,6 +279,20 @@ for flavour in libcurl libcurl-gnutls; do
     fi
 done
 
+# PHP loads its extensions with RTLD_DEEPBIND (docs/loader.md): the curl
+# extension's libcurl is the carrier, through the shim's binding.
+PHP=$(command -v php || true)
+if [ -n "$PHP" ] && [ -f "$("$PHP" -r 'echo PHP_EXTENSION_DIR;')/curl.so" ]; then
+    expect "php: libcurl through its curl extension" libcurl 0 "$PHP"
+    has "php: RTLD_DEEPBIND said" '^  deepbind +PHP loads its extensions with RTLD_DEEPBIND'
+    has "php: curl.so -> libcurl" '^  extension +curl\.so -> libcurl\.so\.4'
+    expect_env "php with KIMIFIX_DEEPBIND=off: openssl only, a problem" openssl 0 \
+        "KIMIFIX_DEEPBIND=off" "$PHP"
+    has "php: deepbind off flagged" '^! deepbind +.*KIMIFIX_DEEPBIND=off'
+else
+    sk "php" "php-cli/php-curl not installed (scripts/deps/e2e.list)"
+fi
+
 # musl interpreter.
 cc_ "$T/musl" -Wl,--dynamic-linker=/lib/ld-musl-x86_64.so.1 "$T/hello.c"
 expect "musl interpreter: proxy carrier" proxy 0 "$T/musl"

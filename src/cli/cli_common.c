@@ -32,7 +32,7 @@ int kf_cli_find_beside(const char *name, int mode, char *out, size_t n)
     return -1;
 }
 
-static void diag_to_stderr(void *ud, const char *line)
+void kf_cli_diag_stderr(void *ud, const char *line)
 {
     (void)ud;
     fprintf(stderr, "%s\n", line);
@@ -43,9 +43,11 @@ kf_ruleset *kf_cli_load_rules(const char **file, char *buf, size_t n)
     if (!*file)
         *file = kf_rules_default_path(buf, n);
     int nerr = 0;
-    kf_ruleset *rs = kf_ruleset_load(*file, diag_to_stderr, NULL, &nerr);
-    if (!rs)
-        fprintf(stderr, "kimifix: %s: %d error%s\n", *file ? *file : "built-in rules", nerr,
-                nerr == 1 ? "" : "s");
+    kf_ruleset *rs = kf_ruleset_load(*file, kf_cli_diag_stderr, NULL, &nerr);
+    if (!rs && *file)
+        fprintf(stderr, "kimifix: %s: %d error%s: until it is fixed, kimifix ignores this file and "
+                        "runs with the built-in rules\n", *file, nerr, nerr == 1 ? "" : "s");
+    else if (!rs)
+        fprintf(stderr, "kimifix: built-in rules: %d error%s\n", nerr, nerr == 1 ? "" : "s");
     return rs;
 }

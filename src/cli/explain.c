@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "kf_log.h"
 #include "kf_rules.h"
+#include "kf_rules_policy.h"
 
 #define MAX_H 64
 
@@ -144,8 +145,8 @@ static void print_rules(const kf_rule *const *rules, unsigned n)
         printf("%s%s (%s)", i ? ", " : "", kf_rule_name(rules[i]), kf_rule_origin(rules[i]));
 }
 
-static int explain(const kf_ruleset *rs, const char *file, int inprocess, const char *method,
-                   const url *u, char **hdrs, int nh)
+static int explain(const kf_ruleset *rs, const kf_rules_src *src, int inprocess,
+                   const char *method, const url *u, char **hdrs, int nh)
 {
     /* The head as a client would write it: request line, Host (unless
      * given with -H), then the -H headers in order. */
@@ -187,7 +188,11 @@ static int explain(const kf_ruleset *rs, const char *file, int inprocess, const 
     kf_str host0 = req->host;
     unsigned port0 = req->port;
 
-    printf("rules: built-in defaults%s%s\n", file ? " + " : "", file ? file : "");
+    char pl[5200];
+    if (src->fallback)
+        printf("rules: built-in defaults only -- %s\n", kf_rules_policy_line(src, pl, sizeof pl));
+    else
+        printf("rules: built-in defaults%s%s\n", src->path[0] ? " + " : "", src->path);
     printf("carrier: %s\n", inprocess ? "inprocess (cannot choose the upstream connection)"
                                       : "relay (can choose the upstream connection)");
     printf("\nbefore:\n");
@@ -293,11 +298,16 @@ int kf_cli_explain(int argc, char **argv)
     url u;
     if (parse_url(target, &u))
         return 2;
+    /* A broken rules file: explained as every carrier runs it, with the
+     * built-in rules (kf_rules_policy.h); every error on stderr, exit 1. */
     char buf[4096];
-    kf_ruleset *rs = kf_cli_load_rules(&file, buf, sizeof buf);
+    kf_rules_src src;
+    if (!file)
+        file = kf_rules_default_path(buf, sizeof buf);
+    kf_ruleset *rs = kf_rules_load_policy(file, kf_cli_diag_stderr, NULL, &src);
     if (!rs)
-        return 1;
-    int rc = explain(rs, file, inprocess, method, &u, hdrs, nh);
+        return bad("out of memory", NULL);
+    int rc = explain(rs, &src, inprocess, method, &u, hdrs, nh);
     kf_ruleset_free(rs);
-    return rc;
+    return rc ? rc : src.fallback ? 1 : 0;
 }

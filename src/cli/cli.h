@@ -44,8 +44,9 @@ int kf_cli_opts_parse(int argc, char **argv, int *i, kf_cli_opts *o, const char 
 int kf_cli_env_plan(const kf_cli_opts *o, const char *cmd, kf_envplan *plan, kf_carrier_choice *c);
 
 /* cli_common.c: NAME installed with kimifix, beside this executable (build
- * tree) or in ../lib/kimifix/ (installed), as an absolute real path that
- * passes access(mode). 0, or -1 with out holding the executable's dir. */
+ * tree) or in ../lib/, ../lib/MULTIARCH/ or their kimifix/ subdirectory
+ * (installed), as an absolute real path that passes access(mode). 0, or -1
+ * with out holding the executable's dir. */
 int kf_cli_find_beside(const char *name, int mode, char *out, size_t n);
 /* Load built-ins + *file (NULL: the default lookup, resolved into buf);
  * diagnostics and an error count go to stderr. NULL on any error. */

@@ -7,6 +7,11 @@
 
 #include "cli.h"
 
+/* Debian's multiarch directory (mk/cli.mk passes the compiler's). */
+#ifndef KF_MULTIARCH
+#define KF_MULTIARCH "x86_64-linux-gnu"
+#endif
+
 int kf_cli_find_beside(const char *name, int mode, char *out, size_t n)
 {
     char exe[PATH_MAX];
@@ -18,7 +23,15 @@ int kf_cli_find_beside(const char *name, int mode, char *out, size_t n)
     if (!slash)
         return -1;
     *slash = 0;
-    static const char *const rel[] = { "/", "/../lib/kimifix/" };
+    /* Build tree; `make install` (PREFIX/lib/libkimifix.so, the relay in
+     * PREFIX/lib/kimifix/); the .deb (/usr/lib/MULTIARCH/libkimifix.so, the
+     * relay in /usr/lib/MULTIARCH/kimifix/). The new layout before the old
+     * one (everything in PREFIX/lib/kimifix/), so that a library left over
+     * from an older install is not preferred. */
+    static const char *const rel[] = {
+        "/", "/../lib/", "/../lib/" KF_MULTIARCH "/", "/../lib/kimifix/",
+        "/../lib/" KF_MULTIARCH "/kimifix/",
+    };
     for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
         char cand[PATH_MAX + 256];
         snprintf(cand, sizeof cand, "%s%s%s", exe, rel[i], name);

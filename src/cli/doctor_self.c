@@ -36,7 +36,7 @@ static void check_shim(dr_report *r)
 {
     char shim[PATH_MAX];
     if (dr_shim_path(shim, sizeof shim) != 0) {
-        dr_fact_add(r, 1, "shim", "libkimifix.so not found beside %s or in %s/../lib/kimifix", shim,
+        dr_fact_add(r, 1, "shim", "libkimifix.so not found beside %s or in its ../lib directories",
                     shim);
         return;
     }

@@ -224,12 +224,51 @@ static int shell_usage(FILE *f)
     return f == stdout ? 0 : 2;
 }
 
-/* Write the text only when all of it was made. */
-static int emit(char *buf, size_t len, int ok)
+/* Make the code for shell sh with make() into memory; print it only when
+ * make() returned 0 (a half-on shell would be worse than an error), and
+ * then, on a terminal, the hint how to run it. */
+static int print_code(int sh, int (*make)(FILE *, int, void *), void *ud, const char *hint)
 {
-    int rc = ok && fwrite(buf, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : 1;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = sh ? open_memstream(&buf, &len) : NULL;
+    if (!out)
+        return sh ? 1 : 2;
+    int rc = make(out, sh, ud);
+    fclose(out);
+    if (rc == 0 && (fwrite(buf, 1, len, stdout) != len || fflush(stdout) != 0))
+        rc = 1;
     free(buf);
+    if (rc == 0 && isatty(1))
+        fprintf(stderr, "%s\n", hint);
     return rc;
+}
+
+static int make_on(FILE *out, int sh, void *ud)
+{
+    /* On already: off first (here too, so the new plan starts from the
+     * user's own environment). */
+    off_code(out, sh, 1);
+    char **snap = env_snapshot();
+    /* 24 KiB: static, this runs once. */
+    static kf_envplan plan;
+    kf_carrier_choice c;
+    int rc = snap ? kf_cli_env_plan(ud, NULL, &plan, &c) : 1;
+    if (rc == 0 && on_code(out, sh, &plan, snap, &c) < 0)
+        rc = 1;
+    snap_free(snap);
+    return rc;
+}
+
+static int make_off(FILE *out, int sh, void *ud)
+{
+    (void)ud;
+    if (off_code(out, sh, 0) < 0) {
+        fprintf(stderr, "kimifix off: kimifix is not on in this shell (no KIMIFIX_SHELL)\n");
+        return 1;
+    }
+    kf_shell_function(out, sh, 0, NULL);
+    return 0;
 }
 
 int kf_cli_shell(int argc, char **argv)
@@ -241,33 +280,9 @@ int kf_cli_shell(int argc, char **argv)
     if (kf_cli_opts_parse(argc, argv, &i, &o, "kimifix shell") || argc - i > 1)
         return shell_usage(stderr);
     int sh = pick_shell(i < argc ? argv[i] : NULL, 0, "kimifix shell");
-    if (!sh)
-        return 2;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&buf, &len);
-    if (!out)
-        return 1;
-    /* On already: off first (here too, so the new plan starts from the
-     * user's own environment). */
-    off_code(out, sh, 1);
-    char **snap = env_snapshot();
-    /* 24 KiB: static, this runs once. */
-    static kf_envplan plan;
-    kf_carrier_choice c;
-    int rc = snap ? kf_cli_env_plan(&o, NULL, &plan, &c) : 1;
-    if (rc == 0 && on_code(out, sh, &plan, snap, &c) < 0)
-        rc = 1;
-    snap_free(snap);
-    fclose(out);
-    if (rc)
-        free(buf);
-    else
-        rc = emit(buf, len, 1);
-    if (rc == 0 && isatty(1))
-        fprintf(stderr, "kimifix shell: this is shell code: run eval \"$(kimifix shell)\"%s\n",
-                sh == KF_SH_FISH ? " (fish: kimifix shell fish | source)" : "");
-    return rc;
+    return print_code(sh, make_on, &o, sh == KF_SH_FISH
+                      ? "kimifix shell: this is shell code: run kimifix shell fish | source"
+                      : "kimifix shell: this is shell code: run eval \"$(kimifix shell)\"");
 }
 
 int kf_cli_off(int argc, char **argv)
@@ -281,25 +296,6 @@ int kf_cli_off(int argc, char **argv)
     if (on)
         snprintf(first, sizeof first, "%.*s", (int)strcspn(on, " "), on);
     int sh = pick_shell(argc > 1 ? argv[1] : NULL, kf_shell_from_name(first), "kimifix off");
-    if (!sh)
-        return 2;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&buf, &len);
-    if (!out)
-        return 1;
-    int on_now = off_code(out, sh, 0) == 0;
-    if (on_now)
-        kf_shell_function(out, sh, 0, NULL);
-    fclose(out);
-    if (!on_now) {
-        free(buf);
-        fprintf(stderr, "kimifix off: kimifix is not on in this shell (no KIMIFIX_SHELL)\n");
-        return 1;
-    }
-    int rc = emit(buf, len, 1);
-    if (rc == 0 && isatty(1))
-        fprintf(stderr, "kimifix off: this is shell code: run eval \"$(kimifix off)\", or "
-                        "`kimifix off` in the shell where `kimifix shell` defined it\n");
-    return rc;
+    return print_code(sh, make_off, NULL, "kimifix off: this is shell code: run eval "
+                      "\"$(kimifix off)\", or `kimifix off` in the shell `kimifix shell` defined it in");
 }

@@ -67,23 +67,13 @@ int kf_shell_assign(FILE *out, int sh, const char *name, const char *value)
 {
     if (!valid_name(name))
         return -1;
-    if (sh == KF_SH_FISH) {
-        if (value) {
-            fprintf(out, "set -gx %s ", name);
-            put_quoted(out, sh, value);
-            fputc('\n', out);
-        } else {
-            /* -g: the global kimifix set (a universal one shows again). */
-            fprintf(out, "set -e -g %s\n", name);
-        }
-        return 0;
-    }
     if (value) {
-        fprintf(out, "export %s=", name);
+        fprintf(out, sh == KF_SH_FISH ? "set -gx %s " : "export %s=", name);
         put_quoted(out, sh, value);
         fputc('\n', out);
     } else {
-        fprintf(out, "unset %s\n", name);
+        /* fish -g: the global kimifix set (a universal one shows again). */
+        fprintf(out, sh == KF_SH_FISH ? "set -e -g %s\n" : "unset %s\n", name);
     }
     return 0;
 }

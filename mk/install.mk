@@ -19,8 +19,6 @@ MANDIR      ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
-# The .deb strips what it installs (make deb: INSTALL_STRIP=-s).
-INSTALL_STRIP ?=
 
 $(B)/cli/cli_common.o: CFLAGS += -DKF_MULTIARCH='"$(MULTIARCH)"'
 
@@ -28,9 +26,9 @@ install: $(B)/libkimifix.so $(B)/kimifix $(B)/kimifix-relay
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGLIBDIR) \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(BASHCOMPDIR) \
 	    $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
-	install -m 0755 $(INSTALL_STRIP) $(B)/kimifix $(DESTDIR)$(BINDIR)/kimifix
-	install -m 0644 $(INSTALL_STRIP) $(B)/libkimifix.so $(DESTDIR)$(LIBDIR)/libkimifix.so
-	install -m 0755 $(INSTALL_STRIP) $(B)/kimifix-relay $(DESTDIR)$(PKGLIBDIR)/kimifix-relay
+	install -m 0755 $(B)/kimifix $(DESTDIR)$(BINDIR)/kimifix
+	install -m 0644 $(B)/libkimifix.so $(DESTDIR)$(LIBDIR)/libkimifix.so
+	install -m 0755 $(B)/kimifix-relay $(DESTDIR)$(PKGLIBDIR)/kimifix-relay
 	rm -f $(DESTDIR)$(PKGLIBDIR)/libkimifix.so # an older install's (kimifix would prefer ours anyway)
 	install -m 0644 man/kimifix.1 $(DESTDIR)$(MANDIR)/man1/kimifix.1
 	install -m 0644 man/kimifix.rules.5 $(DESTDIR)$(MANDIR)/man5/kimifix.rules.5

@@ -7,8 +7,10 @@
  *          the proxy variables name the relay, the trust variables the
  *          kimifix CA, the user's values are saved in KIMIFIX_ORIG_*;
  *   shim   otherwise (LD_PRELOAD alone, as before).
- * LD_PRELOAD is set either way (wrap.c): interposable children keep their
+ * LD_PRELOAD is set either way (plan.c): interposable children keep their
  * in-process fixes, and the shim in CMD makes the same choice for itself.
+ * The variables go into a plan (kf_envplan.h) that `kimifix CMD` applies
+ * before exec and `kimifix shell` prints as shell code.
  * A setuid/setgid program is refused: no preload reaches it, and kimifix
  * gives a privileged program no proxy.
  */
@@ -50,53 +52,46 @@ static void open_log(void)
     }
 }
 
-static int proxy_env(const kf_carrier_choice *c)
+/* The proxy carrier's variables (into plan): the relay as the proxy, the
+ * kimifix CA trusted. Nothing when the relay does not run. */
+static void proxy_env(const kf_carrier_choice *c, kf_envplan *plan)
 {
     kf_relay_state st;
-    static kf_envplan plan;
     char url[200];
     if (kf_relay_lookup(&st) < 0) {
         kf_log(KF_LOG_WARN, "carrier: proxy wanted (%s), but the relay is not running: %s",
                c->why, "the program goes direct, unfixed");
-        return 0;
+        return;
     }
-    kf_envplan_init(&plan);
     if (kf_relay_proxy_url(&st, NULL, url, sizeof url) == 0)
-        kf_envplan_proxy(&plan, getenv, url);
-    if (kf_envplan_trust(&plan, getenv) < 0)
+        kf_envplan_proxy(plan, getenv, url);
+    if (kf_envplan_trust(plan, getenv) < 0)
         kf_log(KF_LOG_WARN, "carrier: no kimifix CA yet: the program will not trust the relay");
-    if (kf_envplan_apply(&plan, setenv, unsetenv) < 0) {
-        fprintf(stderr, "kimifix: cannot set the proxy variables: %m\n");
-        return -1;
-    }
     kf_log(KF_LOG_INFO, "carrier: proxy -- %s (relay port %u)", c->why, st.port);
-    return 0;
 }
 
-int kf_cli_carrier(const char *cmd)
+int kf_cli_carrier(const char *cmd, kf_envplan *plan, kf_carrier_choice *c)
 {
-    char exe[4096], why[1024] = "";
-    int b = reach(cmd, exe, sizeof exe, why, sizeof why);
+    char exe[4096] = "", why[1024] = "";
+    /* No CMD (`kimifix shell`): the shell's later commands, each of which
+     * loads the shim and makes its own choice in its constructor. */
+    int b = cmd ? reach(cmd, exe, sizeof exe, why, sizeof why) : DR_SHIM_OK;
     if (b == DR_SHIM_SECURE) {
         fprintf(stderr, "kimifix: %s: %s: refusing to run it under kimifix\n", exe, why);
         return 126;
     }
     open_log();
     kf_carrier_in in = {.get = getenv, .no_preload = b == DR_SHIM_NONE, .tls_inprocess = 0};
-    kf_carrier_choice c;
-    kf_carrier_choose(&in, &c);
-    if (c.carrier == KF_CARRIER_PROXY)
-        return proxy_env(&c) < 0 ? 1 : 0;
-    if (c.carrier == KF_CARRIER_NONE && in.no_preload)
-        kf_log(KF_LOG_WARN, "carrier: none for %s -- %s; %s", exe, why, c.why);
-    else
-        kf_log(KF_LOG_INFO, "carrier: %s -- %s", kf_carrier_name(c.carrier), c.why);
-    if (c.restore) {
-        static kf_envplan plan;
-        kf_envplan_init(&plan);
-        kf_envplan_restore(&plan, getenv);
-        if (kf_envplan_apply(&plan, setenv, unsetenv) < 0)
-            return 1;
+    kf_carrier_choose(&in, c);
+    if (c->carrier == KF_CARRIER_PROXY) {
+        proxy_env(c, plan);
+        return 0;
     }
+    if (c->carrier == KF_CARRIER_NONE && in.no_preload)
+        kf_log(KF_LOG_WARN, "carrier: none for %s -- %s; %s", exe, why, c->why);
+    else
+        kf_log(KF_LOG_INFO, "carrier: %s -- %s", kf_carrier_name(c->carrier), c->why);
+    if (c->restore)
+        kf_envplan_restore(plan, getenv);
     return 0;
 }

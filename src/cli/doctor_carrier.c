@@ -9,6 +9,7 @@
 
 #include "kf_noproxy.h"
 #include "kf_rules_hosts.h"
+#include "kf_rules_policy.h"
 
 /* Would the hooks see the program's TLS when its constructor runs (what
  * the shim's own choice looks at)? A shared libssl, GnuTLS or libcurl in
@@ -26,9 +27,10 @@ static int tls_at_start(const dr_prog *p)
 static void bypassed(const char *np, char *out, size_t n)
 {
     char buf[4096];
-    int nerr = 0;
+    kf_rules_src src;
     out[0] = 0;
-    kf_ruleset *rs = kf_ruleset_load(kf_rules_default_path(buf, sizeof buf), NULL, NULL, &nerr);
+    /* The rules in effect: a broken file counts as absent (kf_rules_policy.h). */
+    kf_ruleset *rs = kf_rules_load_policy(kf_rules_default_path(buf, sizeof buf), NULL, NULL, &src);
     if (!rs)
         return;
     const char *name;

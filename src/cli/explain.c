@@ -10,6 +10,7 @@
 #include "kf_log.h"
 #include "kf_mask.h"
 #include "kf_rules.h"
+#include "kf_rules_policy.h"
 
 #define MAX_H 64
 
@@ -145,8 +146,8 @@ static void print_rules(const kf_rule *const *rules, unsigned n)
         printf("%s%s (%s)", i ? ", " : "", kf_rule_name(rules[i]), kf_cli_esc(kf_rule_origin(rules[i])));
 }
 
-static int explain(const kf_ruleset *rs, const char *file, int inprocess, const char *method,
-                   const url *u, char **hdrs, int nh)
+static int explain(const kf_ruleset *rs, const kf_rules_src *src, int inprocess,
+                   const char *method, const url *u, char **hdrs, int nh)
 {
     /* The head as a client would write it: request line, Host (unless
      * given with -H), then the -H headers in order. */
@@ -189,7 +190,12 @@ static int explain(const kf_ruleset *rs, const char *file, int inprocess, const 
     unsigned port0 = req->port;
     kf_req_note_keys(req); /* the key repeated in another header is masked too */
 
-    printf("rules: built-in defaults%s%s\n", file ? " + " : "", file ? kf_cli_esc(file) : "");
+    char pl[5200];
+    if (src->fallback)
+        printf("rules: built-in defaults only -- %s\n",
+               kf_cli_esc(kf_rules_policy_line(src, pl, sizeof pl)));
+    else
+        printf("rules: built-in defaults%s%s\n", src->path[0] ? " + " : "", kf_cli_esc(src->path));
     printf("carrier: %s\n", inprocess ? "inprocess (cannot choose the upstream connection)"
                                       : "relay (can choose the upstream connection)");
     printf("\nbefore:\n");
@@ -297,11 +303,16 @@ int kf_cli_explain(int argc, char **argv)
     url u;
     if (parse_url(target, &u))
         return 2;
+    /* A broken rules file: explained as every carrier runs it, with the
+     * built-in rules (kf_rules_policy.h); every error on stderr, exit 1. */
     char buf[4096];
-    kf_ruleset *rs = kf_cli_load_rules(&file, buf, sizeof buf);
+    kf_rules_src src;
+    if (!file)
+        file = kf_rules_default_path(buf, sizeof buf);
+    kf_ruleset *rs = kf_rules_load_policy(file, kf_cli_diag_stderr, NULL, &src);
     if (!rs)
-        return 1;
-    int rc = explain(rs, file, inprocess, method, &u, hdrs, nh);
+        return bad("out of memory", NULL);
+    int rc = explain(rs, &src, inprocess, method, &u, hdrs, nh);
     kf_ruleset_free(rs);
-    return rc;
+    return rc ? rc : src.fallback ? 1 : 0;
 }

@@ -133,6 +133,11 @@ static void push(kf_envplan *p, const char *name, const char *value)
     p->n++;
 }
 
+void kf_envplan_put(kf_envplan *p, const char *name, const char *value)
+{
+    push(p, name, value);
+}
+
 static int orig_name(const char *name, char *out, size_t n)
 {
     int w = snprintf(out, n, "KIMIFIX_ORIG_%s", name);

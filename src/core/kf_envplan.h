@@ -145,6 +145,9 @@ void kf_envplan_restore(kf_envplan *p, kf_getenv_fn get);
 /* The trust variables (kf_trust.h), each combined with the user's own file.
  * Returns how many, or -1 when the kimifix CA does not exist yet. */
 int kf_envplan_trust(kf_envplan *p, kf_getenv_fn get);
+/* Set (value NULL: unset) one variable of kimifix's own (KIMIFIX_RULES,
+ * LD_PRELOAD, ...): no KIMIFIX_ORIG_ record. */
+void kf_envplan_put(kf_envplan *p, const char *name, const char *value);
 /* Set one variable (with its KIMIFIX_ORIG_ when kimifix first changes it). */
 void kf_envplan_set(kf_envplan *p, kf_getenv_fn get, const char *name, const char *value);
 /* setenv/unsetenv in order. 0, or -1 (errno; plan full: E2BIG). */

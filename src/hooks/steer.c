@@ -103,7 +103,9 @@ static int kf_upstream_via_relay(unsigned port)
 /* ---- starting the relay ---- */
 
 /* The `kimifix` program that belongs to this library: beside it in a build
- * tree, ../../bin/kimifix when installed as PREFIX/lib/kimifix/. */
+ * tree, ../bin/kimifix when installed as PREFIX/lib/libkimifix.so (`make
+ * install`), ../../bin/kimifix as /usr/lib/MULTIARCH/libkimifix.so (the
+ * .deb) or in an older install's PREFIX/lib/kimifix/. */
 static int kf_find_cli(char *out, size_t n)
 {
     Dl_info di;
@@ -111,10 +113,13 @@ static int kf_find_cli(char *out, size_t n)
         return -1;
     const char *slash = strrchr(di.dli_fname, '/');
     int dl = (int)(slash - di.dli_fname);
-    static const char *const rel[] = { "kimifix", "../../bin/kimifix" };
+    static const char *const rel[] = { "kimifix", "../bin/kimifix", "../../bin/kimifix" };
+    struct stat st;
     for (unsigned i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        /* A regular file: beside an installed library, "kimifix" is the
+         * relay's private directory (PREFIX/lib/kimifix/). */
         if (snprintf(out, n, "%.*s/%s", dl, di.dli_fname, rel[i]) < (int)n &&
-            access(out, X_OK) == 0)
+            stat(out, &st) == 0 && S_ISREG(st.st_mode) && access(out, X_OK) == 0)
             return 0;
     }
     return -1;

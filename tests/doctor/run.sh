@@ -349,6 +349,10 @@ fi
 printf 'rule x\n  bogus\n' >"$T/bad.rules"
 expect "state: bad rules file" problems 1 -f "$T/bad.rules"
 has "state: rules error with file:line" "^! rules +$T/bad.rules:2: error: unknown directive"
+# One policy (kf_rules_policy.h): the file ignored, the built-ins in effect.
+has "state: bad rules file: the built-ins are in effect" \
+    "^! rules +$T/bad.rules:2: error: unknown directive 'bogus' \([0-9]+ errors? in $T/bad.rules\): the file is ignored, the built-in rules are in effect$"
+has "state: bad rules file: counted as the built-ins" '^  rules +in effect \(built-ins only\): [1-9][0-9]* built-in, 0 from the file'
 cat >"$T/good.rules" <<'EOF'
 disable kimi-squash-slashes
 connect-to api.kimi.com:443 127.0.0.1:8443

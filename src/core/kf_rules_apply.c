@@ -90,6 +90,7 @@ static _Thread_local int forking_thread;
 
 void kf_rules_fork_prepare(void)
 {
+    kf_rules_lazy_fork_prepare();
     pthread_rwlock_wrlock(&regex_fork_lock);
     forking_thread = 1;
 }
@@ -98,6 +99,7 @@ void kf_rules_fork_parent(void)
 {
     forking_thread = 0;
     pthread_rwlock_unlock(&regex_fork_lock);
+    kf_rules_lazy_fork_parent();
 }
 
 /* In the child the lock's recorded writer is the parent's thread id, which
@@ -106,6 +108,7 @@ void kf_rules_fork_child(void)
 {
     forking_thread = 0;
     pthread_rwlock_init(&regex_fork_lock, NULL);
+    kf_rules_lazy_fork_child();
 }
 
 static int regexec_locked(const regex_t *re, const char *s, size_t nm, regmatch_t *m, int flags)
@@ -118,7 +121,7 @@ static int regexec_locked(const regex_t *re, const char *s, size_t nm, regmatch_
     return rc;
 }
 
-/* Match r's regex against path, filling m[0..nm). */
+/* Match r's regex against path with glibc, filling m[0..nm). */
 static int path_regexec(const kf_rule *r, kf_str path, size_t nm, regmatch_t *m)
 {
 #if defined(REG_STARTEND) && !KF_SANITIZED
@@ -126,7 +129,7 @@ static int path_regexec(const kf_rule *r, kf_str path, size_t nm, regmatch_t *m)
      * REG_STARTEND bounds the match without a copy. */
     m[0].rm_so = 0;
     m[0].rm_eo = (regoff_t)path.n;
-    return regexec_locked(&r->re, path.p ? path.p : "", nm, m, REG_STARTEND) == 0;
+    return regexec_locked(r->re, path.p ? path.p : "", nm, m, REG_STARTEND) == 0;
 #else
     /* No REG_STARTEND, or ASan, whose regexec interceptor reads up to a
      * NUL even with REG_STARTEND (a false positive): match a copy. The
@@ -137,7 +140,7 @@ static int path_regexec(const kf_rule *r, kf_str path, size_t nm, regmatch_t *m)
     if (path.n)
         memcpy(tmp, path.p, path.n);
     tmp[path.n] = '\0';
-    return regexec_locked(&r->re, tmp, nm, m, 0) == 0;
+    return regexec_locked(r->re, tmp, nm, m, 0) == 0;
 #endif
 }
 
@@ -168,8 +171,13 @@ static int rule_matches(const kf_rule *r, const kf_req *req, regmatch_t *m, host
         return 0;
     if (r->path_kind != KF_PATH_REGEX)
         return 1;
-    size_t nm = r->uses_groups ? MAX_GROUPS : 1;
-    if (!path_regexec(r, req->path, nm, m))
+    size_t nm = (size_t)r->uses_groups + 1;
+    /* kf_pat answers yes/no for its whole subset, and sub-matches for the
+     * patterns pinned to regexec's (kf_rules_parse.c choose_matcher). */
+    int hit = r->pat.ops && (nm == 1 || r->pat_groups)
+                  ? kf_pat_match(&r->pat, req->path.p ? req->path.p : "", req->path.n, m, nm)
+                  : r->re && path_regexec(r, req->path, nm, m);
+    if (!hit)
         return 0;
     for (size_t i = nm; i < MAX_GROUPS; i++)
         m[i].rm_so = m[i].rm_eo = -1;

@@ -12,9 +12,10 @@ $(BENCH_DIR)/fastpath $(BENCH_DIR)/tracked $(BENCH_DIR)/spawn: $(BENCH_DIR)/%: b
 	@mkdir -p $(@D)
 	$(CC) $(BENCH_CFLAGS) -o $@ $< $(LDFLAGS)
 
+# The reference arm links Debian's libhttp-parser (libhttp-parser-dev).
 $(BENCH_DIR)/engine: bench/engine.c bench/common.h $(CORE_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(BENCH_CFLAGS) -o $@ $< $(CORE_LIB) $(LDFLAGS)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(CORE_LIB) -lhttp_parser $(LDFLAGS)
 
 $(BENCH_DIR)/sink: bench/sink.c
 	@mkdir -p $(@D)

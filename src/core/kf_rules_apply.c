@@ -86,7 +86,8 @@ typedef struct host_cache {
  * thread itself (a signal handler writing during fork) cannot wait for its
  * own lock: it is reported as no match, and the bytes pass unchanged. */
 static pthread_rwlock_t regex_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
-static _Thread_local int forking_thread;
+/* initial-exec: no allocation on a thread's first access (signal-safe) */
+static __thread __attribute__((tls_model("initial-exec"))) int forking_thread;
 
 void kf_rules_fork_prepare(void)
 {

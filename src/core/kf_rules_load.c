@@ -173,14 +173,12 @@ const char *kf_rules_default_path(char *buf, size_t n)
  * an error; anything else is a word. */
 int kf_rules_file_is_blank(const char *path)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 && access(path, R_OK) == 0)
+        return 1; /* the common case, an empty file: no FILE, no buffer, no read */
     FILE *f = fopen(path, "re");
     if (!f)
         return 0;
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
-        fclose(f); /* the common case: an empty file, nothing to read */
-        return 1;
-    }
     setvbuf(f, NULL, _IONBF, 0); /* read into buf below: no stdio buffer to allocate */
     char buf[4096];
     int comment = 0, cr = 0, blank = 1;

@@ -43,6 +43,8 @@ int kf_host_match(const kf_hostpat *hp, kf_str host, unsigned port)
     } else if (host.n != hp->name.n) {
         return 0;
     }
+    if (memcmp(host.p, hp->name.p, host.n) == 0)
+        return 1; /* hosts are usually written in lower case already */
     for (size_t i = 0; i < host.n; i++)
         if (lower((unsigned char)host.p[i]) != (unsigned char)hp->name.p[i])
             return 0;
@@ -200,26 +202,27 @@ static int set_path_from_scratch(kf_req *req, size_t start, size_t len)
 static int do_rewrite(kf_req *req, kf_str tpl, kf_str path, const regmatch_t *m)
 {
     size_t start = req->scratch_used, o = start;
-    for (size_t i = 0; i < tpl.n; i++) {
+    for (size_t i = 0; i < tpl.n;) {
         const char *src = &tpl.p[i];
-        size_t n = 1;
-        if (tpl.p[i] == '\\' && i + 1 < tpl.n) {
-            char e = tpl.p[++i];
-            if (e >= '0' && e <= '9') {
-                if (e == '0') {
-                    src = path.p;
-                    n = path.n;
-                } else {
-                    const regmatch_t *g = &m[e - '0'];
-                    if (g->rm_so < 0 || g->rm_eo < g->rm_so) {
-                        n = 0;
-                    } else {
-                        src = path.p + g->rm_so;
-                        n = (size_t)(g->rm_eo - g->rm_so);
-                    }
-                }
+        size_t n;
+        if (tpl.p[i] != '\\' || i + 1 == tpl.n) {
+            /* a literal run up to the next backslash: one copy */
+            const char *bs = memchr(src + 1, '\\', tpl.n - i - 1);
+            n = bs ? (size_t)(bs - src) : tpl.n - i;
+            i += n;
+        } else {
+            char e = tpl.p[i + 1];
+            i += 2;
+            n = 1;
+            if (e == '0') {
+                src = path.p;
+                n = path.n;
+            } else if (e >= '1' && e <= '9') {
+                const regmatch_t *g = &m[e - '0'];
+                src = path.p + (g->rm_so < 0 ? 0 : g->rm_so);
+                n = g->rm_so < 0 || g->rm_eo < g->rm_so ? 0 : (size_t)(g->rm_eo - g->rm_so);
             } else {
-                src = &tpl.p[i]; /* "\\" */
+                src = &tpl.p[i - 1]; /* "\\": one backslash */
             }
         }
         if (n > KF_SCRATCH - o)

@@ -320,8 +320,9 @@ static void add(vm *v, tlist *l, unsigned pc, regoff_t *caps, regoff_t pos)
         return;
     default:
         l->pc[l->n] = (uint16_t)pc;
-        if (v->nsave)
-            memcpy(l->caps + (size_t)l->n * v->nsave, caps, v->nsave * sizeof *caps);
+        regoff_t *to = l->caps + (size_t)l->n * v->nsave;
+        for (unsigned i = 0; i < v->nsave; i++) /* a few slots: no memcpy call */
+            to[i] = caps[i];
         l->n++;
     }
 }

@@ -796,20 +796,18 @@ DIAG = {
          "`kf_libc_fn()` and `kf_real_write()` as `static inline` (one relaxed load, fall back to the "
          "out-of-line resolver when NULL). Measured with that change: +16 instructions/call (≈ 1.2 ns), "
          "meets.",
-    "2": "Two costs dominate. (a) glibc `regexec()` with sub-matches for the one path rule that matches "
-         "(`^/coding/v1/v1(/v1)*(/.*)?$`): ~20,000 instructions (path rewrite minus already-right "
-         "in the table), plus a rwlock per call "
-         "(`regexec_locked`). Fix in `src/core/kf_rules_apply.c` `path_regexec()`: memoise the last "
-         "(path → match offsets) per rule (clients post the same path every time; a seqlock-guarded "
-         "256-byte slot per rule), so the steady state is one memcmp; or hand-match the "
-         "`^LITERAL(/LITERAL)*(/.*)?$` shape every built-in rule has. (b) the head parser: "
-         "`kf_head_parse()` validates every byte in separate passes (`line_end()` does a second memchr "
-         "for a stray CR that `is_field_value()`/`is_token()` already reject), and `note_framing()` plus "
-         "the Host check call `kf_str_ieq_c()` (a `strlen()` and a case-folding compare) five times per "
-         "header field. Fix in `src/core/kf_head.c`: compare the name length first (14 content-length, "
-         "17 transfer-encoding, 10 connection, 7 upgrade, 4 host) with `KF_STR()` literals, drop the "
-         "CR memchr. Together that is ~60% of the instructions; 2M heads/s (~500 ns, ~5,000 "
-         "instructions at this machine's rate) needs both plus a single-pass validator.",
+    "2": "regexec is gone from the path (the built-in patterns run on kf_pat, a Pike VM: ~1,100 "
+         "instructions for the rule that matches, was ~20,000) and so is the second pass over the head "
+         "(whole heads are parsed once, SSE2 scans for names, values and the target). What the profile "
+         "above shows now: the parser is about half of a head (per header line ~130 instructions of "
+         "bookkeeping around the scans: trimming, recording the field, the framing switch, each loop exit "
+         "a data-dependent branch), `kf_rules_apply` over the 13 enabled built-in rules about a fifth "
+         "(host answer cached per host list, a literal-prefix memcmp per rule), writing the head back "
+         "about a tenth. Tried and dropped: indexing the whole head once with 64-byte bitmasks (':', "
+         "controls, non-name bytes; SSE2) and walking lines with tzcnt: the index alone cost ~2,500 "
+         "instructions per head, more than the per-line scans it replaced (it would need AVX2 and a "
+         "run-time dispatch). Left to try: keep the last (path, groups) per rule so the steady state "
+         "skips the VM; fold the framing checks into the name scan.",
     "3": "",
     "4": "Python sends each request through `SSL_write_ex`, so the whole engine runs per request "
          "(see figure 2, path rewrite; libcurl instead is fixed at `curl_easy_setopt` and costs "
@@ -834,19 +832,16 @@ DIAG = {
          "relay is at 0.85–1.01 of nginx across runs, i.e. at the line; its per-request profile "
          "shows its log line (`vfprintf` + `write`, nginx's access log does the same) and one "
          "`poll()` round per direction.",
-    "6": "Start-up: 2/3 of the constructor's 3.1M instructions are `dladdr()` in `kf_is_own_addr()` "
-         "(src/hooks/resolve.c), called twice per libc symbol by `kf_libc_resolve_all()`; `dladdr` walks "
-         "every loaded object's symbols. Fix: compute our own [start, end) once from `__ehdr_start`'s "
-         "program headers (PT_LOAD extent) and compare addresses. Measured: 3.1M → 1.03M instructions, "
-         "+~330 µs/run. The rest is `kf_load_rules()`: `regcomp()` of 11 built-in regexes (0.66M "
-         "instructions, most of the extra ~430 KiB RSS); with KIMIFIX_MODE=off (no rules) the cost is "
-         "~+50 µs. Fix: compile built-in rules' regexes lazily on first match (they are tested at build "
-         "time; user rules keep compiling at load for diagnostics), e.g. under the rwlock "
-         "`regexec_locked()` already takes. Relay RSS with 200 connections sits at the 32 MiB line "
-         "(30–33 MiB across runs; docs/relay.md measured 30–31): OpenSSL's ~70 KiB per SSL pair is "
-         "most of it (docs/relay.md); buffers are already released when idle, so going clearly below "
-         "the line is a design change (an event loop instead of a thread per connection), not a "
-         "one-line fix.",
+    "6": "No rules are parsed at start any more (the bench's user file is empty, the built-ins are "
+         "summarised at build time) and libc symbols are resolved by their hook's first call, so what "
+         "is left over the empty object is: ld.so mapping and relocating a ~140 KB library and binding "
+         "the libc functions the constructor calls (lazy PLT, a symbol lookup each), and the "
+         "constructor itself: the environment, one dlsym (write), the fd table, the static-TLS check "
+         "(one dlsym), and in auto mode the relay trust variables (`kf_set_trust`: paths, access(), "
+         "setenv; with a CA variable already set, a combined CA file), which auto mode must do before "
+         "main. The instruction counts are in the rows; when the wall-clock figure misses while the "
+         "instruction delta is a few tens of thousands (~10-20 µs at this machine's rate), compare "
+         "the per-round range: the machine's noise is larger than the difference.",
     "7": "",
 }
 

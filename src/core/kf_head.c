@@ -120,24 +120,13 @@ static int name_is(kf_str s, const char *lit, size_t n)
 
 #define NAME_IS(s, lit) name_is((s), (lit), sizeof(lit) - 1)
 
-static kf_str trim(kf_str s)
-{
-    while (s.n && (s.p[0] == ' ' || s.p[0] == '\t')) {
-        s.p++;
-        s.n--;
-    }
-    while (s.n && (s.p[s.n - 1] == ' ' || s.p[s.n - 1] == '\t'))
-        s.n--;
-    return s;
-}
-
 /* Last comma-separated token of a header value, trimmed. */
 static kf_str last_token(kf_str v)
 {
     const char *c = v.p + v.n;
     while (c > v.p && c[-1] != ',')
         c--;
-    return trim((kf_str){ c, (size_t)(v.p + v.n - c) });
+    return kf_str_trim((kf_str){ c, (size_t)(v.p + v.n - c) });
 }
 
 static int has_upgrade_token(kf_str v)
@@ -147,7 +136,7 @@ static int has_upgrade_token(kf_str v)
         const char *c = memchr(p, ',', (size_t)(end - p));
         if (!c)
             c = end;
-        if (NAME_IS(trim((kf_str){ p, (size_t)(c - p) }), "upgrade"))
+        if (NAME_IS(kf_str_trim((kf_str){ p, (size_t)(c - p) }), "upgrade"))
             return 1;
         p = c + 1;
     }

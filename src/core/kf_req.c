@@ -267,17 +267,6 @@ kf_str kf_str_c(const char *s)
     return (kf_str){ s, s ? strlen(s) : 0 };
 }
 
-kf_str kf_str_trim(kf_str s)
-{
-    while (s.n && (s.p[0] == ' ' || s.p[0] == '\t')) {
-        s.p++;
-        s.n--;
-    }
-    while (s.n && (s.p[s.n - 1] == ' ' || s.p[s.n - 1] == '\t'))
-        s.n--;
-    return s;
-}
-
 /* Iterative glob with single-star backtracking: linear in practice, no
  * recursion, so a hostile pattern cannot blow the stack. */
 static int glob(const char *pat, kf_str s, int ci)

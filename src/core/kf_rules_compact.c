@@ -145,15 +145,21 @@ kf_ruleset *kf_rs_compact(kf_ruleset *rs)
     return d;
 }
 
-void kf_rs_free_parsed(kf_ruleset *rs)
+void kf_rs_free_regexes(kf_ruleset *rs)
 {
-    if (!rs)
-        return;
     for (unsigned i = 0; i < rs->nrules; i++)
         if (rs->rules[i].re) {
             regfree(rs->rules[i].re);
             free(rs->rules[i].re);
+            rs->rules[i].re = NULL;
         }
+}
+
+void kf_rs_free_parsed(kf_ruleset *rs)
+{
+    if (!rs)
+        return;
+    kf_rs_free_regexes(rs);
     free(rs->rules);
     free(rs->conn);
     free(rs->active);

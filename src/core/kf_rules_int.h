@@ -127,6 +127,8 @@ void kf_rs_free_arena(kf_ruleset *rs);
 kf_ruleset *kf_rs_compact(kf_ruleset *rs);
 /* Free a ruleset as the parser left it (regexes not moved are freed). */
 void kf_rs_free_parsed(kf_ruleset *rs);
+/* The glibc regexes a ruleset owns (either form). */
+void kf_rs_free_regexes(kf_ruleset *rs);
 
 /* kf_rules_lazy.c: its part of kf_rules_fork_prepare/parent/child */
 void kf_rules_lazy_fork_prepare(void);

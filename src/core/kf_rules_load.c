@@ -14,11 +14,7 @@ void kf_ruleset_free(kf_ruleset *rs)
 {
     if (!rs)
         return;
-    for (unsigned i = 0; i < rs->nrules; i++)
-        if (rs->rules[i].re) {
-            regfree(rs->rules[i].re);
-            free(rs->rules[i].re);
-        }
+    kf_rs_free_regexes(rs);
     free(rs);
 }
 

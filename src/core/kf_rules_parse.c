@@ -239,20 +239,24 @@ static void parse_text(kf_parser *p, const char *text, size_t len)
     p->cur = -1;
     p->first = p->rs->nrules;
     while (i < len) {
-        size_t e = i;
-        while (e < len && text[e] != '\n')
-            e++;
+        const char *nl = memchr(text + i, '\n', len - i), *ln = text + i;
+        size_t e = nl ? (size_t)(nl - text) : len;
         p->line++;
         size_t n = e - i;
         if (n && text[i + n - 1] == '\r')
             n--;
-        memcpy(buf, text + i, n);
-        buf[n] = '\0';
         i = e + 1;
-        if (memchr(buf, '\0', n)) {
+        if (memchr(ln, '\0', n)) {
             ERR(p, "NUL byte in the line");
             continue;
         }
+        size_t k = 0;
+        while (k < n && (ln[k] == ' ' || ln[k] == '\t'))
+            k++;
+        if (k == n || ln[k] == '#')
+            continue; /* blank or comment (most of the built-in text): no words */
+        memcpy(buf, ln, n);
+        buf[n] = '\0';
         kf_tok t[MAX_TOKENS];
         int nt = kf_p_tokenize(p, buf, t);
         if (nt > 0)

@@ -71,7 +71,17 @@ static void split_target(kf_req *req, struct kf_headbuf *hb, kf_str t)
 
 #define METHOD_MAX 32 /* as the stream's scanner (kf_stream.c) */
 
-static const char *skip_tchars(const char *q, const char *end);
+/* Past the tchars at q (letters, digits and '-' fast; the rest, like '_'
+ * or '.', one at a time). Inlined: it runs once per header line. */
+static inline __attribute__((always_inline)) const char *skip_tchars(const char *q, const char *end)
+{
+    for (;;) {
+        q = kf_scan_name(q, end);
+        if (q == end || !tchar_map[(unsigned char)*q])
+            return q;
+        q++;
+    }
+}
 
 /* The request line: METHOD SP TARGET SP HTTP/1.d (CR) LF. 0, or -1
  * (malformed or incomplete). Exactly the rules of the stream's
@@ -235,18 +245,6 @@ static const char *header_value(const char *v, const char *end, kf_str *value)
         ce--;
     *value = (kf_str){ v, (size_t)(ce - v) };
     return lf + 1;
-}
-
-/* Past the tchars at q (letters, digits and '-' fast; the rest, like '_'
- * or '.', one at a time). */
-static const char *skip_tchars(const char *q, const char *end)
-{
-    for (;;) {
-        q = kf_scan_name(q, end);
-        if (q == end || !tchar_map[(unsigned char)*q])
-            return q;
-        q++;
-    }
 }
 
 long kf_head_parse_prefix(struct kf_headbuf *hb, const kf_ctx *ctx, const char *head, size_t n,

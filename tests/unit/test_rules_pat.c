@@ -185,7 +185,7 @@ Test(rules_pat, long_paths)
     static char s[60001];
     size_t n = 0;
     n += (size_t)sprintf(s, "/coding/v1/v1");
-    while (n + 3 < sizeof s - 8)
+    while (n + 3 < sizeof s - 16) /* room for a tail and the NUL */
         memcpy(s + n, "/v1", 3), n += 3;
     for (int tail = 0; tail < 3; tail++) {
         size_t m = n;

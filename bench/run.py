@@ -683,7 +683,7 @@ try:
         for name in ("auto", "inprocess", "off"):
             d, dc = med(us[name]) - floor, med(cpu[name]) - cfloor
             per = [k - e for k, e in zip(us[name], us["empty"])]
-            ok = d <= 60 or dc <= 60
+            ok = d <= 60
             rows.append(("6", "process start: `true` × %s under the shim, KIMIFIX_MODE=%s: µs/run"
                          % ("{:,}".format(nt), name), "floor " + fmt(us["empty"], " µs"),
                          fmt(us[name], " µs"), "wall %+.0f µs/run over the floor (per round %+.0f…%+.0f); "
@@ -699,12 +699,13 @@ try:
                      "round; arms interleaved (rotating order), %d rounds, medians. The floor is an "
                      "empty shared object (`bench/empty.c`) preloaded the same way. The shim runs with "
                      "the bench's environment: an empty user rules file, the relay running and its CA "
-                     "present (auto mode sets the trust variables before main). On this shared 2-core machine the "
-                     "wall-clock of a fork+exec swings by milliseconds between rounds when other work runs, "
-                     "far more than the 60 µs budget, so the verdict also takes the children's own CPU "
-                     "time (user + system from wait4, per run, same rounds): meets when either says "
-                     "≤ floor + 60 µs. The callgrind counts (user-space instructions of the whole "
-                     "process) are the deterministic view." % ("{:,}".format(nt), ROUNDS))
+                     "present (auto mode sets the trust variables before main). The verdict is the wall-clock "
+                     "difference, as the budget is stated; beside it the children's own CPU time (user + "
+                     "system from wait4, per run, same rounds), which waiting for a busy CPU does not "
+                     "inflate, and callgrind's user-space instructions of the whole process (deterministic, "
+                     "but blind to the kernel's part: exec, mmap, page faults). On a shared 2-core machine "
+                     "with other work running, a fork+exec swings by milliseconds between rounds: read "
+                     "the per-round range before the verdict." % ("{:,}".format(nt), ROUNDS))
         A, K = ab("fig6 python", lambda: run([BB + "/spawn", "10", PY, "-c", "pass"]),
                   lambda: run([BB + "/spawn", "-p", LIB, "10", PY, "-c", "pass"]))
         a, k = col(A, "maxrss_kib"), col(K, "maxrss_kib")

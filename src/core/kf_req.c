@@ -44,12 +44,20 @@ int kf_req_add_header(kf_req *req, kf_str name, kf_str value, kf_str line)
     return 0;
 }
 
+static int ieq(kf_str a, kf_str b);
+
 int kf_req_find_header(const kf_req *req, kf_str name, unsigned from)
 {
+    if (name.n == 0)
+        return -1; /* no header has an empty name */
+    /* Length, then the first byte folded (| 0x20 never makes two letters
+     * equal that differ in more than case; a false candidate is caught by
+     * the full compare), then the whole name. */
+    unsigned char c0 = (unsigned char)(name.p[0] | 0x20);
     for (unsigned i = from; i < req->nhdr; i++) {
         const kf_hdr *h = &req->hdr[i];
-        /* length first: most names differ in length, no call needed */
-        if (h->name.n == name.n && h->state != KF_HDR_REMOVED && kf_str_ieq(h->name, name))
+        if (h->name.n == name.n && (unsigned char)(h->name.p[0] | 0x20) == c0 &&
+            h->state != KF_HDR_REMOVED && ieq(h->name, name))
             return (int)i;
     }
     return -1;
@@ -228,14 +236,21 @@ int kf_str_eq(kf_str a, kf_str b)
     return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
 }
 
-int kf_str_ieq(kf_str a, kf_str b)
+static int ieq(kf_str a, kf_str b)
 {
     if (a.n != b.n)
         return 0;
+    if (a.n == 0 || memcmp(a.p, b.p, a.n) == 0)
+        return 1; /* the same spelling: the common case for header names */
     for (size_t i = 0; i < a.n; i++)
         if (lower((unsigned char)a.p[i]) != lower((unsigned char)b.p[i]))
             return 0;
     return 1;
+}
+
+int kf_str_ieq(kf_str a, kf_str b)
+{
+    return ieq(a, b);
 }
 
 int kf_str_ieq_c(kf_str a, const char *b)
@@ -251,17 +266,6 @@ int kf_str_ieq_c(kf_str a, const char *b)
 kf_str kf_str_c(const char *s)
 {
     return (kf_str){ s, s ? strlen(s) : 0 };
-}
-
-kf_str kf_str_trim(kf_str s)
-{
-    while (s.n && (s.p[0] == ' ' || s.p[0] == '\t')) {
-        s.p++;
-        s.n--;
-    }
-    while (s.n && (s.p[s.n - 1] == ' ' || s.p[s.n - 1] == '\t'))
-        s.n--;
-    return s;
 }
 
 /* Iterative glob with single-star backtracking: linear in practice, no

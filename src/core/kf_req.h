@@ -119,9 +119,21 @@ int kf_str_eq(kf_str a, kf_str b);          /* exact */
 int kf_str_ieq(kf_str a, kf_str b);         /* ASCII case-insensitive */
 int kf_str_ieq_c(kf_str a, const char *b);  /* against a C string */
 kf_str kf_str_c(const char *s);
-kf_str kf_str_trim(kf_str s);               /* strip SP/HTAB both ends */
+
 int kf_hexval(char c);                     /* 0..15, or -1 */
 int kf_glob(const char *pat, kf_str s);     /* '*' and '?' glob, case-sensitive */
 int kf_glob_ci(const char *pat, kf_str s);  /* same, ASCII case-insensitive */
+
+/* Strip SP/HTAB at both ends (inline: the head parser calls it per field). */
+static inline kf_str kf_str_trim(kf_str s)
+{
+    while (s.n && (s.p[0] == ' ' || s.p[0] == '\t')) {
+        s.p++;
+        s.n--;
+    }
+    while (s.n && (s.p[s.n - 1] == ' ' || s.p[s.n - 1] == '\t'))
+        s.n--;
+    return s;
+}
 
 #endif

@@ -26,8 +26,13 @@
 void kf_shim_init(void);
 
 /* The process's rules, or NULL when kimifix is off or its rules failed to
- * load (then every hook passes bytes through unchanged). */
+ * load (then every hook passes bytes through unchanged). Built by the first
+ * call (kf_rules_lazy): call it only where rules are needed. */
 const kf_ruleset *kf_shim_rules(void);
+/* Could any enabled rule name a host (relay steering possible)? Answered
+ * without parsing when only the built-ins apply (their build-time
+ * summary); 0 when the rules do not load. For the constructor. */
+int kf_shim_rules_name_hosts(void);
 int kf_shim_mode(void);
 
 /* Engine callbacks every carrier passes in its kf_ctx: log the rewritten
@@ -48,8 +53,8 @@ ssize_t kf_real_write_slow(int fd, const void *buf, size_t n);
 
 /* ---- Additions (additive only; existing signatures above are stable). ---- */
 
-/* libc functions the hooks forward to, resolved once with dlsym(RTLD_NEXT)
- * (constructor, or lazily when a hook runs before it). Never returns the
+/* libc functions the hooks forward to, resolved with dlsym(RTLD_NEXT) by
+ * their hook's first call (write by the constructor). Never returns the
  * shim's own hook; may return NULL only if libc itself lacks the symbol,
  * so callers of KF_REAL() on optional symbols must check. */
 enum kf_libc_sym {
@@ -63,7 +68,6 @@ enum kf_libc_sym {
     KF_LIBC_NSYMS
 };
 void *kf_libc_fn_slow(int sym);
-void kf_libc_resolve_all(void);
 /* The fast path of every libc hook: one relaxed load, inlined (a call into
  * resolve.c cost ~40 instructions per write()). */
 extern _Atomic(void *) kf_libc_slots[KF_LIBC_NSYMS];

@@ -1,7 +1,8 @@
 /* resolve.c - finding the real functions behind the hooks.
  *
- * libc functions: dlsym(RTLD_NEXT) once per symbol (the constructor does all
- * of them; a hook that runs before the constructor resolves its own lazily).
+ * libc functions: dlsym(RTLD_NEXT) once per symbol, by the first call of its
+ * hook (the constructor resolves only write): a process pays for the
+ * functions it uses, not 23 lookups at every start.
  *
  * Library functions (libssl, GnuTLS, libcurl): the caller's object first.
  * Why: Python loads libssl with RTLD_LOCAL through its _ssl module, so
@@ -98,12 +99,6 @@ void *kf_libc_fn_slow(int sym)
         atomic_store_explicit(&kf_libc_slots[sym], p, memory_order_relaxed);
     errno = saved;
     return p;
-}
-
-void kf_libc_resolve_all(void)
-{
-    for (int i = 0; i < KF_LIBC_NSYMS; i++)
-        (void)kf_libc_fn(i);
 }
 
 ssize_t kf_real_write_slow(int fd, const void *buf, size_t n)

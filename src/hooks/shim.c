@@ -10,8 +10,9 @@
  *                  relay (steer every rule host's connection), proxy (the
  *                  relay is the program's HTTP proxy: kf_envplan.h), off
  *
- * Rule: never break the host. A bad rules file is one log line and then
- * every hook passes bytes through (kf_shim_rules() == NULL).
+ * Rule: never break the host. A bad rules file is one log line (when the
+ * rules are first needed) and then every hook passes bytes through
+ * (kf_shim_rules() == NULL).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -26,12 +27,12 @@
 #include <unistd.h>
 
 #include "fdtab.h"
+#include "kf_rules_hosts.h"
 #include "kf_shim.h"
 
 static pthread_once_t kf_once = PTHREAD_ONCE_INIT;
 static __thread int kf_tl_initing; /* tiny TLS: hooks re-entered during init */
 static atomic_int kf_ready;
-static _Atomic(const kf_ruleset *) kf_rules;
 static int kf_mode = KF_MODE_AUTO;
 
 /* ---- rules loading ---- */
@@ -52,27 +53,35 @@ static void kf_diag(void *ud, const char *line)
     }
 }
 
-static void kf_load_rules(void)
+/* The rules source is chosen at init (the environment as the program
+ * started); the rules are built by the first hooked call that needs them
+ * (kf_shim_rules), so a process that never opens a socket never parses
+ * them. Errors are reported then, once, in one line. */
+static char kf_rules_buf[4096];
+static const char *kf_rules_file; /* NULL: built-ins only */
+
+static kf_ruleset *kf_load_rules(void *ud)
 {
-    char buf[4096];
+    (void)ud;
     struct kf_diag_state d;
     d.first[0] = 0;
     d.nerr = 0;
-    const char *path = kf_rules_default_path(buf, sizeof buf);
     int nerr = 0;
-    kf_ruleset *rs = kf_ruleset_load(path, kf_diag, &d, &nerr);
+    kf_ruleset *rs = kf_ruleset_load(kf_rules_file, kf_diag, &d, &nerr);
     if (!rs) {
         if (d.first[0])
             kf_log(KF_LOG_ERROR, "%s (%d error%s); rules not loaded, passing everything through",
                    d.first, d.nerr, d.nerr == 1 ? "" : "s");
         else
             kf_log(KF_LOG_ERROR, "%s: cannot load rules; passing everything through",
-                   path ? path : "built-in rules");
-        return;
+                   kf_rules_file ? kf_rules_file : "built-in rules");
+        return NULL;
     }
+    kf_log(KF_LOG_DEBUG, "rules: %u loaded on first use (built-ins%s%s)", kf_ruleset_count(rs),
+           kf_rules_file ? " and " : "", kf_rules_file ? kf_rules_file : "");
     /* Immutable from here on; never freed (hooks may run at exit, and a
      * carrier may still hold the pointer). */
-    atomic_store(&kf_rules, rs);
+    return rs;
 }
 
 /* ---- TLS out of reach ---- */
@@ -88,8 +97,9 @@ static void kf_check_static_tls(void)
     void *p = dlsym(RTLD_DEFAULT, "SSL_write");
     Dl_info di;
     struct link_map *lm = NULL;
-    kf_static_tls = p && dladdr1(p, &di, (void **)&lm, RTLD_DL_LINKMAP) && lm && lm->l_name &&
-                    lm->l_name[0] == 0;
+    /* Our own hook (the main program has none): no dladdr1 needed. */
+    kf_static_tls = p && !kf_is_own_addr(p) && dladdr1(p, &di, (void **)&lm, RTLD_DL_LINKMAP) &&
+                    lm && lm->l_name && lm->l_name[0] == 0;
     if (kf_static_tls && kf_mode == KF_MODE_INPROCESS)
         kf_log(KF_LOG_WARN, "TLS is compiled into this program; with KIMIFIX_MODE=inprocess "
                             "kimifix can only fix its plain-HTTP requests (use auto or relay)");
@@ -179,7 +189,11 @@ static void kf_do_init(void)
 {
     int saved = errno;
     kf_tl_initing = 1;
-    kf_libc_resolve_all();
+    /* Other libc functions are resolved by their hook's first call
+     * (kf_libc_fn): a dlsym each for those a process uses, not for all
+     * at every start. write() now: the log writes with it, and signal
+     * handlers use it more than any other. */
+    (void)kf_libc_fn(KF_LIBC_write);
     kf_log_set_writer(kf_real_write);
 
     const char *log = secure_getenv("KIMIFIX_LOG");
@@ -214,10 +228,9 @@ static void kf_do_init(void)
 
     if (kf_mode != KF_MODE_OFF) {
         kf_fdtab_init();
-        kf_load_rules();
-    }
-    if (atomic_load(&kf_rules))
+        kf_rules_file = kf_rules_default_path(kf_rules_buf, sizeof kf_rules_buf);
         kf_check_static_tls();
+    }
     pthread_atfork(kf_atfork_prepare, kf_atfork_parent, kf_atfork_child);
     atomic_store_explicit(&kf_ready, 1, memory_order_release);
     kf_tl_initing = 0;
@@ -253,7 +266,22 @@ const kf_ruleset *kf_shim_rules(void)
             return NULL; /* a hook fired inside our own init: pass through */
         kf_shim_init();
     }
-    return kf_mode == KF_MODE_OFF ? NULL : atomic_load_explicit(&kf_rules, memory_order_acquire);
+    return kf_mode == KF_MODE_OFF ? NULL : kf_rules_lazy(kf_load_rules, NULL);
+}
+
+int kf_shim_rules_name_hosts(void)
+{
+    if (kf_shim_mode() == KF_MODE_OFF)
+        return 0;
+    /* Known without parsing: only the built-ins (or a user file without a
+     * single directive, which changes nothing about them). */
+    if (!kf_rules_lazy_tried() &&
+        (!kf_rules_file || kf_rules_file_is_blank(kf_rules_file)))
+        return kf_default_rules_name_hosts;
+    const kf_ruleset *rs = kf_shim_rules();
+    const char *name;
+    int wild;
+    return rs && kf_rules_host_at(rs, 0, &name, &wild);
 }
 
 int kf_shim_tls_interposable(void)

@@ -258,19 +258,17 @@ static void kf_set_trust(void)
  * kimifix CA exists the trust variables are set now, before main. */
 void kf_steer_setup(void)
 {
-    const kf_ruleset *rs = kf_shim_rules();
     int mode = kf_shim_mode();
-    if (!rs || (mode != KF_MODE_AUTO && mode != KF_MODE_RELAY))
+    if (mode != KF_MODE_AUTO && mode != KF_MODE_RELAY)
         return;
     /* The relay and the CLI that starts it never steer (the relay sheds the
      * preload and sets KIMIFIX_MODE=off; this covers the moment before). */
     if (!strcmp(program_invocation_short_name, "kimifix-relay") ||
         !strcmp(program_invocation_short_name, "kimifix"))
         return;
-    const char *name;
-    int wild;
-    if (!kf_rules_host_at(rs, 0, &name, &wild))
-        return; /* no rule names a host: nothing can ever be steered */
+    /* Without parsing the rules when only the built-ins apply (shim.c) */
+    if (!kf_shim_rules_name_hosts())
+        return; /* no rule names a host (or no rules): nothing can ever be steered */
     kf_steer_on = 1;
     if (mode == KF_MODE_RELAY || !kf_shim_tls_interposable()) {
         kf_relay_state st;

@@ -61,7 +61,9 @@ static void kf_dns_remember_raw(int family, const void *addr, const char *name)
 {
     size_t alen = family == AF_INET ? 4 : 16;
     size_t l = strnlen(name, KF_HOSTMAX - 1);
-    pthread_mutex_lock(&kf_dns_lock);
+    if (kf_reentered())
+        return; /* a signal handler inside the shim: never wait (kf_shim.h) */
+    unsigned held = kf_lock(&kf_dns_lock, KF_HOLD_DNS);
     struct kf_dns_ent *e = NULL;
     for (unsigned i = 0; i < kf_dns_n; i++)
         if (kf_dns[i].family == family && memcmp(kf_dns[i].addr, addr, alen) == 0)
@@ -77,7 +79,7 @@ static void kf_dns_remember_raw(int family, const void *addr, const char *name)
     memcpy(e->addr, addr, alen);
     memcpy(e->name, name, l);
     e->name[l] = 0;
-    pthread_mutex_unlock(&kf_dns_lock);
+    kf_unlock(&kf_dns_lock, held);
 }
 
 void kf_dns_remember(const struct sockaddr *sa, const char *name)
@@ -92,10 +94,10 @@ int kf_dns_name_of(const struct sockaddr *sa, char *name, size_t n)
 {
     int fam, found = 0;
     unsigned char a[16];
-    if (!sa || !kf_addr_key(sa, &fam, a) || n == 0)
-        return 0;
+    if (!sa || !kf_addr_key(sa, &fam, a) || n == 0 || kf_reentered())
+        return 0; /* a handler's connect goes unnamed: direct, untracked */
     size_t alen = fam == AF_INET ? 4 : 16;
-    pthread_mutex_lock(&kf_dns_lock);
+    unsigned held = kf_lock(&kf_dns_lock, KF_HOLD_DNS);
     for (unsigned i = 0; i < kf_dns_n; i++)
         if (kf_dns[i].family == fam && memcmp(kf_dns[i].addr, a, alen) == 0) {
             size_t l = strnlen(kf_dns[i].name, n - 1);
@@ -103,7 +105,7 @@ int kf_dns_name_of(const struct sockaddr *sa, char *name, size_t n)
             name[l] = 0;
             found = 1;
         }
-    pthread_mutex_unlock(&kf_dns_lock);
+    kf_unlock(&kf_dns_lock, held);
     return found;
 }
 

@@ -1,7 +1,7 @@
 /* steer.c - the shim's side of the relay (docs/relay.md): find or start the
  * user's relay, set the trust variables before the client's main, steer
  * connect() to the relay, and answer getpeername() with the original
- * destination for steered sockets.
+ * destination for steered sockets (kept in the fd table, fdtab.c).
  *
  * Decisions, per connection (kf_steer_wanted in the core):
  *   - only hosts an enabled rule names explicitly, only TCP, only when the
@@ -172,10 +172,10 @@ static time_t kf_start_last;
 static int kf_relay_start(kf_relay_state *st, char *why, size_t wn)
 {
     char cli[4096], preload[4200];
-    pthread_mutex_lock(&kf_start_lock);
+    unsigned held = kf_lock(&kf_start_lock, KF_HOLD_START);
     time_t now = time(NULL);
     if (kf_start_last && now - kf_start_last < 10) {
-        pthread_mutex_unlock(&kf_start_lock);
+        kf_unlock(&kf_start_lock, held);
         snprintf(why, wn, "a start was tried less than 10 s ago");
         return kf_relay_lookup(st);
     }
@@ -219,7 +219,7 @@ static int kf_relay_start(kf_relay_state *st, char *why, size_t wn)
                 snprintf(why, wn, "`%.200s relay start` did not start it (see its relay.log)", cli);
         }
     }
-    pthread_mutex_unlock(&kf_start_lock);
+    kf_unlock(&kf_start_lock, held);
     return rc;
 }
 
@@ -279,91 +279,22 @@ void kf_steer_setup(void)
     kf_set_trust();
 }
 
-/* ---- steered sockets: original destination for getpeername ---- */
+/* ---- steered sockets ---- */
 
-#define KF_STEERED_MAX 128
-struct kf_steered {
-    int fd;
-    ino_t ino;
-    socklen_t len;
-    struct sockaddr_storage dst;
-};
-static pthread_mutex_t kf_steered_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct kf_steered kf_steered[KF_STEERED_MAX];
-static unsigned kf_steered_next;
-static atomic_int kf_steered_any;
-
-static ino_t kf_fd_ino(int fd)
-{
-    struct stat s;
-    return fstat(fd, &s) == 0 ? s.st_ino : 0;
-}
-
-static void kf_steered_add(int fd, const struct sockaddr *dst, socklen_t len)
-{
-    ino_t ino = kf_fd_ino(fd);
-    if (!ino || len > sizeof(struct sockaddr_storage))
-        return;
-    pthread_mutex_lock(&kf_steered_lock);
-    struct kf_steered *e = NULL;
-    for (unsigned i = 0; i < KF_STEERED_MAX && !e; i++)
-        if (kf_steered[i].ino && kf_steered[i].fd == fd)
-            e = &kf_steered[i];
-    if (!e) {
-        e = &kf_steered[kf_steered_next];
-        kf_steered_next = (kf_steered_next + 1) % KF_STEERED_MAX;
-    }
-    e->fd = fd;
-    e->ino = ino;
-    e->len = len;
-    memcpy(&e->dst, dst, len);
-    pthread_mutex_unlock(&kf_steered_lock);
-    atomic_store(&kf_steered_any, 1);
-}
-
-/* Copy fd's original destination (if it was steered and is still the same
- * socket: the inode tells a reused fd apart). */
-static int kf_steered_get(int fd, struct sockaddr_storage *dst, socklen_t *len)
-{
-    if (!atomic_load_explicit(&kf_steered_any, memory_order_relaxed))
-        return 0;
-    ino_t ino = 0;
-    int found = 0;
-    pthread_mutex_lock(&kf_steered_lock);
-    for (unsigned i = 0; i < KF_STEERED_MAX && !found; i++) {
-        struct kf_steered *e = &kf_steered[i];
-        if (e->ino && e->fd == fd) {
-            if (!ino)
-                ino = kf_fd_ino(fd);
-            if (e->ino == ino) {
-                if (dst)
-                    memcpy(dst, &e->dst, e->len);
-                if (len)
-                    *len = e->len;
-                found = 1;
-            } else {
-                e->ino = 0; /* stale */
-            }
-        }
-    }
-    pthread_mutex_unlock(&kf_steered_lock);
-    return found;
-}
-
-/* fork: the table's lock is taken around fork (a child must never find it
- * held by a thread that does not exist there); a relay start in flight in
- * another thread belongs to the parent. */
-void kf_steer_prepare(void) { pthread_mutex_lock(&kf_steered_lock); }
-void kf_steer_parent(void) { pthread_mutex_unlock(&kf_steered_lock); }
+/* Steered sockets live in the fd table (fdtab.c), marked steered, with
+ * their original destination: as many as there are fds, shared by dup(),
+ * forgotten by close(). The fork handlers only reset the start lock: a
+ * start in flight in another thread belongs to the parent. */
+void kf_steer_prepare(void) {}
+void kf_steer_parent(void) {}
 void kf_steer_child(void)
 {
-    pthread_mutex_init(&kf_steered_lock, NULL);
     pthread_mutex_init(&kf_start_lock, NULL);
 }
 
 int kf_shim_fd_steered(int fd)
 {
-    return kf_steered_get(fd, NULL, NULL);
+    return kf_fd_peek(fd) && kf_fd_steered(fd, NULL, NULL);
 }
 
 /* ---- connect() ---- */
@@ -371,7 +302,7 @@ int kf_shim_fd_steered(int fd)
 int kf_steer_try(int fd, const struct sockaddr *dst, socklen_t dstlen, const char *host,
                  unsigned port)
 {
-    if (!kf_steer_on || !host || !*host)
+    if (!kf_steer_on || !host || !*host || kf_reentered())
         return 0;
     int saved = errno;
     const kf_ruleset *rs = kf_shim_rules();
@@ -396,15 +327,23 @@ int kf_steer_try(int fd, const struct sockaddr *dst, socklen_t dstlen, const cha
         errno = saved;
         return 0;
     }
+    /* Marked steered before the relay sees a byte: in-process carriers
+     * must never rewrite it too, and getpeername() must answer dst. */
+    if (kf_fd_track_steered(fd, host, port, dst, dstlen) < 0) {
+        kf_shim_warn_once("steer-track", "relay: cannot remember a steered socket (fd %d): "
+                                         "%s:%u goes direct, unfixed", fd, host, port);
+        errno = saved;
+        return 0;
+    }
     kf_steer_io io = { KF_REAL(connect), kf_real_write };
     if (kf_steer_connect(fd, dst, dstlen, host, &st, &io) < 0) {
         int e = errno;
+        kf_fd_forget(fd);
         kf_shim_warn_once("steer-fail", "relay: cannot reach it on port %u (%s): %s:%u goes "
                                         "direct, unfixed", st.port, strerror(e), host, port);
         errno = saved;
         return 0;
     }
-    kf_steered_add(fd, dst, dstlen);
     kf_log(KF_LOG_DEBUG, "[libc] %s:%u steered to the relay (port %u)", host, port, st.port);
     errno = saved;
     return 1;
@@ -417,7 +356,7 @@ KF_EXPORT int getpeername(int fd, __SOCKADDR_ARG arg, socklen_t *len)
     int rc = KF_REAL(getpeername)(fd, arg, len);
     struct sockaddr_storage d;
     socklen_t dl;
-    if (rc == 0 && sa && len && kf_steered_get(fd, &d, &dl)) {
+    if (rc == 0 && sa && len && kf_fd_peek(fd) && kf_fd_steered(fd, &d, &dl)) {
         int saved = errno;
         memcpy(sa, &d, dl < cap ? dl : cap);
         *len = dl; /* like the kernel: the full size, even if truncated */

@@ -67,8 +67,9 @@ tally() { # NAME LOGFILE RC
     fi
 }
 under_shim() { # LOGNAME CMD...: run CMD under the shim, log to $T/logs/LOGNAME.log
+    # timeout: a hang guard only (hammer has its own no-progress watchdog)
     local name=$1; shift
-    LD_PRELOAD=$PRE KIMIFIX_LOG=$T/logs/$name.log timeout 300 "$@"
+    LD_PRELOAD=$PRE KIMIFIX_LOG=$T/logs/$name.log timeout 1200 "$@"
 }
 
 sh "$src/tests/fakeup/mkcerts.sh" "$T/certs" >/dev/null 2>&1 || { echo "mkcerts failed"; exit 1; }
@@ -100,8 +101,11 @@ H_PORT=$FU_H S_PORT=$FU_S
 if [[ " $SECTIONS " == *" proc "* ]]; then
     n=16 m=50
     [ "$LONG" = 1 ] && n=64 m=200
+    # sighooks: signal handlers that connect/write/close tracked sockets
+    # inside every hook (RELIABILITY.md finding 2); it writes its own
+    # connect-to rules, and steering would only add noise: inprocess.
     for args in "threads $n $m" "forkwrite 200" "sigfork 200" "dup2 100" "spawn $H/rawsend" \
-                "sigforktracked 6000"; do
+                "sigforktracked 3000" "sighooks 2000"; do
         mode=${args%% *}
         # Fork-heavy signal cases: gcc 12's ASan allocator is not fork-safe
         # (a child of a threaded parent can hang in calloc on a lock another
@@ -110,7 +114,9 @@ if [[ " $SECTIONS " == *" proc "* ]]; then
             echo "skip - hammer $mode: signal during fork, not run under sanitizers (see RELIABILITY.md)"
             continue
         fi
-        under_shim "hammer-$mode" "$H/hammer" $args >"$T/hammer-$mode.out" 2>&1
+        mode_env=
+        [ "$mode" = sighooks ] && mode_env=KIMIFIX_MODE=inprocess
+        under_shim "hammer-$mode" env $mode_env "$H/hammer" $args >"$T/hammer-$mode.out" 2>&1
         rc=$?
         if [[ " $KNOWN_BUGS " == *" $mode "* ]]; then
             known=$((known + 1))

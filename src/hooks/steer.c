@@ -16,19 +16,13 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <link.h>
 #include <netinet/in.h>
-#include <pthread.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fdtab.h"
@@ -36,8 +30,7 @@
 #include "kf_shim.h"
 #include "kf_steer.h"
 #include "kf_trust.h"
-
-extern char **environ;
+#include "steer_int.h"
 
 static int kf_steer_on; /* set once by kf_steer_setup (constructor) */
 
@@ -100,129 +93,6 @@ static int kf_upstream_via_relay(unsigned port)
     return port == 80 || (libs & KF_LIB_SSL);
 }
 
-/* ---- starting the relay ---- */
-
-/* The `kimifix` program that belongs to this library: beside it in a build
- * tree, ../../bin/kimifix when installed as PREFIX/lib/kimifix/. */
-static int kf_find_cli(char *out, size_t n)
-{
-    Dl_info di;
-    if (!dladdr((void *)kf_steer_setup, &di) || !di.dli_fname || di.dli_fname[0] != '/')
-        return -1;
-    const char *slash = strrchr(di.dli_fname, '/');
-    int dl = (int)(slash - di.dli_fname);
-    static const char *const rel[] = { "kimifix", "../../bin/kimifix" };
-    for (unsigned i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-        if (snprintf(out, n, "%.*s/%s", dl, di.dli_fname, rel[i]) < (int)n &&
-            access(out, X_OK) == 0)
-            return 0;
-    }
-    return -1;
-}
-
-/* The environment for `kimifix relay start`: ours without libkimifix in
- * LD_PRELOAD (the relay must not run under the shim; it would also re-exec
- * itself to shed it), KIMIFIX_MODE=off, and KIMIFIX_LOG dropped when it is
- * not a file (the relay then logs to RUNDIR/relay.log). */
-static char **kf_relay_env(char *preload, size_t plen)
-{
-    size_t n = 0;
-    while (environ && environ[n])
-        n++;
-    char **env = malloc((n + 3) * sizeof *env);
-    if (!env)
-        return NULL;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *e = environ[i];
-        if (!strncmp(e, "KIMIFIX_MODE=", 13))
-            continue;
-        if (!strncmp(e, "KIMIFIX_LOG=", 12) && (!strcmp(e + 12, "stderr") || !strcmp(e + 12, "off")))
-            continue;
-        if (!strncmp(e, "LD_PRELOAD=", 11)) {
-            size_t used = snprintf(preload, plen, "LD_PRELOAD=");
-            char tmp[4096];
-            snprintf(tmp, sizeof tmp, "%s", e + 11);
-            char *save = NULL;
-            for (char *w = strtok_r(tmp, " :", &save); w; w = strtok_r(NULL, " :", &save)) {
-                if (strstr(w, "libkimifix"))
-                    continue;
-                int m = snprintf(preload + used, plen - used, "%s%s", used > 11 ? ":" : "", w);
-                if (m > 0 && (size_t)m < plen - used)
-                    used += (size_t)m;
-            }
-            if (used > 11)
-                env[k++] = preload;
-            continue;
-        }
-        env[k++] = (char *)e;
-    }
-    env[k++] = (char *)"KIMIFIX_MODE=off";
-    env[k] = NULL;
-    return env;
-}
-
-static pthread_mutex_t kf_start_lock = PTHREAD_MUTEX_INITIALIZER;
-static time_t kf_start_last;
-
-/* Run `kimifix relay start` (idempotent and race-free: it serializes on
- * RUNDIR/relay.start.lock and reuses a running relay; the relay is detached
- * with a double fork, so it is never our child) and wait for it. At most
- * one attempt per 10 s per process. 0 when a relay is now running. */
-static int kf_relay_start(kf_relay_state *st, char *why, size_t wn)
-{
-    char cli[4096], preload[4200];
-    unsigned held = kf_lock(&kf_start_lock, KF_HOLD_START);
-    time_t now = time(NULL);
-    if (kf_start_last && now - kf_start_last < 10) {
-        kf_unlock(&kf_start_lock, held);
-        snprintf(why, wn, "a start was tried less than 10 s ago");
-        return kf_relay_lookup(st);
-    }
-    kf_start_last = now;
-    int rc = -1;
-    if (kf_relay_lookup(st) == 0) {
-        rc = 0;
-    } else if (kf_find_cli(cli, sizeof cli) < 0) {
-        snprintf(why, wn, "cannot find the kimifix program beside the library");
-    } else {
-        char **env = kf_relay_env(preload, sizeof preload);
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t at;
-        sigset_t none, all;
-        sigemptyset(&none);
-        sigfillset(&all);
-        posix_spawn_file_actions_init(&fa);
-        for (int fd = 0; fd < 3; fd++)
-            posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
-        posix_spawnattr_init(&at);
-        posix_spawnattr_setsigmask(&at, &none);
-        posix_spawnattr_setsigdefault(&at, &all);
-        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        char *argv[] = { cli, (char *)"relay", (char *)"start", NULL };
-        pid_t pid = -1;
-        int e = env ? posix_spawn(&pid, cli, &fa, &at, argv, env) : ENOMEM;
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&at);
-        free(env);
-        if (e) {
-            snprintf(why, wn, "cannot run %.200s relay start: %s", cli, strerror(e));
-        } else {
-            int ws;
-            while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-                ;
-            /* ECHILD: the program reaped it (SIGCHLD handler); the state
-             * file is the truth either way. */
-            for (int i = 0; i < 50 && (rc = kf_relay_lookup(st)) < 0; i++)
-                usleep(20000);
-            if (rc < 0)
-                snprintf(why, wn, "`%.200s relay start` did not start it (see its relay.log)", cli);
-        }
-    }
-    kf_unlock(&kf_start_lock, held);
-    return rc;
-}
-
 /* ---- constructor ---- */
 
 /* Set when the trust variables point at the kimifix CA (or already did):
@@ -270,9 +140,10 @@ void kf_steer_setup(void)
     if (mode == KF_MODE_RELAY || !kf_shim_tls_interposable()) {
         kf_relay_state st;
         char why[512] = "";
-        if (kf_relay_lookup(&st) < 0 && kf_relay_start(&st, why, sizeof why) < 0)
-            kf_log(KF_LOG_WARN, "relay: not running (%s); TLS connections to rule hosts "
-                                "will go direct, unfixed", why);
+        /* Same key as connect()'s message: one line per process. */
+        if (kf_relay_lookup(&st, why, sizeof why) < 0 && kf_relay_start(&st, why, sizeof why) < 0)
+            kf_shim_warn_once("steer-norelay", "relay: not running (%s); TLS connections to rule "
+                                               "hosts will go direct, unfixed", why);
     }
     /* Trust before main: Node reads NODE_EXTRA_CA_CERTS at start-up. The CA
      * outlives the relay (data dir), so a relay started later still works. */
@@ -289,7 +160,7 @@ void kf_steer_prepare(void) {}
 void kf_steer_parent(void) {}
 void kf_steer_child(void)
 {
-    pthread_mutex_init(&kf_start_lock, NULL);
+    kf_relay_start_child();
 }
 
 int kf_shim_fd_steered(int fd)
@@ -321,7 +192,7 @@ int kf_steer_try(int fd, const struct sockaddr *dst, socklen_t dstlen, const cha
     }
     kf_relay_state st;
     char why[512] = "";
-    if (kf_relay_lookup(&st) < 0 && kf_relay_start(&st, why, sizeof why) < 0) {
+    if (kf_relay_lookup(&st, why, sizeof why) < 0 && kf_relay_start(&st, why, sizeof why) < 0) {
         kf_shim_warn_once("steer-norelay", "relay: not running (%s): %s:%u goes direct, unfixed",
                           why, host, port);
         errno = saved;

@@ -83,7 +83,7 @@ static void *conn_main(void *arg)
     tlsrec *r = j->r;
     struct tlsrec_conn *c = j->c;
     SSL *ssl = SSL_new(r->ctx);
-    struct timeval tv = { 10, 0 };
+    struct timeval tv = { 60, 0 }; /* hang guard: a stalled client, not a slow one */
     setsockopt(j->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     SSL_set_fd(ssl, j->fd);
     if (r->flags & TLSREC_SLOW_HANDSHAKE)

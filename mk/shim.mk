@@ -42,10 +42,11 @@ $(STEER_TEST_PROG): tests/shim/steerclient.c
 	@mkdir -p $(@D)
 	$(CC) $(SHIM_TEST_CFLAGS) -o $@ $< $(LDFLAGS)
 
-$(STEER_TEST_BIN): tests/shim/test_steer.c $(CORE_LIB)
+STEER_TEST_SRC := tests/shim/test_steer.c tests/shim/test_relay_paths.c
+$(STEER_TEST_BIN): $(STEER_TEST_SRC) tests/shim/steer_world.h $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(SHIM_TEST_CFLAGS) -DKF_TEST_BUILD='"$(abspath $(B))"' \
-	    -o $@ tests/shim/test_steer.c $(CORE_LIB) -lcriterion -pthread $(LDFLAGS)
+	    -o $@ $(STEER_TEST_SRC) $(CORE_LIB) -lcriterion -pthread $(LDFLAGS)
 
 # Criterion tests (every scenario is a test with its own expectations);
 # --verbose shows each test, so a skip (no node, no python3) is visible.

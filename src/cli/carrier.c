@@ -58,7 +58,7 @@ static void proxy_env(const kf_carrier_choice *c, kf_envplan *plan)
 {
     kf_relay_state st;
     char url[200];
-    if (kf_relay_lookup(&st) < 0) {
+    if (kf_relay_lookup(&st, NULL, 0) < 0) {
         kf_log(KF_LOG_WARN, "carrier: proxy wanted (%s), but the relay is not running: %s",
                c->why, "the program goes direct, unfixed");
         return;

@@ -137,9 +137,10 @@ static void check_relay(dr_report *r)
                     KF_RELAY_STATE_FILE);
         return;
     }
-    if (!kf_relay_state_alive(&st)) {
-        dr_fact_add(r, 0, "relay", "not running: stale state file %s/%s (pid %ld is gone); "
-                    "restarted on demand", rundir, KF_RELAY_STATE_FILE, (long)st.pid);
+    char why[512];
+    if (!kf_relay_live(rundir, &st, why, sizeof why)) {
+        dr_fact_add(r, 0, "relay", "not running: stale state file %s/%s (%s); "
+                    "restarted on demand", rundir, KF_RELAY_STATE_FILE, why);
         return;
     }
     long up = st.started ? (long)(time(NULL) - st.started) : -1;

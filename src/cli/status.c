@@ -33,7 +33,7 @@ static void relay_line(void)
 {
     kf_relay_state st;
     unsigned named = kf_env_relay_port(getenv);
-    if (kf_relay_lookup(&st) < 0) {
+    if (kf_relay_lookup(&st, NULL, 0) < 0) {
         printf("  relay:    not running (a program that needs it starts it%s)\n",
                named ? "; the proxy variables name one that is gone" : "");
         return;

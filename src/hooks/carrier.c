@@ -43,7 +43,7 @@ void kf_carrier_setup(int tls_inprocess, kf_relay_start_fn start)
      * looked up only when the carrier needs its port (a process start
      * under the shim costs no more than before). */
     if ((c.carrier == KF_CARRIER_PROXY || !kf_envplan_ca_exists()) &&
-        !(relay = kf_relay_lookup(&st) == 0)) {
+        !(relay = kf_relay_lookup(&st, NULL, 0) == 0)) {
         char why[512] = "";
         relay = start(&st, why, sizeof why) == 0;
         if (!relay && c.carrier == KF_CARRIER_PROXY)

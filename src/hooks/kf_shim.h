@@ -7,6 +7,7 @@
 #ifndef KF_SHIM_H
 #define KF_SHIM_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -124,6 +125,73 @@ typedef int (*kf_relay_start_fn)(kf_relay_state *st, char *why, size_t wn);
 void kf_carrier_setup(int tls_inprocess, kf_relay_start_fn start);
 int kf_carrier_relay_dst(const struct sockaddr *sa);
 int kf_carrier_fd_is_relay(int fd);
+/* ---- Signal re-entry (docs/RELIABILITY.md, finding 2) ----
+ * A signal handler may call close(), write(), connect()... (all
+ * async-signal-safe) while its thread is inside one of our hooks holding a
+ * shim lock; waiting for that lock again would hang the thread for good.
+ * So every shim lock is held between kf_lock() and kf_unlock(), which keep
+ * a per-thread set of the locks this thread holds (or is about to take),
+ * and every hook checks kf_reentered() first: when it is true the hook was
+ * entered from a handler that interrupted this very thread inside the shim,
+ * and it takes its lock-free path (pass the bytes through, skip or defer the
+ * table update) -- it never waits for a lock and never allocates. Cost: one
+ * thread-local load per hook that has work to do (initial-exec TLS, a plain
+ * %fs-relative access: async-signal-safe, no allocation even when the
+ * library was dlopen()ed); blocking signals instead would cost two
+ * rt_sigprocmask system calls per section, and would hold signals back for
+ * as long as a blocking send() holds a connection. */
+enum kf_hold {
+    KF_HOLD_TAB = 1u << 0,    /* fdtab.c: the fd table's lock */
+    KF_HOLD_CONN = 1u << 1,   /* fdtab.c: a connection's lock (held across its real send) */
+    KF_HOLD_DNS = 1u << 2,    /* libc_dns.c: the address -> name memory */
+    KF_HOLD_ONCE = 1u << 3,   /* shim.c: one-time messages */
+    KF_HOLD_RCACHE = 1u << 4, /* resolve.c: the library-symbol cache */
+    KF_HOLD_START = 1u << 5,  /* steer.c: a relay start in progress */
+    KF_HOLD_ENGINE = 1u << 6, /* a TLS/libcurl carrier running the engine: it may be
+                                 inside malloc or regexec (their locks are not ours
+                                 to wait for either) */
+};
+extern __thread unsigned kf_tl_held __attribute__((tls_model("initial-exec")));
+
+/* The compiler must not move these accesses across the lock calls: a
+ * signal handler on this thread reads the set (signal fences: no code). */
+static inline int kf_reentered(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    return kf_tl_held != 0;
+}
+static inline int kf_holding(unsigned bit)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    return (kf_tl_held & bit) != 0;
+}
+/* Mark `bit` held; returns a token for kf_held_leave(): the bit if this
+ * call set it, 0 if it was already set (a nested section of the same kind,
+ * e.g. a handler that try-locks another connection: it must not clear the
+ * mark of the section it interrupted). */
+static inline unsigned kf_held_enter(unsigned bit)
+{
+    unsigned token = bit & ~kf_tl_held;
+    kf_tl_held |= bit;
+    atomic_signal_fence(memory_order_seq_cst);
+    return token;
+}
+static inline void kf_held_leave(unsigned token)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    kf_tl_held &= ~token;
+}
+static inline unsigned kf_lock(pthread_mutex_t *m, unsigned bit)
+{
+    unsigned token = kf_held_enter(bit);
+    pthread_mutex_lock(m);
+    return token;
+}
+static inline void kf_unlock(pthread_mutex_t *m, unsigned token)
+{
+    pthread_mutex_unlock(m);
+    kf_held_leave(token);
+}
 
 /* Fork handling of resolve.c's cache (called by shim.c's atfork handlers). */
 void kf_resolve_lock(void);

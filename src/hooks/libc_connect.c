@@ -90,12 +90,12 @@ static int kf_connect(int fd, const struct sockaddr *sa, socklen_t len,
     }
     int relevant = !named || kf_rules_host_relevant(rs, host, port);
 
-    /* Relay steering (steer.c): the relay rewrites this connection, so it
-     * is not tracked for in-process rewriting. dst is the address after
-     * connect-to: the relay connects there (or where `upstream` says). */
+    /* Relay steering (steer.c): the relay rewrites this connection; the
+     * fd table marks it steered, so no in-process carrier rewrites it too.
+     * dst is the address after connect-to: the relay connects there (or
+     * where `upstream` says). */
     errno = saved;
     if (named && kf_steer_try(fd, dst, dlen, host, port)) {
-        kf_fd_forget(fd);
         errno = saved;
         return 0;
     }

@@ -36,27 +36,8 @@ struct kf_dns_ent {
 };
 
 static pthread_mutex_t kf_dns_lock = PTHREAD_MUTEX_INITIALIZER;
-static __thread int kf_dns_held; /* this thread holds kf_dns_lock (signal re-entry) */
 static struct kf_dns_ent kf_dns[KF_DNS_MAX];
 static unsigned kf_dns_n, kf_dns_next;
-
-/* Lock the table. 0 when a signal handler runs on the thread that holds
- * it (a receive hook inside a handler that interrupted a lookup): the
- * caller then skips its update rather than deadlock. */
-static int kf_dns_enter(void)
-{
-    if (kf_dns_held)
-        return 0;
-    pthread_mutex_lock(&kf_dns_lock);
-    kf_dns_held = 1;
-    return 1;
-}
-
-static void kf_dns_leave(void)
-{
-    kf_dns_held = 0;
-    pthread_mutex_unlock(&kf_dns_lock);
-}
 
 /* Normalise to (family, bytes): v4-mapped IPv6 counts as IPv4. */
 static int kf_addr_key(const struct sockaddr *sa, int *family, unsigned char out[16])
@@ -84,8 +65,9 @@ static void kf_dns_remember_raw(int family, const void *addr, const char *name)
 {
     size_t alen = family == AF_INET ? 4 : 16;
     size_t l = strnlen(name, KF_HOSTMAX - 1);
-    if (!kf_dns_enter())
-        return;
+    if (kf_reentered())
+        return; /* a signal handler inside the shim: never wait (kf_shim.h) */
+    unsigned held = kf_lock(&kf_dns_lock, KF_HOLD_DNS);
     struct kf_dns_ent *e = NULL;
     for (unsigned i = 0; i < kf_dns_n; i++)
         if (kf_dns[i].family == family && memcmp(kf_dns[i].addr, addr, alen) == 0)
@@ -101,7 +83,7 @@ static void kf_dns_remember_raw(int family, const void *addr, const char *name)
     memcpy(e->addr, addr, alen);
     memcpy(e->name, name, l);
     e->name[l] = 0;
-    kf_dns_leave();
+    kf_unlock(&kf_dns_lock, held);
 }
 
 void kf_dns_remember(const struct sockaddr *sa, const char *name)
@@ -116,11 +98,10 @@ int kf_dns_name_of(const struct sockaddr *sa, char *name, size_t n)
 {
     int fam, found = 0;
     unsigned char a[16];
-    if (!sa || !kf_addr_key(sa, &fam, a) || n == 0)
-        return 0;
+    if (!sa || !kf_addr_key(sa, &fam, a) || n == 0 || kf_reentered())
+        return 0; /* a handler's connect goes unnamed: direct, untracked */
     size_t alen = fam == AF_INET ? 4 : 16;
-    if (!kf_dns_enter())
-        return 0;
+    unsigned held = kf_lock(&kf_dns_lock, KF_HOLD_DNS);
     for (unsigned i = 0; i < kf_dns_n; i++)
         if (kf_dns[i].family == fam && memcmp(kf_dns[i].addr, a, alen) == 0) {
             size_t l = strnlen(kf_dns[i].name, n - 1);
@@ -128,7 +109,7 @@ int kf_dns_name_of(const struct sockaddr *sa, char *name, size_t n)
             name[l] = 0;
             found = 1;
         }
-    kf_dns_leave();
+    kf_unlock(&kf_dns_lock, held);
     return found;
 }
 

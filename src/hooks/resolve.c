@@ -124,29 +124,33 @@ static pthread_mutex_t kf_rlock = PTHREAD_MUTEX_INITIALIZER;
 static struct kf_rent kf_rcache[KF_RCACHE];
 static unsigned kf_rnext;
 
+/* Both skip the cache when this thread already holds its lock (a signal
+ * handler that interrupted it here and called a library hook). */
 static void *kf_rcache_get(const char *sym, const void *key)
 {
     void *fn = NULL;
-    pthread_mutex_lock(&kf_rlock);
+    if (kf_holding(KF_HOLD_RCACHE))
+        return NULL;
+    unsigned held = kf_lock(&kf_rlock, KF_HOLD_RCACHE);
     for (unsigned i = 0; i < KF_RCACHE && kf_rcache[i].fn; i++)
         if (kf_rcache[i].key == key && strcmp(kf_rcache[i].sym, sym) == 0) {
             fn = kf_rcache[i].fn;
             break;
         }
-    pthread_mutex_unlock(&kf_rlock);
+    kf_unlock(&kf_rlock, held);
     return fn;
 }
 
 static void kf_rcache_put(const char *sym, const void *key, void *fn)
 {
-    if (strlen(sym) >= KF_SYMLEN)
+    if (strlen(sym) >= KF_SYMLEN || kf_holding(KF_HOLD_RCACHE))
         return;
-    pthread_mutex_lock(&kf_rlock);
+    unsigned held = kf_lock(&kf_rlock, KF_HOLD_RCACHE);
     struct kf_rent *e = &kf_rcache[kf_rnext++ % KF_RCACHE]; /* a cache: oldest goes */
     strcpy(e->sym, sym);
     e->key = key;
     e->fn = fn;
-    pthread_mutex_unlock(&kf_rlock);
+    kf_unlock(&kf_rlock, held);
 }
 
 void kf_resolve_lock(void) { pthread_mutex_lock(&kf_rlock); }

@@ -31,7 +31,12 @@
 #include "kf_shim.h"
 
 static pthread_once_t kf_once = PTHREAD_ONCE_INIT;
-static __thread int kf_tl_initing; /* tiny TLS: hooks re-entered during init */
+/* Tiny TLS, initial-exec: plain %fs-relative accesses, safe in a signal
+ * handler (global-dynamic TLS may allocate on a thread's first access when
+ * the library was dlopen()ed). */
+#define KF_TLS __thread __attribute__((tls_model("initial-exec")))
+static KF_TLS int kf_tl_initing; /* hooks re-entered during init (same thread) */
+KF_TLS unsigned kf_tl_held;       /* shim locks this thread holds (kf_shim.h) */
 static atomic_int kf_ready;
 static int kf_mode = KF_MODE_AUTO;
 
@@ -121,7 +126,7 @@ static unsigned kf_once_n;
  * write()s or close()s a tracked fd there would otherwise wait for a lock
  * its own thread holds (cwrap's signal-during-fork regression). The old
  * mask fits in 64 bits (signals 1..64 on Linux). */
-static __thread unsigned long long kf_fork_saved_mask;
+static KF_TLS unsigned long long kf_fork_saved_mask;
 
 static void kf_fork_block_signals(void)
 {
@@ -335,11 +340,16 @@ void kf_shim_on_head(void *ud, const kf_req *req)
 
 static int kf_first_time(const char *key)
 {
+    /* A signal handler that interrupted this thread inside this function
+     * and got here (through a hook that is not async-signal-safe, such as
+     * SSL_write): stay quiet rather than wait for our own lock. */
+    if (kf_holding(KF_HOLD_ONCE))
+        return 0;
     unsigned long h = 5381;
     for (const unsigned char *p = (const unsigned char *)key; *p; p++)
         h = h * 33 + *p;
     int first = 1;
-    pthread_mutex_lock(&kf_once_lock);
+    unsigned held = kf_lock(&kf_once_lock, KF_HOLD_ONCE);
     for (unsigned i = 0; i < kf_once_n; i++)
         if (kf_once_seen[i] == h)
             first = 0;
@@ -347,7 +357,7 @@ static int kf_first_time(const char *key)
         kf_once_seen[kf_once_n++] = h;
     else if (first)
         first = 0; /* table full: stay quiet rather than flood */
-    pthread_mutex_unlock(&kf_once_lock);
+    kf_unlock(&kf_once_lock, held);
     return first;
 }
 

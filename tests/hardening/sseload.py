@@ -149,9 +149,16 @@ def main():
     f1, r1 = proc_stats(pid)
     for x in th:
         x.join(a.seconds + 60)
-    time.sleep(1.0)  # let the relay see the closes
-    f2, r2 = proc_stats(pid)
-    pooled = pool_idle(int(a.relay), a.token)  # kept open on purpose (one fd each)
+    # The relay closes its side once it sees our closes: wait for that (a
+    # hang guard bounds it), do not guess how long it takes. Pooled upstream
+    # connections are kept open on purpose (one fd each).
+    t = time.monotonic()
+    while True:
+        f2, r2 = proc_stats(pid)
+        pooled = pool_idle(int(a.relay), a.token)
+        if f2 <= f0 + 4 + pooled or time.monotonic() - t > 60:
+            break
+        time.sleep(0.05)
     # fakeup's records: every request fixed, every body intact
     want_sha = hashlib.sha256(BODY).hexdigest()
     recs = [json.loads(l) for l in open(a.record) if l.strip()]

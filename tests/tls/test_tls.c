@@ -52,7 +52,7 @@ static tlsrec *server(int flags)
 
 static void expect_conns(tlsrec *r, int n)
 {
-    cr_assert_eq(tlsrec_wait(r, n, 20000), n, "server saw %d of %d connections",
+    cr_assert_eq(tlsrec_wait(r, n, 60000), n, "server saw %d of %d connections",
                  tlsrec_wait(r, n, 0), n);
 }
 
@@ -601,7 +601,7 @@ static char *with_nghttpd(const char *argv_tpl[], struct out *o)
               CERTS "/key.pem", CERTS "/cert.pem", (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 100; i++) { /* wait until it listens */
+    for (int i = 0; i < 3000; i++) { /* wait until it listens (hang guard: 60 s) */
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)p),
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -618,7 +618,17 @@ static char *with_nghttpd(const char *argv_tpl[], struct out *o)
         argv[n] = strcmp(argv_tpl[n], "%CT%") == 0 ? ct : argv_tpl[n];
     argv[n] = NULL;
     *o = run(argv, NULL, 1);
-    usleep(200000);
+    /* nghttpd logs the request's headers as they arrive, before it answers:
+     * once the client has its answer they are in the log (waiting for
+     * them is a hang guard, not a delay). */
+    for (int i = 0; i < 3000; i++) {
+        char *l = slurp(log);
+        int have = l && strstr(l, ":path:");
+        free(l);
+        if (have)
+            break;
+        usleep(20000);
+    }
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     char *l = slurp(log);

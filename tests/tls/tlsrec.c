@@ -146,7 +146,7 @@ static void *conn_main(void *arg)
     struct job *j = arg;
     tlsrec *r = j->r;
     struct tlsrec_conn *c = j->c;
-    struct timeval tv = { 10, 0 };
+    struct timeval tv = { 60, 0 }; /* hang guard: a stalled client, not a slow one */
     setsockopt(j->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     if (r->flags & TLSREC_PLAIN) {
         serve(r, c, NULL, j->fd);

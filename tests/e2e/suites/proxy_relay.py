@@ -45,7 +45,9 @@ def chain_case(cname):
         rp = RecProxy(user="alice", password="s3cret")
         problems = []
         try:
-            extra = {"HTTPS_PROXY": rp.url}
+            # both spellings, as users set them: an empty https_proxy (the
+            # suite blanks the machine's) makes Python and Node ignore HTTPS_PROXY
+            extra = {"HTTPS_PROXY": rp.url, "https_proxy": rp.url}
             p0, _ = run(env, fake, c, "double-v1", "without", name + "/without", extra)
             problems += ["without: " + x for x in p0]
             seen0 = len(rp.seen)

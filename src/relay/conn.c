@@ -172,7 +172,12 @@ static void on_head(void *ud, const kf_req *req)
     char line[TAP_LINE_MAX];
     if (k->absolute && k->nheads) {
         /* One request per absolute-form proxy connection (httpproxy_head.c):
-         * the second one is not forwarded, the connection closes. */
+         * from a second head on nothing is forwarded (up_send drops it),
+         * and the client connection closes after the first answer
+         * (pump_run). */
+        if (!k->over)
+            kf_log(KF_LOG_DEBUG, "[relay] proxy: a second request on an absolute-form connection: "
+                   "not forwarded");
         k->over = 1;
         return;
     }

@@ -65,10 +65,8 @@ static int head_for_upstream(conn *k, const char *buf, size_t len, char **alt, s
 static ssize_t up_send(void *io, const void *buf, size_t len)
 {
     conn *k = io;
-    if (k->over) { /* absolute form: a second request is never forwarded */
-        errno = ECONNABORTED;
-        return -1;
-    }
+    if (k->over) /* absolute form: a second request is never forwarded */
+        return (ssize_t)len;
     char *alt = NULL;
     const char *out = buf;
     size_t n = len;
@@ -330,6 +328,13 @@ void pump_run(conn *k)
         /* Release before looking at the ends: a client that closes right
          * after its answer must not cost the upstream connection. */
         maybe_release(k);
+        if (k->over && k->resp_seen && k->tap && !tap_waiting(k->tap) && !rbuf_used(&k->toc)) {
+            /* Absolute form, a second request came: the first one's answer
+             * is out, whatever the server thinks of `Connection: close`. */
+            rio_shutdown(&k->c);
+            conn_close(k);
+            return;
+        }
         if ((r = ends(k)) < 0)
             return;
         progress |= r;

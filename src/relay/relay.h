@@ -331,7 +331,7 @@ typedef struct conn {
     uint8_t drain;                /* CS_CLOSING: read and drop the client's bytes until its FIN */
     uint8_t absolute;             /* absolute-form proxy request: one request only */
     uint8_t head_next;            /* the next bytes to the upstream are a head (on_head) */
-    uint8_t over;                 /* absolute form: a second head came; close */
+    uint8_t over;                 /* absolute form: a second head came: drop the rest */
     uint8_t tunnel_up;            /* CS_TUNNEL: upstream connected, 200 sent */
     struct worker *w;
     rio c;

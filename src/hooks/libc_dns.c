@@ -117,7 +117,6 @@ void kf_dns_prepare(void) { pthread_mutex_lock(&kf_dns_lock); }
 void kf_dns_parent(void) { pthread_mutex_unlock(&kf_dns_lock); }
 void kf_dns_child(void)
 {
-    kf_dns_held = 0;
     pthread_mutex_init(&kf_dns_lock, NULL);
 }
 

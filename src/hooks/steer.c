@@ -168,7 +168,7 @@ void kf_steer_child(void)
 int kf_shim_fd_steered(int fd)
 {
     /* proxy-carrier: a socket to the relay's proxy port is the relay's too. */
-    return kf_steered_get(fd, NULL, NULL) || kf_carrier_fd_is_relay(fd);
+    return (kf_fd_peek(fd) && kf_fd_steered(fd, NULL, NULL)) || kf_carrier_fd_is_relay(fd);
 }
 
 /* ---- connect() ---- */

@@ -3,11 +3,13 @@
 docs/relay.md "Proxy carrier") under real programs with LD_PRELOAD alone.
 
 Each test has a private world (XDG_RUNTIME_DIR, XDG_DATA_HOME, HOME); most
-have a fake relay (a relay.state naming this process and a loopback
-listener of ours) and a fake CA file, so no real relay runs. The first-run
+have a fake relay (a relay.state naming this process, its run lock held
+by this process and a loopback listener of ours: what kf_relay_live()
+asks of a live relay) and a fake CA file, so no real relay runs. The first-run
 tests start the real relay (build/kimifix-relay, through the shim's own
 `kimifix relay start`) in their world and stop it by the pid in its state
 file. Prints one line per test and "N passed, N failed, N skipped"."""
+import fcntl
 import os
 import re
 import shutil
@@ -60,6 +62,16 @@ class World:
             os.write(fd, ("kimifix-relay 1\nport %d\nv6 0\npid %d\nstarted 1\ntoken %s\n"
                           % (relay_port, os.getpid(), TOKHEX)).encode())
             os.close(fd)
+            # A live relay holds its run lock and listens on its port.
+            self.lock = os.open(os.path.join(self.run, "kimifix", "relay.run.lock"),
+                                os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self.lock, fcntl.LOCK_EX)
+            self.listener = socket.socket()
+            try:
+                self.listener.bind(("127.0.0.1", relay_port))
+                self.listener.listen(8)
+            except OSError:  # a Recorder of this test listens there already
+                self.listener.close()
         self.rules = os.path.join(self.dir, "empty.rules")
         open(self.rules, "w").close()
 
@@ -84,6 +96,9 @@ class World:
 
     def close(self):
         self.stop_relay()
+        if getattr(self, "lock", None) is not None:
+            os.close(self.lock)
+            self.listener.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

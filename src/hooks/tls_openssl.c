@@ -373,11 +373,21 @@ static void ossl_ctx(kf_ctx *ctx, const kf_ruleset *rs, struct ossl_conn *c)
     ctx->ud = (void *)"openssl";
 }
 
+/* One write path for SSL_write and SSL_write_ex: `ex` says which one the
+ * caller called (its real function and its return convention). */
 struct ossl_io {
     SSL *ssl;
+    int ex;
+    int inum;              /* SSL_write: the caller's count, as given */
     ssl_write_fn write;
     ssl_write_ex_fn write_ex;
 };
+
+/* The real function, called as the caller called it. */
+static int ossl_real(const struct ossl_io *o, const void *buf, size_t num, size_t *written)
+{
+    return o->ex ? o->write_ex(o->ssl, buf, num, written) : o->write(o->ssl, buf, o->inum);
+}
 
 /* Send callbacks: the real call's result, untouched, so SSL_get_error()
  * reads what the real call left. */
@@ -398,87 +408,88 @@ static ssize_t ossl_send_ex(void *io, const void *buf, size_t len)
     return r; /* 0 (or a negative value from some forks) */
 }
 
-static int kf_SSL_write(SSL *ssl, const void *buf, int num, const void *caller)
+/* The real function: cached on the connection record, else looked up in
+ * the library that called us. 0 when there is none. */
+static int ossl_find_real(struct ossl_io *o, const struct ossl_conn *c, const void *caller)
 {
-    struct ossl_conn *c = kf_obj_get(KF_OBJ_SSL, ssl);
-    ssl_write_fn real = c && c->real_write ? c->real_write
-                                           : (ssl_write_fn)kf_real_lib("SSL_write", caller);
-    if (!real) {
-        kf_log_once(&miss_write, "openssl: SSL_write not found");
-        return -1;
+    if (o->ex)
+        o->write_ex = c && c->real_write_ex ? c->real_write_ex
+                                            : (ssl_write_ex_fn)kf_real_lib("SSL_write_ex", caller);
+    else
+        o->write = c && c->real_write ? c->real_write : (ssl_write_fn)kf_real_lib("SSL_write", caller);
+    if (o->ex ? o->write_ex != NULL : o->write != NULL)
+        return 1;
+    kf_log_once(o->ex ? &miss_write_ex : &miss_write,
+                o->ex ? "openssl: SSL_write_ex not found" : "openssl: SSL_write not found");
+    return 0;
+}
+
+static void ossl_keep_real(struct ossl_conn *c, const struct ossl_io *o)
+{
+    if (o->ex)
+        c->real_write_ex = o->write_ex;
+    else
+        c->real_write = o->write;
+}
+
+/* The pump's result in the caller's convention. */
+static int ossl_result(const struct ossl_io *o, ssize_t r, size_t *written)
+{
+    if (!o->ex)
+        return r > INT_MAX ? INT_MAX : (int)r;
+    if (written)
+        *written = r > 0 ? (size_t)r : 0;
+    return r > 0 ? 1 : r < 0 ? (int)r : 0;
+}
+
+static int kf_SSL_write_any(struct ossl_io *o, const void *buf, size_t num, size_t *written,
+                            const void *caller)
+{
+    struct ossl_conn *c = kf_obj_get(KF_OBJ_SSL, o->ssl);
+    if (!ossl_find_real(o, c, caller)) {
+        if (o->ex && written)
+            *written = 0;
+        return o->ex ? 0 : -1;
     }
     if (ossl_depth > 0)
-        return real(ssl, buf, num);
+        return ossl_real(o, buf, num, written);
     if (c) {
-        c->real_write = real;
+        ossl_keep_real(c, o);
         if (c->verdict == OC_PASS) /* the common case: one lookup, then straight on */
-            return real(ssl, buf, num);
+            return ossl_real(o, buf, num, written);
     }
     const kf_ruleset *rs = kf_shim_rules();
     unsigned eng = kf_held_enter(KF_HOLD_ENGINE); /* signal handlers: kf_shim.h */
-    if (!rs || num <= 0 || !buf || !(c = ossl_conn_for_write(ssl, rs, caller))) {
+    int empty = o->ex ? num == 0 : o->inum <= 0;
+    if (!rs || empty || !buf || !(c = ossl_conn_for_write(o->ssl, rs, caller))) {
         kf_held_leave(eng);
-        return real(ssl, buf, num);
+        return ossl_real(o, buf, num, written);
     }
-    c->real_write = real;
+    ossl_keep_real(c, o);
     kf_ctx ctx;
     ossl_ctx(&ctx, rs, c);
-    struct ossl_io io = { ssl, real, NULL };
     c->busy = 1;
     ossl_depth++;
-    ssize_t r = kf_stream_write(&c->stream, &ctx, buf, (size_t)num,
-                                c->partial ? KF_WR_PARTIAL : KF_WR_ALL_OR_NOTHING, ossl_send, &io);
+    ssize_t r = kf_stream_write(&c->stream, &ctx, buf, num,
+                                c->partial ? KF_WR_PARTIAL : KF_WR_ALL_OR_NOTHING,
+                                o->ex ? ossl_send_ex : ossl_send, o);
     ossl_depth--;
     c->busy = 0;
     kf_held_leave(eng);
-    return r > INT_MAX ? INT_MAX : (int)r;
+    return ossl_result(o, r, written);
+}
+
+static int kf_SSL_write(SSL *ssl, const void *buf, int num, const void *caller)
+{
+    struct ossl_io o = { ssl, 0, num, NULL, NULL };
+    return kf_SSL_write_any(&o, buf, num > 0 ? (size_t)num : 0, NULL, caller);
 }
 
 static int kf_SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *written,
                            const void *caller)
 {
-    struct ossl_conn *c = kf_obj_get(KF_OBJ_SSL, ssl);
-    ssl_write_ex_fn real = c && c->real_write_ex
-                               ? c->real_write_ex
-                               : (ssl_write_ex_fn)kf_real_lib("SSL_write_ex", caller);
-    if (!real) {
-        kf_log_once(&miss_write_ex, "openssl: SSL_write_ex not found");
-        if (written)
-            *written = 0;
-        return 0;
-    }
-    if (ossl_depth > 0)
-        return real(ssl, buf, num, written);
-    if (c) {
-        c->real_write_ex = real;
-        if (c->verdict == OC_PASS)
-            return real(ssl, buf, num, written);
-    }
-    const kf_ruleset *rs = kf_shim_rules();
-    unsigned eng = kf_held_enter(KF_HOLD_ENGINE); /* signal handlers: kf_shim.h */
-    if (!rs || num == 0 || !buf || !(c = ossl_conn_for_write(ssl, rs, caller))) {
-        kf_held_leave(eng);
-        return real(ssl, buf, num, written);
-    }
-    c->real_write_ex = real;
-    kf_ctx ctx;
-    ossl_ctx(&ctx, rs, c);
-    struct ossl_io io = { ssl, NULL, real };
-    c->busy = 1;
-    ossl_depth++;
-    ssize_t r = kf_stream_write(&c->stream, &ctx, buf, num,
-                                c->partial ? KF_WR_PARTIAL : KF_WR_ALL_OR_NOTHING, ossl_send_ex, &io);
-    ossl_depth--;
-    c->busy = 0;
-    kf_held_leave(eng);
-    if (r > 0) {
-        if (written)
-            *written = (size_t)r;
-        return 1;
-    }
-    if (written)
-        *written = 0;
-    return r < 0 ? (int)r : 0;
+    struct ossl_io o = { ssl, 1, 0, NULL, NULL };
+    return kf_SSL_write_any(&o, buf, num, written, caller);
 }
 
 KF_EXPORT int SSL_write(SSL *ssl, const void *buf, int num);

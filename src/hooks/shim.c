@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "fdtab.h"
+#include "libc_dns.h"
 #include "kf_rules_hosts.h"
 #include "kf_shim.h"
 

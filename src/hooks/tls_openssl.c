@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kf_shim.h"
+#include "alpn.h"
 #include "objtab.h"
 
 typedef struct ssl_st SSL;
@@ -62,7 +63,6 @@ struct ossl_conn {
     char host[256];
 };
 
-static int miss_write, miss_write_ex, miss_free, miss_other;
 
 /* Writes made by our own send callbacks, should a libssl route one write
  * function through another exported one (e.g. SSL_write_ex -> SSL_write_ex2
@@ -134,7 +134,7 @@ static void ossl_fix_alpn(SSL *ssl, struct ossl_conn *c, const void *caller)
     ssl_servername_fn sname = (ssl_servername_fn)kf_real_lib("SSL_get_servername", caller);
     ssl_alpn_fn set_alpn = (ssl_alpn_fn)kf_real_lib("SSL_set_alpn_protos", caller);
     if (!in_before || !is_server || !sname || !set_alpn) {
-        kf_log_once(&miss_other, "openssl: a libssl function is missing; ALPN left as offered");
+        kf_warn_once("openssl: a libssl function is missing; ALPN left as offered");
         return;
     }
     if (!in_before(ssl) || is_server(ssl))
@@ -154,7 +154,7 @@ KF_EXPORT int SSL_CTX_set_alpn_protos(SSL_CTX *ctx, const unsigned char *p, unsi
     const void *caller = __builtin_return_address(0);
     ctx_alpn_fn real = (ctx_alpn_fn)kf_real_lib("SSL_CTX_set_alpn_protos", caller);
     if (!real) {
-        kf_log_once(&miss_other, "openssl: SSL_CTX_set_alpn_protos not found");
+        kf_warn_once("openssl: SSL_CTX_set_alpn_protos not found");
         return 1; /* OpenSSL's failure value for this call */
     }
     int r = real(ctx, p, n);
@@ -183,7 +183,7 @@ KF_EXPORT int SSL_set_alpn_protos(SSL *ssl, const unsigned char *p, unsigned n)
     const void *caller = __builtin_return_address(0);
     ssl_alpn_fn real = (ssl_alpn_fn)kf_real_lib("SSL_set_alpn_protos", caller);
     if (!real) {
-        kf_log_once(&miss_other, "openssl: SSL_set_alpn_protos not found");
+        kf_warn_once("openssl: SSL_set_alpn_protos not found");
         return 1;
     }
     int r = real(ssl, p, n);
@@ -205,7 +205,7 @@ KF_EXPORT SSL *SSL_new(SSL_CTX *ctx)
     const void *caller = __builtin_return_address(0);
     ssl_new_fn real = (ssl_new_fn)kf_real_lib("SSL_new", caller);
     if (!real) {
-        kf_log_once(&miss_other, "openssl: SSL_new not found");
+        kf_warn_once("openssl: SSL_new not found");
         return NULL;
     }
     SSL *ssl = real(ctx);
@@ -235,7 +235,7 @@ KF_EXPORT void SSL_free(SSL *ssl)
     ssl_free_fn real = (ssl_free_fn)kf_real_lib("SSL_free", caller);
     conn_free(kf_obj_take(KF_OBJ_SSL, ssl));
     if (!real) {
-        kf_log_once(&miss_free, "openssl: SSL_free not found (object leaked)");
+        kf_warn_once("openssl: SSL_free not found (object leaked)");
         return;
     }
     real(ssl);
@@ -253,7 +253,7 @@ KF_EXPORT void SSL_CTX_free(SSL_CTX *ctx)
         free(a);
     }
     if (!real) {
-        kf_log_once(&miss_free, "openssl: SSL_CTX_free not found (object leaked)");
+        kf_warn_once("openssl: SSL_CTX_free not found (object leaked)");
         return;
     }
     real(ctx);
@@ -278,7 +278,7 @@ KF_EXPORT int SSL_clear(SSL *ssl)
     const void *caller = __builtin_return_address(0);
     ssl_int_fn real = (ssl_int_fn)kf_real_lib("SSL_clear", caller);
     if (!real) {
-        kf_log_once(&miss_other, "openssl: SSL_clear not found");
+        kf_warn_once("openssl: SSL_clear not found");
         return 0;
     }
     int r = real(ssl);
@@ -297,7 +297,7 @@ static int ossl_handshake_hook(SSL *ssl, const char *sym, const void *caller)
 {
     ssl_int_fn real = (ssl_int_fn)kf_real_lib(sym, caller);
     if (!real) {
-        kf_log_once(&miss_other, "openssl: SSL_connect/SSL_do_handshake not found");
+        kf_warn_once("openssl: SSL_connect/SSL_do_handshake not found");
         return -1;
     }
     if (kf_obj_count(KF_OBJ_SSL))
@@ -335,7 +335,7 @@ static struct ossl_conn *ossl_conn_for_write(SSL *ssl, const kf_ruleset *rs, con
     ssl_cint_fn is_server = (ssl_cint_fn)kf_real_lib("SSL_is_server", caller);
     ssl_servername_fn sname = (ssl_servername_fn)kf_real_lib("SSL_get_servername", caller);
     if (!is_server || !sname) {
-        kf_log_once(&miss_other, "openssl: SSL_is_server/SSL_get_servername not found; passing through");
+        kf_warn_once("openssl: SSL_is_server/SSL_get_servername not found; passing through");
         return NULL;
     }
     if (is_server(ssl) || ((c->by_curl || c->alpn.by_curl) && kf_curl_layer_live()))
@@ -419,8 +419,7 @@ static int ossl_find_real(struct ossl_io *o, const struct ossl_conn *c, const vo
         o->write = c && c->real_write ? c->real_write : (ssl_write_fn)kf_real_lib("SSL_write", caller);
     if (o->ex ? o->write_ex != NULL : o->write != NULL)
         return 1;
-    kf_log_once(o->ex ? &miss_write_ex : &miss_write,
-                o->ex ? "openssl: SSL_write_ex not found" : "openssl: SSL_write not found");
+    kf_warn_once(o->ex ? "openssl: SSL_write_ex not found" : "openssl: SSL_write not found");
     return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli_relay.h"
+#include "kf_mode.h"
 #include "kf_paths.h"
 #include "cli.h"
 #include "kf_rules.h"
@@ -227,9 +228,8 @@ static void check_env(dr_report *r)
             dr_fact_add(r, 0, "env", "%s unset (%s)", vars[i], i == 0 ? "auto" : "no log");
     }
     const char *mode = getenv("KIMIFIX_MODE");
-    if (mode && *mode && strcmp(mode, "auto") && strcmp(mode, "inprocess") &&
-        strcmp(mode, "relay") && strcmp(mode, "off"))
-        dr_fact_add(r, 1, "env", "KIMIFIX_MODE=%s: expected auto, inprocess, relay or off", mode);
+    if (kf_mode_parse(mode) < 0)
+        dr_fact_add(r, 1, "env", "KIMIFIX_MODE=%s: expected one of " KF_MODE_NAMES, mode);
     const char *pre = getenv("LD_PRELOAD");
     if (pre && *pre)
         dr_fact_add(r, 0, "env", "LD_PRELOAD=%s%s", pre,

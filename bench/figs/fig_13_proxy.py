@@ -15,25 +15,11 @@ the same run, arms interleaved (bench/run.py's ab()):
 
 The figure runs a relay of its own (own runtime dir; rules with a
 `connect-to api.kimi.com:SINK 127.0.0.1:SINK`, since CONNECT names a host
-the relay resolves). Until the relay serves its HTTP proxy front end (phase
-B of issue 11) it probes, finds none, and says so in one row.
+the relay resolves).
 """
 import os
-import socket
 
 FIG = "13"
-
-
-def _front_door(port):
-    """Does the relay answer an HTTP proxy request (407 without credentials)?"""
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s.sendall(b"CONNECT api.kimi.com:443 HTTP/1.1\r\nHost: api.kimi.com:443\r\n\r\n")
-        a = s.recv(64)
-        s.close()
-        return a.startswith(b"HTTP/1.1 407")
-    except OSError:
-        return False
 
 
 def _relay(ctx):
@@ -52,11 +38,6 @@ def _relay(ctx):
 
 def run(ctx):
     port, tok = _relay(ctx)
-    if not _front_door(port):
-        ctx.rows.append(("13", "proxy carrier: the relay as an HTTP proxy", "—", "—",
-                         "not measured: the relay has no HTTP proxy front end yet (issue 11, phase B)",
-                         "", "—"))
-        return
     hc = [os.path.join(ctx.BB, "hclient")]
     relay = "127.0.0.1:%d" % port
     sink = "127.0.0.1:%d" % ctx.SINK

@@ -17,10 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "doctor.h"
 #include "kf_envplan.h"
+#include "kf_lease.h"
 #include "kf_log.h"
 #include "kf_steer.h"
 
@@ -52,18 +54,39 @@ static void open_log(void)
     }
 }
 
+/* This process (CMD after exec: the same pid) takes a lease with the
+ * relay (kf_lease.h): the relay stays while it lives, and learns the
+ * user's proxy and NO_PROXY for its upstream connections. id: "" when it
+ * could not be written (then the relay chains nothing for CMD). */
+static void take_lease(const kf_carrier_choice *c, char *id)
+{
+    char rundir[4096];
+    id[0] = 0;
+    if (kf_runtime_dir(rundir, sizeof rundir, 0) == 0 &&
+        kf_lease_write(rundir, getpid(), c->up.usable ? c->up.url : NULL, kf_noproxy_env(getenv),
+                       id) == 0)
+        return;
+    id[0] = 0;
+    kf_log(KF_LOG_WARN, "carrier: cannot write this program's lease with the relay (%m): the relay "
+           "may exit while it runs%s", c->up.usable ? ", and it goes direct, not through your proxy" : "");
+}
+
 /* The proxy carrier's variables (into plan): the relay as the proxy, the
- * kimifix CA trusted. Nothing when the relay does not run. */
-static void proxy_env(const kf_carrier_choice *c, kf_envplan *plan)
+ * kimifix CA trusted. Nothing when the relay does not run. lease: CMD runs
+ * as this process (`kimifix CMD`); `kimifix shell` takes none (it exits at
+ * once; each later command's shim takes its own). */
+static void proxy_env(const kf_carrier_choice *c, kf_envplan *plan, int lease)
 {
     kf_relay_state st;
-    char url[200];
+    char url[300], id[KF_LEASE_ID_HEX + 1] = "";
     if (kf_relay_lookup(&st, NULL, 0) < 0) {
         kf_log(KF_LOG_WARN, "carrier: proxy wanted (%s), but the relay is not running: %s",
                c->why, "the program goes direct, unfixed");
         return;
     }
-    if (kf_relay_proxy_url(&st, NULL, url, sizeof url) == 0)
+    if (lease)
+        take_lease(c, id);
+    if (kf_relay_proxy_url(&st, id[0] ? id : NULL, url, sizeof url) == 0)
         kf_envplan_proxy(plan, getenv, url);
     if (kf_envplan_trust(plan, getenv) < 0)
         kf_log(KF_LOG_WARN, "carrier: no kimifix CA yet: the program will not trust the relay");
@@ -84,7 +107,7 @@ int kf_cli_carrier(const char *cmd, kf_envplan *plan, kf_carrier_choice *c)
     kf_carrier_in in = {.get = getenv, .no_preload = b == DR_SHIM_NONE, .tls_inprocess = 0};
     kf_carrier_choose(&in, c);
     if (c->carrier == KF_CARRIER_PROXY) {
-        proxy_env(c, plan);
+        proxy_env(c, plan, cmd != NULL);
         return 0;
     }
     if (c->carrier == KF_CARRIER_NONE && in.no_preload)

@@ -81,6 +81,10 @@ int kf_user_proxy(kf_getenv_fn get, int https, kf_userproxy *out);
 /* The relay port named by a proxy variable kimifix set (HTTPS_PROXY,
  * https_proxy, HTTP_PROXY, http_proxy), or 0. */
 unsigned kf_env_relay_port(kf_getenv_fn get);
+/* The client-context id (kf_lease.h) in the user name of the relay URL such
+ * a variable holds (`kimifix-ID`): 1 with id filled, 0 when there is none
+ * (id ""). n: KF_LEASE_ID_HEX + 1 suffices. */
+int kf_env_relay_ctxid(kf_getenv_fn get, char *id, size_t n);
 
 /* ---- the choice ---- */
 

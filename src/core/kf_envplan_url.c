@@ -192,13 +192,30 @@ int kf_user_proxy(kf_getenv_fn get, int https, kf_userproxy *out)
     return 0;
 }
 
-unsigned kf_env_relay_port(kf_getenv_fn get)
+/* The first of HTTPS_PROXY, https_proxy, HTTP_PROXY, http_proxy naming a
+ * relay, parsed into u. 1, or 0 when none does. */
+static int env_relay(kf_getenv_fn get, kf_purl *u)
 {
     for (unsigned i = 0; i < 4; i++) {
         const char *v = get(kf_proxy_vars[i]);
-        kf_purl u;
-        if (v && kf_purl_parse(v, &u) == 0 && kf_purl_is_ours(&u))
-            return u.port;
+        if (v && kf_purl_parse(v, u) == 0 && kf_purl_is_ours(u))
+            return 1;
     }
     return 0;
+}
+
+unsigned kf_env_relay_port(kf_getenv_fn get)
+{
+    kf_purl u;
+    return env_relay(get, &u) ? u.port : 0;
+}
+
+int kf_env_relay_ctxid(kf_getenv_fn get, char *id, size_t n)
+{
+    kf_purl u;
+    id[0] = 0;
+    if (!env_relay(get, &u) || strncmp(u.user, "kimifix-", 8) || strlen(u.user + 8) >= n)
+        return 0;
+    memcpy(id, u.user + 8, strlen(u.user + 8) + 1);
+    return 1;
 }

@@ -6,7 +6,9 @@
  *                          plain `LD_PRELOAD=libkimifix.so CMD` behaves the
  *                          same, from the very first run on a fresh account
  *                          (the relay, which makes the CA, is started before
- *                          any trust or proxy variable is set);
+ *                          any trust or proxy variable is set), with the same
+ *                          lease (kf_lease.h) when this process is the first
+ *                          to make the relay its proxy;
  *   kf_carrier_relay_dst() connect() to the relay's own proxy port: left
  *                          alone (never tracked, never steered);
  *   kf_carrier_fd_is_relay() a socket connected there: its bytes are the
@@ -19,8 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "kf_envplan.h"
+#include "kf_lease.h"
 #include "kf_shim.h"
 
 /* The relay port the process's proxy variables name (0: none). Set once
@@ -29,6 +33,24 @@ static atomic_uint kf_proxy_port;
 
 /* 24 KiB: static, the constructor runs once. */
 static kf_envplan kf_plan;
+
+/* The client-context id for the relay URL: a parent's (inherited: it holds
+ * the lease, and a moved relay keeps finding the file), else a lease of
+ * this process's own (kf_lease.h), as the wrapper takes one. "" when none. */
+static void lease_id(const kf_carrier_choice *c, char *id, size_t n)
+{
+    char rundir[4096];
+    if (kf_env_relay_ctxid(secure_getenv, id, n) && kf_lease_id_ok(id))
+        return;
+    id[0] = 0;
+    if (c->inherited || kf_runtime_dir(rundir, sizeof rundir, 0) < 0 ||
+        kf_lease_write(rundir, getpid(), c->up.usable ? c->up.url : NULL,
+                       kf_noproxy_env(secure_getenv), id) < 0) {
+        if (!c->inherited)
+            kf_log(KF_LOG_DEBUG, "carrier: cannot write a lease with the relay (%m)");
+        id[0] = 0;
+    }
+}
 
 void kf_carrier_setup(int tls_inprocess, kf_relay_start_fn start)
 {
@@ -52,8 +74,9 @@ void kf_carrier_setup(int tls_inprocess, kf_relay_start_fn start)
     }
     kf_envplan_init(&kf_plan);
     if (c.carrier == KF_CARRIER_PROXY && relay) {
-        char url[200];
-        if (kf_relay_proxy_url(&st, NULL, url, sizeof url) == 0)
+        char url[300], id[KF_LEASE_ID_HEX + 1];
+        lease_id(&c, id, sizeof id);
+        if (kf_relay_proxy_url(&st, id, url, sizeof url) == 0)
             kf_envplan_proxy(&kf_plan, secure_getenv, url);
     } else if (c.restore || (c.carrier == KF_CARRIER_PROXY && c.inherited)) {
         /* In-process after all, or a relay named by a parent that is gone

@@ -7,6 +7,10 @@
  *  CS_PUMP      first head (120 s), upstream choice, bytes both ways
  *               (pump.c); the upstream connection is borrowed per exchange
  *  CS_CLOSING   a final answer (502, control reply) is flushed, then close
+ *  CS_PROXY_HEAD, CS_TUNNEL  the HTTP proxy front end (proxyfront.c,
+ *               tunnel.c): a CONNECT to a rule host continues at
+ *               CS_FIRSTBYTE with the target by name, an absolute-form
+ *               request at CS_PUMP with its upstream head fed in first
  *
  * The first request head decides where the connection's requests go: an
  * `upstream` rule (sk-kimi- key on api.moonshot.ai -> api.kimi.com), else
@@ -37,6 +41,7 @@ struct conn_info {
     unsigned dport;
     char host[256];               /* the client's idea of the host (SNI/authority) */
     int rerouted;
+    int by_name;                  /* proxy carrier: dst is authority:dport, resolved */
     upkey key;                    /* where the requests go, after the first head */
     tlsterm_info *ti;             /* during the handshake only */
 };
@@ -128,6 +133,7 @@ void conn_close(conn *k)
         tap_free(k->tap);
     }
     kf_stream_reset(&k->st);
+    free(k->px);
     rbuf_free(&k->toup);
     rbuf_free(&k->toc);
     rbuf_free(&k->replay);
@@ -164,6 +170,18 @@ static void on_head(void *ud, const kf_req *req)
     conn *k = ud;
     struct conn_info *in = k->info;
     char line[TAP_LINE_MAX];
+    if (k->absolute && k->nheads) {
+        /* One request per absolute-form proxy connection (httpproxy_head.c):
+         * from a second head on nothing is forwarded (up_send drops it),
+         * and the client connection closes after the first answer
+         * (pump_run). */
+        if (!k->over)
+            kf_log(KF_LOG_DEBUG, "[relay] proxy: a second request on an absolute-form connection: "
+                   "not forwarded");
+        k->over = 1;
+        return;
+    }
+    k->head_next = 1; /* up_send: chained plain HTTP gets the absolute form */
     kf_req_log_text(req, line, sizeof line);
     if (k->nheads++ == 0) {
         if (req->upstream_host.n && req->upstream_host.n < sizeof in->key.host) {
@@ -201,7 +219,19 @@ void conn_choose_target(conn *k)
     struct conn_info *in = k->info;
     upkey *key = &in->key;
     k->first_done = 1;
-    if (!in->rerouted) {
+    if (!in->rerouted && in->by_name) {
+        key->by_addr = 0; /* the CONNECT/URL host: resolved, connect-to honoured */
+        snprintf(key->host, sizeof key->host, "%s", in->authority);
+        key->port = in->dport;
+        snprintf(key->sni, sizeof key->sni, "%s", k->tls ? in->host : "");
+    } else if (!in->rerouted && in->host[0] && relay_ctx_proxy_for(k->ctx, in->host, in->dport)) {
+        /* Through the user's proxy the name goes in the CONNECT: the proxy
+         * resolves it (its network may be the only one that can). */
+        key->by_addr = 0;
+        snprintf(key->host, sizeof key->host, "%s", in->host);
+        key->port = in->dport;
+        snprintf(key->sni, sizeof key->sni, "%s", k->tls ? in->host : "");
+    } else if (!in->rerouted) {
         key->by_addr = 1;
         key->addr = in->dst;
         relay_addr_text((struct sockaddr *)&in->dst, key->host, sizeof key->host);
@@ -211,13 +241,16 @@ void conn_choose_target(conn *k)
         snprintf(key->sni, sizeof key->sni, "%s", k->tls ? key->host : "");
     }
     key->sslctx = k->tls ? relay_ctx_upstream_ssl_ctx(k->ctx) : NULL;
-    key->proxy = (char *)relay_ctx_proxy(k->ctx);
+    key->raw = k->state == CS_TUNNEL;
+    key->proxy = (char *)relay_ctx_proxy_for(k->ctx, key->host, key->port);
     upkey_seal(key);
 }
 
 /* ---- phases -------------------------------------------------------------- */
 
-static void start_pump(conn *k)
+/* head: bytes that go through the rewriter before the client's (the
+ * absolute form's upstream head), or NULL. */
+static void start_pump(conn *k, const char *head, size_t n)
 {
     struct conn_info *in = k->info;
     kf_stream_init(&k->st);
@@ -227,7 +260,39 @@ static void start_pump(conn *k)
     k->state = CS_PUMP;
     k->last_io = relay_now_ms();
     timer_arm(k->w, &k->tm, k->last_io + RELAY_FIRST_HEAD_MS);
+    if (head && pump_feed(k, head, n) < 0)
+        return;
     pump_run(k);
+}
+
+int conn_set_proxy_target(conn *k, const char *host, unsigned port)
+{
+    struct conn_info *in = calloc(1, sizeof *in);
+    if (!in) {
+        conn_close(k);
+        return -1;
+    }
+    k->info = in;
+    snprintf(in->authority, sizeof in->authority, "%s", host);
+    in->dport = port;
+    in->by_name = 1;
+    int one = 1;
+    setsockopt(k->c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return 0;
+}
+
+void conn_after_connect(conn *k)
+{
+    k->state = CS_FIRSTBYTE;
+    timer_arm(k->w, &k->tm, relay_now_ms() + RELAY_FIRST_BYTE_MS);
+    conn_run(k);
+}
+
+void conn_start_absolute(conn *k, const char *head, size_t n)
+{
+    snprintf(k->info->host, sizeof k->info->host, "%s", k->info->authority);
+    k->absolute = 1;
+    start_pump(k, head, n);
 }
 
 void conn_after_preamble(conn *k, const kf_proxy_info *pi)
@@ -267,7 +332,7 @@ static void first_byte(conn *k)
     k->tls = b == 0x16;
     if (!k->tls) {
         snprintf(in->host, sizeof in->host, "%s", in->authority);
-        start_pump(k);
+        start_pump(k, NULL, 0);
         return;
     }
     SSL *ssl = SSL_new(g_relay.srv_ctx);
@@ -310,7 +375,7 @@ static void tls_step(conn *k)
         free(in->ti);
         in->ti = NULL;
         rio_trim(&k->c);
-        start_pump(k);
+        start_pump(k, NULL, 0);
         return;
     }
     int e = SSL_get_error(k->c.ssl, r);
@@ -322,6 +387,24 @@ static void tls_step(conn *k)
         tls_failed(k);
 }
 
+/* Read and drop what the client still sends: 1 at its end (or past a
+ * bound), 0 when it may send more. */
+static int drained(conn *k)
+{
+    for (int i = 0; i < 64; i++) {
+        ssize_t r = recv(k->c.fd, k->w->buf, RELAY_BUF, 0);
+        if (r == 0)
+            return 1;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            k->c.ready &= (uint8_t)~RIO_IN;
+            return 0;
+        }
+        if (r < 0 && errno != EINTR)
+            return 1;
+    }
+    return 1; /* a client that keeps sending gets the reset it asked for */
+}
+
 static void closing_step(conn *k)
 {
     int f = rio_flush(&k->c, &k->toc);
@@ -329,7 +412,24 @@ static void closing_step(conn *k)
         return;
     if (f > 0)
         rio_shutdown(&k->c);
+    if (f > 0 && k->drain && !drained(k))
+        return;
     conn_close(k);
+}
+
+void conn_refuse(conn *k, const char *reply, size_t n)
+{
+    /* Still pending when refused before the credentials: the pending cap
+     * and its drop-the-oldest apply while it drains. */
+    if (rbuf_add(&k->toc, reply, n) < 0) {
+        conn_close(k);
+        return;
+    }
+    k->drain = 1;
+    k->state = CS_CLOSING;
+    timer_arm(k->w, &k->tm, relay_now_ms() + RELAY_CLOSE_MS);
+    k->c.ready |= RIO_OUT | RIO_IN;
+    closing_step(k);
 }
 
 void conn_finish(conn *k, const char *reply, size_t n)
@@ -361,17 +461,23 @@ static void json_escape(const char *in, char *out, size_t n)
     out[o] = 0;
 }
 
-/* The upstream could not be reached (or broke before any answer): the
- * waiting request gets a 502 with a JSON body, and the log says why. */
 void conn_fail_502(conn *k, const char *why)
+{
+    conn_fail(k, 502, why);
+}
+
+/* The upstream could not be reached (or broke before any answer): the
+ * waiting request gets a 502 (504: the user's proxy did not answer) with a
+ * JSON body, and the log says why. */
+void conn_fail(conn *k, int status, const char *why)
 {
     const struct conn_info *in = k->info;
     const upkey *key = &in->key;
     /* The name the user knows: the rule's host, else the client's. */
     const char *name = in->rerouted || !in->host[0] ? key->host : in->host;
     const char *line = k->tap ? tap_oldest_line(k->tap) : NULL;
-    relay_log(k->ctx, KF_LOG_WARN, "[relay] %s: %s => 502 (upstream %s:%u: %s)", in->host,
-              line ? line : "(no request)", name, key->port, why);
+    relay_log(k->ctx, KF_LOG_WARN, "[relay] %s: %s => %d (upstream %s:%u: %s)", in->host,
+              line ? line : "(no request)", status, name, key->port, why);
     if (!line) {
         conn_close(k);
         return;
@@ -386,9 +492,9 @@ void conn_fail_502(conn *k, const char *why)
                       "{\"error\":{\"type\":\"kimifix_relay_error\",\"message\":\"kimifix relay: %s\"}}",
                       esc);
     int rl = snprintf(resp, sizeof resp,
-                      "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\n"
+                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                       "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-                      bl, body);
+                      status, status == 504 ? "Gateway Timeout" : "Bad Gateway", bl, body);
     conn_finish(k, resp, (size_t)rl);
 }
 
@@ -410,6 +516,12 @@ void conn_run(conn *k)
         break;
     case CS_CLOSING:
         closing_step(k);
+        break;
+    case CS_PROXY_HEAD:
+        proxyfront_step(k);
+        break;
+    case CS_TUNNEL:
+        tunnel_run(k);
         break;
     }
 }
@@ -433,6 +545,12 @@ static void on_timer(worker *w, rtimer *t)
         break;
     case CS_PUMP:
         pump_timeout(k);
+        break;
+    case CS_PROXY_HEAD:
+        proxyfront_timeout(k);
+        break;
+    case CS_TUNNEL:
+        tunnel_timeout(k);
         break;
     default: /* control, first byte, handshake, closing: out of time */
         if (k->state == CS_TLS)

@@ -3,6 +3,7 @@
  * The first bytes decide (contract D, same listener):
  *   "\r\n\r\n\0\r\nQUIT\n" (PROXY v2 signature)  steered connection or control
  *   an HTTP method token ("CONNECT ", "GET ")    the HTTP proxy front end
+ *                                                (proxyfront.c)
  *   anything else                                dropped
  * A pending connection owns no buffer: the preamble is peeked into the
  * worker's scratch buffer and consumed only once complete, so nothing past
@@ -77,9 +78,7 @@ static void preamble(conn *k)
     case FD_MORE:
         return;
     case FD_HTTP_PROXY:
-        /* The HTTP proxy front end (contract D, proxy-carrier's
-         * httpproxy.c) takes the connection here. Until it exists: */
-        return drop(k, "an HTTP proxy request (no proxy front end in this relay)");
+        return proxyfront_begin(k); /* contract D: proxyfront.c */
     case FD_DROP:
         return drop(k, "no valid PROXY v2 preamble");
     }
@@ -125,7 +124,9 @@ size_t relay_status_text(char *out, size_t n)
                        "names %s\nheap_in_use %zu\nworkers %u\npending %u\nupstream_open %u\n"
                        "pool_idle %u\nupstream_new %lu\nupstream_reused %lu\nupstream_retried %lu\n"
                        "refused_foreign %lu\ndropped_token %lu\ndropped_nopreamble %lu\n"
-                       "dropped_pending %lu\nemfile %lu\npeer_uid_check %s\nresolvers %d\n",
+                       "dropped_pending %lu\nemfile %lu\npeer_uid_check %s\nresolvers %d\n"
+                       "proxy_requests %lu\nproxy_refused %lu\ntunnels %lu\nchained %lu\n"
+                       "chain_failed %lu\nleases %u\n",
                        (long)getpid(), g_relay.port, (long)time(NULL) - g_relay.started,
                        atomic_load(&g_relay.active) - 1, atomic_load(&g_relay.total) - 1,
                        g_relay.datadir, ca_names(), mallinfo2().uordblks, g_relay.nworkers, pend, up,
@@ -133,7 +134,10 @@ size_t relay_status_text(char *out, size_t n)
                        atomic_load(&g_relay.n_up_retried), atomic_load(&g_relay.n_foreign),
                        atomic_load(&g_relay.n_badtoken), atomic_load(&g_relay.n_nopreamble),
                        atomic_load(&g_relay.n_pending_dropped), atomic_load(&g_relay.n_emfile),
-                       g_relay.diag_ok ? "on" : "off", atomic_load(&g_relay.resolvers));
+                       g_relay.diag_ok ? "on" : "off", atomic_load(&g_relay.resolvers),
+                       atomic_load(&g_relay.n_px_ok), atomic_load(&g_relay.n_px_refused),
+                       atomic_load(&g_relay.n_tunnels), atomic_load(&g_relay.n_chained),
+                       atomic_load(&g_relay.n_chain_failed), atomic_load(&g_relay.leases));
     return len < 0 ? 0 : (size_t)len < n ? (size_t)len : n - 1;
 }
 

@@ -5,9 +5,11 @@
  * Runs in the foreground (`kimifix relay start` daemonizes it). One relay
  * per user: an exclusive flock on RUNDIR/relay.run.lock for the process's
  * lifetime. Listens on 127.0.0.1 (and [::1] on the same port when it can),
- * then writes RUNDIR/relay.state (port, pid, token; 0600, atomically). Exits
- * after --idle seconds without connections (default 600; 0 = never), on
- * SIGTERM/SIGINT, or on the control command STOP; removes the state file.
+ * then writes RUNDIR/relay.state (port, pid, token; 0600, atomically). The
+ * port and token of the last relay are reused (keep.c). Exits after --idle
+ * seconds without connections (default 600; 0 = never) unless a
+ * proxy-carrier client is alive (lease.c), on SIGTERM/SIGINT, or on the
+ * control command STOP; removes the state file.
  * The main thread only watches: the workers (one per online CPU, loop.c)
  * accept and serve; resolver threads start when a name needs resolving.
  */
@@ -38,6 +40,7 @@
 
 #define LOG_MAX_DEFAULT (8L << 20) /* relay.log, then relay.log.1 */
 #define PENDING_MAX 1024          /* pending (pre-token) connections in all */
+#define LEASE_GC_TICKS 60         /* seconds between lease-file clean-ups */
 
 static void on_signal(int sig)
 {
@@ -180,10 +183,13 @@ static void setup_log_cap(long max)
 }
 
 /* Watch: stop, idle exit, rate-limited counts, memory after bursts. */
+static int held_by_clients(long quiet, int *held);
+
 static void supervise(long idle)
 {
     unsigned long trimmed_at = 0;
-    int quiet_ticks = 0;
+    int quiet_ticks = 0, held = 0;
+    unsigned ticks = 0;
     while (!atomic_load(&g_relay.stopping)) {
         struct timespec ts = {1, 0};
         nanosleep(&ts, NULL); /* a signal cuts it short */
@@ -197,11 +203,31 @@ static void supervise(long idle)
         }
         trimmed_at = total;
         long quiet = (long)time(NULL) - atomic_load(&g_relay.last_activity);
-        if (idle > 0 && atomic_load(&g_relay.active) == 0 && quiet >= idle) {
-            kf_log(KF_LOG_INFO, "relay: idle for %lds: exiting", quiet);
+        if (++ticks % LEASE_GC_TICKS == 0)
+            lease_scan(NULL, 0);
+        if (idle > 0 && atomic_load(&g_relay.active) == 0 && quiet >= idle &&
+            !held_by_clients(quiet, &held))
             break;
-        }
+        if (quiet < idle)
+            held = 0;
     }
+}
+
+/* Idle long enough, but a proxy-carrier client is alive (lease.c): it has
+ * this relay's URL in its environment, so stay. Said once per idle spell. */
+static int held_by_clients(long quiet, int *held)
+{
+    char who[64];
+    unsigned n = lease_scan(who, sizeof who);
+    if (!n) {
+        kf_log(KF_LOG_INFO, "relay: idle for %lds: exiting", quiet);
+        return 0;
+    }
+    if (!*held)
+        kf_log(KF_LOG_INFO, "relay: idle for %lds, but %u proxy-carrier client%s alive (%s): "
+               "staying", quiet, n, n == 1 ? " is" : "s are", who);
+    *held = 1;
+    return 1;
 }
 
 int main(int argc, char **argv)
@@ -278,7 +304,11 @@ int main(int argc, char **argv)
         kf_log(KF_LOG_ERROR, "relay: cannot set up TLS (see above)");
         return 1;
     }
-    if (RAND_bytes(g_relay.token, sizeof g_relay.token) != 1)
+    /* The last relay's port and token (keep.c): proxy-carrier clients hold
+     * them in their environment. An explicit --port wins. */
+    unsigned kept_port = 0;
+    int kept = keep_load(&kept_port, g_relay.token) == 0;
+    if (!kept && RAND_bytes(g_relay.token, sizeof g_relay.token) != 1)
         return 1;
     g_relay.diag_ok = peeruid_probe();
     if (!g_relay.diag_ok)
@@ -287,7 +317,12 @@ int main(int argc, char **argv)
                "token only, and each of their connections costs a pending slot for %d s",
                RELAY_PREAMBLE_MS / 1000);
 
-    g_relay.lfd[0] = listen_on(AF_INET, port, &g_relay.port);
+    g_relay.lfd[0] = -1;
+    if (!port && kept && (g_relay.lfd[0] = listen_on(AF_INET, kept_port, &g_relay.port)) < 0)
+        kf_log(KF_LOG_WARN, "relay: the last relay's port %u is taken (%s): a new one; clients "
+               "started with the old one cannot reach this relay", kept_port, strerror(errno));
+    if (g_relay.lfd[0] < 0)
+        g_relay.lfd[0] = listen_on(AF_INET, port, &g_relay.port);
     if (g_relay.lfd[0] < 0) {
         kf_log(KF_LOG_ERROR, "relay: cannot listen on 127.0.0.1 port %u: %s", port, strerror(errno));
         return 1;
@@ -310,6 +345,7 @@ int main(int argc, char **argv)
         stop_workers();
         return 1;
     }
+    keep_save(g_relay.port, g_relay.token);
     kf_relay_state st = {.port = g_relay.port, .v6 = g_relay.lfd[1] >= 0, .pid = getpid(),
                          .started = g_relay.started};
     memcpy(st.token, g_relay.token, sizeof st.token);

@@ -45,21 +45,19 @@ static void keep_replay(conn *k, const void *buf, size_t n)
     }
 }
 
-/* Write to r now, queue the rest. -1: no memory. */
-static int send_or_queue(rio *r, rbuf *q, const char *buf, size_t n, size_t *sent)
+/* A head (on_head said one comes) for an upstream reached through the
+ * user's proxy without CONNECT - plain HTTP - goes in absolute form with
+ * the proxy's credentials (chainhop.c). *alt: what to send instead, or
+ * NULL. -1: no memory. */
+static int head_for_upstream(conn *k, const char *buf, size_t len, char **alt, size_t *altn)
 {
-    size_t done = 0;
-    if (r && !rbuf_used(q)) {
-        while (done < n) {
-            ssize_t w = rio_write(r, buf + done, n - done);
-            if (w <= 0)
-                break; /* would block, or an error the flush will see */
-            done += (size_t)w;
-        }
-    }
-    if (sent)
-        *sent = done;
-    return rbuf_add(q, buf + done, n - done);
+    *alt = NULL;
+    if (!k->first_done)
+        conn_choose_target(k); /* on_head just told the rules' choice */
+    const upkey *key = conn_key(k);
+    if (!key->proxy || key->sslctx || key->raw)
+        return 0;
+    return chainhop_absolute(key, conn_host(k), buf, len, alt, altn);
 }
 
 /* kf_stream's sender: takes everything (back-pressure is the caller's
@@ -67,14 +65,43 @@ static int send_or_queue(rio *r, rbuf *q, const char *buf, size_t n, size_t *sen
 static ssize_t up_send(void *io, const void *buf, size_t len)
 {
     conn *k = io;
+    if (k->over) /* absolute form: a second request is never forwarded */
+        return (ssize_t)len;
+    char *alt = NULL;
+    const char *out = buf;
+    size_t n = len;
+    if (k->head_next) {
+        k->head_next = 0;
+        if (head_for_upstream(k, buf, len, &alt, &n) < 0) {
+            errno = ENOMEM;
+            return -1;
+        }
+        out = alt ? alt : out;
+    }
     upconn *u = ready_up(k);
     size_t sent = 0;
-    if (send_or_queue(u ? &u->u : NULL, &k->toup, buf, len, &sent) < 0) {
+    int r = rio_send_or_queue(u ? &u->u : NULL, &k->toup, out, n, &sent);
+    if (r == 0)
+        keep_replay(k, out, sent);
+    free(alt);
+    if (r < 0) {
         errno = ENOMEM;
         return -1;
     }
-    keep_replay(k, buf, sent);
     return (ssize_t)len;
+}
+
+int pump_feed(conn *k, const char *buf, size_t n)
+{
+    for (size_t off = 0; off < n;) {
+        ssize_t w = kf_stream_write(&k->st, &k->kctx, buf + off, n - off, KF_WR_PARTIAL, up_send, k);
+        if (w <= 0) {
+            conn_close(k);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    return 0;
 }
 
 /* 1 emptied, 0 bytes remain, -1 error; *moved when bytes went out. */
@@ -137,19 +164,25 @@ static void upstream_failed(conn *k, const char *why)
         }
     }
     if (!k->resp_seen && k->tap && tap_waiting(k->tap))
-        conn_fail_502(k, why);
+        conn_fail(k, u && u->fail_status ? u->fail_status : 502, why);
     else
         conn_close(k); /* mid-answer: the client must see a broken connection */
 }
 
 void conn_up_failed(conn *k, const char *why)
 {
-    upstream_failed(k, why);
+    if (k->state == CS_TUNNEL)
+        tunnel_up_failed(k, why);
+    else
+        upstream_failed(k, why);
 }
 
 void conn_up_ready(conn *k)
 {
-    pump_run(k);
+    if (k->state == CS_TUNNEL)
+        tunnel_up_ready(k);
+    else
+        pump_run(k);
 }
 
 /* The response is complete and the upstream may serve someone else. */
@@ -180,16 +213,7 @@ static int client_in(conn *k)
         return 0;
     }
     k->last_io = relay_now_ms();
-    for (size_t off = 0; off < (size_t)r;) {
-        ssize_t w = kf_stream_write(&k->st, &k->kctx, buf + off, (size_t)r - off, KF_WR_PARTIAL,
-                                    up_send, k);
-        if (w <= 0) {
-            conn_close(k);
-            return -1;
-        }
-        off += (size_t)w;
-    }
-    return 1;
+    return pump_feed(k, buf, (size_t)r) < 0 ? -1 : 1;
 }
 
 /* Upstream bytes to the client, untouched. 1 progress, 0 none, -1 closed. */
@@ -212,7 +236,7 @@ static int upstream_in(conn *k, upconn *u)
     }
     if (k->tap)
         tap_feed(k->tap, buf, (size_t)r);
-    if (send_or_queue(&k->c, &k->toc, buf, (size_t)r, NULL) < 0) {
+    if (rio_send_or_queue(&k->c, &k->toc, buf, (size_t)r, NULL) < 0) {
         conn_close(k);
         return -1;
     }
@@ -304,6 +328,13 @@ void pump_run(conn *k)
         /* Release before looking at the ends: a client that closes right
          * after its answer must not cost the upstream connection. */
         maybe_release(k);
+        if (k->over && k->resp_seen && k->tap && !tap_waiting(k->tap) && !rbuf_used(&k->toc)) {
+            /* Absolute form, a second request came: the first one's answer
+             * is out, whatever the server thinks of `Connection: close`. */
+            rio_shutdown(&k->c);
+            conn_close(k);
+            return;
+        }
         if ((r = ends(k)) < 0)
             return;
         progress |= r;

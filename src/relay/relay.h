@@ -12,6 +12,12 @@
  *   peeruid.c   owner of the peer's socket (NETLINK_SOCK_DIAG)
  *   front.c     the front door: first bytes -> PROXY v2 / HTTP proxy / drop;
  *               preamble, token, control channel (STATUS/STOP)
+ *   proxyfront.c the HTTP proxy front end: head, credentials, CONNECT to a
+ *               rule host (-> like a steered connection), absolute form
+ *   tunnel.c    CONNECT to any other host: a blind byte tunnel
+ *   chainhop.c  an upstream connection through the user's own proxy
+ *   lease.c     proxy-carrier clients alive (no idle exit), their lease files
+ *   keep.c      port and token kept across restarts (RUNDIR/relay.keep)
  *   conn.c      a client connection: TLS or plain, first head, upstream
  *               choice, 502s, teardown
  *   pump.c      the bytes both ways (back-pressure, half-close, retry)
@@ -53,6 +59,8 @@
 #define RELAY_CLOSE_MS 5000        /* flushing a 502 or a control reply */
 #define RELAY_POOL_IDLE_MS 30000   /* idle upstream connection kept this long */
 #define RELAY_BACKOFF_MS 100       /* EMFILE: listener paused this long */
+#define RELAY_PROXY_HEAD_MS 10000  /* an HTTP proxy request head, from accept (408) */
+#define RELAY_PROXY_HOP_MS 15000   /* the user's proxy answering our CONNECT (504) */
 
 /* ---- contract B: per-connection client context ------------------------
  * NULL = defaults. The trust-ctx branch fills it from PROXY TLV 0xE1
@@ -62,8 +70,18 @@ relay_ctx *relay_ctx_for_conn(const kf_proxy_info *pi); /* a reference, or NULL 
 void relay_ctx_put(relay_ctx *ctx);                      /* drop that reference */
 const kf_ruleset *relay_ctx_rules(const relay_ctx *ctx); /* NULL ctx: g_relay.rs */
 SSL_CTX *relay_ctx_upstream_ssl_ctx(const relay_ctx *ctx); /* NULL ctx: g_relay.up_ctx */
-/* The user's upstream proxy as an identity string (pool key), NULL = direct. */
+/* The user's upstream proxy as an identity string (pool key), NULL = direct.
+ * It is the proxy's URL, credentials included: never log it. */
 const char *relay_ctx_proxy(const relay_ctx *ctx);
+/* The user's NO_PROXY for the relay's own upstream connections, or NULL. */
+const char *relay_ctx_noproxy(const relay_ctx *ctx);
+/* A proxy-carrier connection's context from the id in its proxy user name
+ * (`kimifix-ID`, 32 hex chars; "" = none): a reference, or NULL (none,
+ * unknown or expired: defaults). */
+relay_ctx *relay_ctx_for_id(const char *hexid);
+/* The proxy for an upstream connection to host:port: relay_ctx_proxy()
+ * unless kf_chain_wanted() says direct (loopback, NO_PROXY), NULL = direct. */
+const char *relay_ctx_proxy_for(const relay_ctx *ctx, const char *host, unsigned port);
 /* Per-connection log lines go through here (per-client sinks later). */
 void relay_log(const relay_ctx *ctx, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -92,6 +110,8 @@ typedef struct relay_globals {
     /* counters for STATUS and the docs' figures */
     atomic_ulong n_foreign, n_badtoken, n_nopreamble, n_pending_dropped, n_emfile;
     atomic_ulong n_up_new, n_up_reused, n_up_retried;
+    atomic_ulong n_px_ok, n_px_refused, n_tunnels, n_chained, n_chain_failed;
+    atomic_uint leases;           /* proxy-carrier clients alive (last scan) */
 } relay_globals;
 
 extern relay_globals g_relay;
@@ -137,6 +157,7 @@ typedef struct rio {
     uint8_t rd_need;   /* what the last read waited for (RIO_IN, or RIO_OUT for TLS) */
     uint8_t wr_need;
     uint8_t rd_eof, rd_unclean, wr_shut, err;
+    uint8_t hup;       /* the peer shut its side (EPOLLRDHUP): a peek cannot tell */
 } rio;
 void rio_init(rio *r, int fd);
 void rio_event(rio *r, uint32_t ev);   /* an epoll edge: ready bits */
@@ -162,6 +183,9 @@ void rbuf_take(rbuf *b, size_t n);                /* frees when empty */
 void rbuf_free(rbuf *b);
 /* Write the queue's bytes to r; 1 emptied, 0 bytes remain, -1 error. */
 int rio_flush(rio *r, rbuf *q);
+/* Write to r now (r NULL: not yet) unless bytes wait in q, queue the rest;
+ * *sent (may be NULL) = bytes written. 0, or -1: no memory. */
+int rio_send_or_queue(rio *r, rbuf *q, const char *buf, size_t n, size_t *sent);
 
 /* ---- upstream target and pool key ------------------------------------- */
 typedef struct upkey {
@@ -172,6 +196,8 @@ typedef struct upkey {
     char *proxy;          /* relay_ctx_proxy() copy, NULL = direct */
     struct sockaddr_storage addr; /* when by address (the original destination) */
     int by_addr;
+    int raw;              /* a blind tunnel: CONNECT through the proxy even
+                           * without TLS; never pooled */
     uint64_t hash;        /* of all the above (upkey_seal): compared first */
 } upkey;
 void upkey_seal(upkey *k);  /* after filling it in */
@@ -192,6 +218,10 @@ typedef struct upconn {
     struct rres *res;             /* pending resolution */
     struct addrinfo *ai, *ai_cur; /* addresses to try */
     struct upconn *pnext, *pprev; /* pool list (worker) */
+    struct kf_chain *ch;          /* the hop through the user's proxy, while it lasts */
+    size_t ch_sent;               /* bytes of ch->req written */
+    uint16_t fail_status;         /* what the client is told on failure (0: 502) */
+    uint8_t chain_failed;         /* the user's proxy failed (a WARN line even for tunnels) */
 } upconn;
 /* Start a connection for the owner's key (copied). NULL: no memory. The
  * owner hears back through conn_up_ready() / conn_up_failed(). */
@@ -199,6 +229,25 @@ upconn *upconn_start(struct worker *w, struct conn *owner, const upkey *key);
 void upconn_on_event(upconn *u, uint32_t ev);
 void upconn_free(upconn *u);       /* close and free (cancels a resolution) */
 void upconn_resolved(struct rres *r); /* resolve.c -> worker */
+/* Report a failure to the owner with the status its client gets. */
+void upconn_fail(upconn *u, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- chainhop.c: the hop through the user's proxy (chain.c) ------------- */
+/* Before resolving: where to connect (the proxy) when key->proxy is set.
+ * 1 chained (host/port filled), 0 direct, -1 failed (reported). */
+int chainhop_begin(upconn *u, char *host, size_t hn, unsigned *port);
+/* U_PROXY_HOP: 1 the tunnel stands (or no CONNECT is needed), 0 waiting,
+ * -1 failed (reported). */
+int chainhop_step(upconn *u);
+/* A connect/resolve failure or the deadline while chained: reported. */
+void chainhop_io_failed(upconn *u, int what, int err);
+void chainhop_free(upconn *u);
+/* A head to send to the user's proxy in absolute form (plain HTTP through
+ * it without CONNECT; hint: the client's name for a target by address).
+ * *out: a new buffer (free it) or NULL to send the head as it is. 0, or -1
+ * (no memory). */
+int chainhop_absolute(const upkey *key, const char *hint, const char *head, size_t n, char **out,
+                      size_t *outn);
 
 /* ---- resolve.c -------------------------------------------------------- */
 typedef struct rres {
@@ -271,12 +320,19 @@ enum {
     CS_FIRSTBYTE,    /* after the preamble: TLS or plain? */
     CS_TLS,          /* TLS handshake */
     CS_PUMP,         /* first head, upstream, bytes both ways */
-    CS_CLOSING       /* flushing a final answer */
+    CS_CLOSING,      /* flushing a final answer */
+    CS_PROXY_HEAD,   /* pending: an HTTP proxy request head (proxyfront.c) */
+    CS_TUNNEL        /* CONNECT to a host no rule names: bytes both ways (tunnel.c) */
 };
 struct conn_info;
 typedef struct conn {
     rhandle h;
     uint8_t state, tls, pending, first_done, resp_seen, retried, replay_over;
+    uint8_t drain;                /* CS_CLOSING: read and drop the client's bytes until its FIN */
+    uint8_t absolute;             /* absolute-form proxy request: one request only */
+    uint8_t head_next;            /* the next bytes to the upstream are a head (on_head) */
+    uint8_t over;                 /* absolute form: a second head came: drop the rest */
+    uint8_t tunnel_up;            /* CS_TUNNEL: upstream connected, 200 sent */
     struct worker *w;
     rio c;
     rtimer tm;
@@ -292,6 +348,7 @@ typedef struct conn {
     rbuf toup, toc, replay;
     upconn *up;
     unsigned nheads;
+    struct hp_scan *px;           /* CS_PROXY_HEAD: the head scanner's state */
 } conn;
 
 conn *conn_new(worker *w, int fd);
@@ -304,6 +361,18 @@ void conn_leave_pending(conn *k);       /* the token was right */
 void conn_up_ready(conn *k);            /* upconn.c -> conn */
 void conn_up_failed(conn *k, const char *why);
 void conn_fail_502(conn *k, const char *why);
+void conn_fail(conn *k, int status, const char *why); /* 502 or 504 (JSON body) */
+/* A proxy-carrier connection's target by name (after the head): dst =
+ * host:port resolved by the upstream connection (connect-to honoured),
+ * authority = host. 0, or -1 (no memory: closed). */
+int conn_set_proxy_target(conn *k, const char *host, unsigned port);
+/* CONNECT to a rule host: from here on like a steered connection. */
+void conn_after_connect(conn *k);
+/* Absolute form: the pump with the upstream head fed in first. */
+void conn_start_absolute(conn *k, const char *head, size_t n);
+/* Reply, FIN, then read and drop the client's bytes until its FIN (a close
+ * with unread bytes would reset the connection and lose the reply). */
+void conn_refuse(conn *k, const char *reply, size_t n);
 void conn_finish(conn *k, const char *reply, size_t n); /* send, FIN, close */
 const upkey *conn_key(const conn *k);
 const char *conn_host(const conn *k);
@@ -312,6 +381,18 @@ void conn_choose_target(conn *k);       /* after the first head */
 void pump_run(conn *k);
 void pump_timeout(conn *k);             /* the CS_PUMP timer fired */
 int pump_want_upstream(conn *k);        /* conn.c: choose + attach/start */
+/* Client bytes through the rewriter to the upstream. 0, or -1 (closed). */
+int pump_feed(conn *k, const char *buf, size_t n);
+/* proxyfront.c */
+void proxyfront_begin(conn *k);         /* front.c: the first bytes are an HTTP method */
+void proxyfront_step(conn *k);
+void proxyfront_timeout(conn *k);       /* 408 */
+/* tunnel.c */
+void tunnel_start(conn *k);             /* after conn_set_proxy_target */
+void tunnel_run(conn *k);
+void tunnel_up_ready(conn *k);
+void tunnel_up_failed(conn *k, const char *why);
+void tunnel_timeout(conn *k);
 /* front.c */
 void front_step(conn *k);               /* CS_PREAMBLE and CS_CONTROL */
 
@@ -376,5 +457,19 @@ void ratelog_flush(void); /* counts whose interval is over (main thread, every s
 
 /* ---- control (front.c) ------------------------------------------------- */
 size_t relay_status_text(char *out, size_t n);
+
+/* ---- lease.c / keep.c (main thread) -------------------------------------- */
+/* Proxy-carrier clients alive (their lease files, kf_lease.h); *who names
+ * one ("pid 1234"). Files of clients gone and unused for KF_LEASE_KEEP_S
+ * are removed on the way. */
+unsigned lease_scan(char *who, size_t n);
+/* For lease_scan: when a connection last used this id (monotonic seconds,
+ * 0 never); forget it once its file is gone. ctx.c. */
+long relay_ctx_last_used(const char *hexid);
+void relay_ctx_forget(const char *hexid);
+/* RUNDIR/relay.keep: the port and token of the last relay (0600). 0 with
+ * both filled, -1 when absent or not usable. */
+int keep_load(unsigned *port, unsigned char *token);
+void keep_save(unsigned port, const unsigned char *token);
 
 #endif

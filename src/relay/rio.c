@@ -37,6 +37,8 @@ void rio_event(rio *r, uint32_t ev)
         r->ready |= RIO_IN;
     if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         r->ready |= RIO_OUT;
+    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        r->hup = 1;
 }
 
 int rio_can_read(const rio *r)
@@ -210,6 +212,22 @@ void rbuf_free(rbuf *b)
 {
     free(b->p);
     memset(b, 0, sizeof *b);
+}
+
+int rio_send_or_queue(rio *r, rbuf *q, const char *buf, size_t n, size_t *sent)
+{
+    size_t done = 0;
+    if (r && !rbuf_used(q)) {
+        while (done < n) {
+            ssize_t w = rio_write(r, buf + done, n - done);
+            if (w <= 0)
+                break; /* would block, or an error the flush will see */
+            done += (size_t)w;
+        }
+    }
+    if (sent)
+        *sent = done;
+    return rbuf_add(q, buf + done, n - done);
 }
 
 /* Why SSL_write gets the whole queue again after WANT_WRITE: OpenSSL wants

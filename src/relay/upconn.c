@@ -2,9 +2,9 @@
  *
  *   U_RESOLVE    a name (connect-to rules first): resolve.c, off the worker
  *   U_CONNECT    non-blocking connect, each address in turn, 10 s each
- *   U_PROXY_HOP  the user's own proxy (relay_ctx_proxy): CONNECT through it
- *                before TLS. No proxies are configured yet (contract B):
- *                chain.c (proxy-carrier) does its exchange in this step.
+ *   U_PROXY_HOP  the user's own proxy (key.proxy, from relay_ctx_proxy_for):
+ *                CONNECT through it before TLS (chainhop.c); U_RESOLVE and
+ *                U_CONNECT then reach the proxy, not the target
  *   U_TLS        TLS client handshake, SNI + verification, 15 s
  *   U_READY      borrowed by a client connection (owner) ...
  *   U_POOLED     ... or idle in the worker's pool (pool.c)
@@ -27,6 +27,7 @@
 
 #include <openssl/err.h>
 
+#include "chain.h"
 #include "kf_log.h"
 
 static void on_timer(worker *w, rtimer *t);
@@ -49,6 +50,7 @@ void upkey_seal(upkey *k)
     h = fnv(h, &k->port, sizeof k->port);
     h = fnv(h, &k->sslctx, sizeof k->sslctx);
     h = fnv(h, &k->by_addr, sizeof k->by_addr);
+    h = fnv(h, &k->raw, sizeof k->raw);
     if (k->proxy)
         h = fnv(h, k->proxy, strlen(k->proxy) + 1);
     k->hash = h;
@@ -57,6 +59,7 @@ void upkey_seal(upkey *k)
 int upkey_eq(const upkey *a, const upkey *b)
 {
     if (a->hash != b->hash || a->port != b->port || a->sslctx != b->sslctx || a->by_addr != b->by_addr ||
+        a->raw != b->raw ||
         strcmp(a->host, b->host) || strcmp(a->sni, b->sni))
         return 0;
     if (!a->proxy != !b->proxy || (a->proxy && strcmp(a->proxy, b->proxy)))
@@ -64,17 +67,31 @@ int upkey_eq(const upkey *a, const upkey *b)
     return 1;
 }
 
-static void fail(upconn *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(upconn *u, const char *fmt, ...)
+static void vfail(upconn *u, int status, const char *fmt, va_list ap)
 {
-    char why[512];
-    va_list ap;
-    va_start(ap, fmt);
+    char why[700];
     vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
+    u->fail_status = (uint16_t)status;
     conn *k = u->owner;
     /* The owner frees u (and may retry or answer 502). */
     conn_up_failed(k, why);
+}
+
+void upconn_fail(upconn *u, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(u, status, fmt, ap);
+    va_end(ap);
+}
+
+static void fail(upconn *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(upconn *u, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(u, 0, fmt, ap);
+    va_end(ap);
 }
 
 void upconn_free(upconn *u)
@@ -95,6 +112,7 @@ void upconn_free(upconn *u)
         SSL_shutdown(u->u.ssl); /* close_notify to an idle server: polite */
     }
     rio_close(&u->u);
+    chainhop_free(u);
     free(u->key.proxy);
     atomic_fetch_sub(&w->nup, 1);
     worker_bury(w, &u->h);
@@ -147,11 +165,17 @@ static struct addrinfo *one_addr(const struct sockaddr *sa, socklen_t len)
     return ai;
 }
 
-/* 1 addresses known now, 0 waiting for the resolver, -1 failed. */
+/* 1 addresses known now, 0 waiting for the resolver, -1 failed, -2 failed
+ * and reported. */
 static int resolve(upconn *u)
 {
     const upkey *key = &u->key;
-    if (key->by_addr) {
+    char phost[256];
+    unsigned pport = 0;
+    int chained = chainhop_begin(u, phost, sizeof phost, &pport);
+    if (chained < 0)
+        return -2;
+    if (key->by_addr && !chained) {
         socklen_t len = key->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                          : sizeof(struct sockaddr_in);
         u->ai = one_addr((const struct sockaddr *)&key->addr, len);
@@ -160,7 +184,10 @@ static int resolve(upconn *u)
     /* An upstream rule's host: honour connect-to like the shim does. */
     const char *addr = key->host, *ca;
     unsigned aport = key->port, cp;
-    if (kf_rules_connect_to(relay_ctx_rules(u->owner->ctx), key->host, key->port, &ca, &cp)) {
+    if (chained) {
+        addr = phost;
+        aport = pport;
+    } else if (kf_rules_connect_to(relay_ctx_rules(u->owner->ctx), key->host, key->port, &ca, &cp)) {
         addr = ca;
         aport = cp;
     }
@@ -201,7 +228,10 @@ void upconn_resolved(rres *r)
         snprintf(host, sizeof host, "%s", r->host);
         int e = r->err;
         free(r);
-        fail(u, "cannot resolve %s: %s", host, gai_strerror(e));
+        if (u->ch)
+            chainhop_io_failed(u, CH_IO_RESOLVE, 0);
+        else
+            fail(u, "cannot resolve %s: %s", host, gai_strerror(e));
         return;
     }
     u->ai = r->ai;
@@ -229,7 +259,10 @@ static void connect_error(upconn *u, int e)
         step(u);
         return;
     }
-    fail(u, "cannot connect to %s port %u: %s", a, port, strerror(e));
+    if (u->ch)
+        chainhop_io_failed(u, CH_IO_REFUSED, e);
+    else
+        fail(u, "cannot connect to %s port %u: %s", a, port, strerror(e));
 }
 
 /* Start connecting to u->ai_cur. */
@@ -268,17 +301,28 @@ static void connected(upconn *u)
     step(u);
 }
 
-/* ---- the user's proxy ------------------------------------------------------- */
-
-/* 1 done (or no proxy), 0 waiting, -1 failed (u freed by the owner). */
-static int proxy_hop(upconn *u)
+/* A target by name that resolved to this relay itself (loopback, our
+ * port): connecting would loop. 1 when refused (reported). */
+static int refuse_self(upconn *u)
 {
-    if (!u->key.proxy)
-        return 1; /* direct */
-    /* chain.c (proxy-carrier) writes `CONNECT host:port` here, reads the
-     * proxy's answer, and returns 1 once the tunnel stands. */
-    fail(u, "upstream proxies are not supported by this relay yet");
-    return -1;
+    if (u->ch || u->key.by_addr)
+        return 0;
+    for (const struct addrinfo *ai = u->ai; ai; ai = ai->ai_next) {
+        const struct sockaddr *sa = ai->ai_addr;
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)sa;
+        int loop = sa->sa_family == AF_INET
+                       ? (ntohl(a4->sin_addr.s_addr) >> 24) == 127 && ntohs(a4->sin_port) == g_relay.port
+                       : sa->sa_family == AF_INET6 && ntohs(a6->sin6_port) == g_relay.port &&
+                             (IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr) ||
+                              (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr) && a6->sin6_addr.s6_addr[12] == 127));
+        if (loop) {
+            upconn_fail(u, u->key.raw ? 403 : 502, "%s:%u is this relay itself", u->key.host,
+                        u->key.port);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* ---- TLS ------------------------------------------------------------------------ */
@@ -320,6 +364,8 @@ static void step(upconn *u)
     switch (u->state) {
     case U_RESOLVE:
         r = resolve(u);
+        if (r == -2)
+            return;
         if (r < 0) {
             fail(u, "cannot resolve %s: out of memory", u->key.host);
             return;
@@ -331,6 +377,8 @@ static void step(upconn *u)
         /* fall through */
     case U_CONNECT:
         if (!u->ai_cur) {
+            if (refuse_self(u))
+                return;
             u->ai_cur = u->ai;
             connect_next(u);
             return;
@@ -343,7 +391,7 @@ static void step(upconn *u)
             connected(u);
         return;
     case U_PROXY_HOP:
-        if ((r = proxy_hop(u)) <= 0)
+        if ((r = chainhop_step(u)) <= 0)
             return;
         tls_start(u);
         if (u->state != U_TLS)
@@ -365,7 +413,7 @@ void upconn_on_event(upconn *u, uint32_t ev)
 {
     rio_event(&u->u, ev);
     if (u->state == U_READY)
-        pump_run(u->owner);
+        conn_run(u->owner); /* the pump, or a tunnel */
     else
         step(u);
 }
@@ -383,6 +431,8 @@ static void on_timer(worker *w, rtimer *t)
             u->kicked = 1;
             timer_arm(u->w, &u->tm, relay_now_ms() + RELAY_CONNECT_MS);
             step(u);
+        } else if (u->ch) {
+            chainhop_io_failed(u, CH_IO_RESOLVE, 0);
         } else {
             fail(u, "cannot resolve %s: timed out", u->key.host);
         }
@@ -392,6 +442,9 @@ static void on_timer(worker *w, rtimer *t)
             connect_error(u, ETIMEDOUT);
         else
             fail(u, "cannot connect: timed out");
+        break;
+    case U_PROXY_HOP:
+        chainhop_io_failed(u, CH_IO_TIMEOUT, 0);
         break;
     case U_TLS:
         fail(u, "TLS to %s: handshake timed out", u->key.sni);

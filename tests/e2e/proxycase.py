@@ -1,9 +1,8 @@
-"""Helpers of the proxy-carrier suites (tests/e2e/suites/proxy.py, proxy_relay.py):
-their clients (a static Go client built with CGO_ENABLED=0, Node 24 with
+"""Helpers of the proxy-carrier suites (tests/e2e/suites/proxy*.py): their
+clients (a static Go client built with CGO_ENABLED=0, Node 24 with
 NODE_USE_ENV_PROXY=1, Bun, python requests, Claude Code), runs judged like
-the matrix (records.judge), raw requests to a relay, and the probe that
-tells whether the relay serves its HTTP proxy front end (phase B of issue
-11). docs/relay.md, "Proxy carrier"."""
+the matrix (records.judge), raw requests to a relay. docs/relay.md, "Proxy
+carrier"."""
 import os
 import socket
 import subprocess
@@ -12,10 +11,8 @@ import time
 import matrix
 import records
 
-PHASE_B = "phase B: the relay has no HTTP proxy front end yet"
 CL = matrix.CL
 BASE = {}      # without-kimifix records of this suite, for records.judge
-PROBE = {}
 HANG = 60      # seconds: hang guards only
 
 
@@ -36,7 +33,10 @@ def clients(env):
             "go-static", "raw", [go], ["double-v1", "double-v1-http", "neg-unrelated-host"],
             skip=None if os.access(go, os.X_OK) else
             "not built: %s (Debian golang-go, make %s)" % (go, os.path.relpath(go, matrix.TOP)),
-            inproc_https=False),
+            # HTTP/1.1: Go's HTTP/2 client writes headers in map order (random
+            # per run), so two runs' records could not be compared; its
+            # HTTP/1.1 writer sorts them. The relay offers http/1.1 anyway.
+            env={"GODEBUG": "http2client=0"}, inproc_https=False),
         "py-requests": byname["py-requests"],
         "claude-code": byname["claude-code"],
         "node24-fetch": matrix.Client(
@@ -132,6 +132,30 @@ def relay_token(rundir):
     return None
 
 
+def relay_log(rundir):
+    try:
+        with open(os.path.join(rundir, "kimifix", "relay.log")) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def write_lease(rundir, proxy=None, noproxy=None):
+    """A client's lease as `kimifix CMD` writes it (kf_lease.h), for this
+    test process: its id (for `kimifix-ID` in the proxy user name)."""
+    cid = os.urandom(16).hex()
+    d = os.path.join(rundir, "kimifix", "clients")
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    with open("/proc/self/stat") as f:
+        start = f.read().rsplit(")", 1)[1].split()[19]
+    text = "kfctx 1\nlease %d %s\n" % (os.getpid(), start)
+    text += ("proxy %s\n" % proxy if proxy else "") + ("noproxy %s\n" % noproxy if noproxy else "") + "\n"
+    fd = os.open(os.path.join(d, cid), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, text.encode())
+    os.close(fd)
+    return cid
+
+
 def start_relay(env, name):
     rd = env.private("run-proxy-" + name)
     subprocess.run([env.kimifix, "relay", "start"], env=clean_env(env, rd), capture_output=True,
@@ -160,27 +184,6 @@ def raw(port, data, family=socket.AF_INET, then=None):
     return out
 
 
-def front_door(env):
-    """Does the relay answer an HTTP proxy request (phase B)?"""
-    if "front" not in PROBE:
-        rd, port = start_relay(env, "probe")
-        PROBE["front"] = bool(port) and raw(
-            port, b"CONNECT api.kimi.com:443 HTTP/1.1\r\nHost: api.kimi.com:443\r\n\r\n"
-        ).startswith(b"HTTP/1.1 407")
-        matrix.stop_relay(rd)
-    return PROBE["front"]
-
-
 def auth_header(token, user="kimifix"):
     import base64
     return b"Proxy-Authorization: Basic " + base64.b64encode(("%s:%s" % (user, token)).encode()) + b"\r\n"
-
-
-def phase_b(fn):
-    """A request case that needs the relay's HTTP proxy front end: SKIP
-    (allowed, tests/e2e/allowed-skips) until the relay answers it."""
-    def wrapped(env, fake, res, name):
-        if not front_door(env):
-            return res.report("SKIP", name, PHASE_B)
-        return fn(env, fake, res, name)
-    return wrapped

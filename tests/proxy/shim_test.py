@@ -3,12 +3,15 @@
 docs/relay.md "Proxy carrier") under real programs with LD_PRELOAD alone.
 
 Each test has a private world (XDG_RUNTIME_DIR, XDG_DATA_HOME, HOME); most
-have a fake relay (a relay.state naming this process and a loopback
-listener of ours) and a fake CA file, so no real relay runs. The first-run
+have a fake relay (a relay.state naming this process, its run lock held
+by this process and a loopback listener of ours: what kf_relay_live()
+asks of a live relay) and a fake CA file, so no real relay runs. The first-run
 tests start the real relay (build/kimifix-relay, through the shim's own
 `kimifix relay start`) in their world and stop it by the pid in its state
 file. Prints one line per test and "N passed, N failed, N skipped"."""
+import fcntl
 import os
+import re
 import shutil
 import signal
 import socket
@@ -59,6 +62,16 @@ class World:
             os.write(fd, ("kimifix-relay 1\nport %d\nv6 0\npid %d\nstarted 1\ntoken %s\n"
                           % (relay_port, os.getpid(), TOKHEX)).encode())
             os.close(fd)
+            # A live relay holds its run lock and listens on its port.
+            self.lock = os.open(os.path.join(self.run, "kimifix", "relay.run.lock"),
+                                os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self.lock, fcntl.LOCK_EX)
+            self.listener = socket.socket()
+            try:
+                self.listener.bind(("127.0.0.1", relay_port))
+                self.listener.listen(8)
+            except OSError:  # a Recorder of this test listens there already
+                self.listener.close()
         self.rules = os.path.join(self.dir, "empty.rules")
         open(self.rules, "w").close()
 
@@ -83,11 +96,36 @@ class World:
 
     def close(self):
         self.stop_relay()
+        if getattr(self, "lock", None) is not None:
+            os.close(self.lock)
+            self.listener.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def ours(port):
     return "http://kimifix:%s@127.0.0.1:%d" % (TOKHEX, port)
+
+
+class Leased:
+    """Compares equal to the relay's URL with a client id (`kimifix-ID`)
+    whose lease file (RUNDIR/kimifix/clients/ID, 0600) holds the given
+    lines: the process took a lease (kf_lease.h)."""
+    def __init__(self, world, port, *lines):
+        self.world, self.port, self.lines = world, port, lines
+
+    def __eq__(self, got):
+        m = re.fullmatch(r"http://kimifix-([0-9a-f]{32}):%s@127\.0\.0\.1:%d" % (TOKHEX, self.port), got or "")
+        if not m:
+            return False
+        path = os.path.join(self.world.run, "kimifix", "clients", m.group(1))
+        try:
+            text = open(path).read()
+            return not os.stat(path).st_mode & 0o077 and all(x + "\n" in text for x in self.lines)
+        except OSError:
+            return False
+
+    def __repr__(self):
+        return "http://kimifix-ID:TOKEN@127.0.0.1:%d with a lease holding %s" % (self.port, self.lines)
 
 
 def envprint(world, prog, names, **extra):
@@ -113,9 +151,10 @@ def t_user_proxy_gets_the_relay():
                  "KIMIFIX_ORIG_HTTPS_PROXY", "KIMIFIX_ORIG_https_proxy"]
         got, err = envprint(w, ENVPRINT, names, HTTPS_PROXY=USER, NO_PROXY="internal.corp",
                             KIMIFIX_LOG="stderr")
+        leased = Leased(w, 40001, "proxy " + USER, "noproxy internal.corp")
         expect("LD_PRELOAD alone, a user proxy: the relay is the proxy", got, {
-            "HTTPS_PROXY": ours(40001), "https_proxy": ours(40001), "HTTP_PROXY": ours(40001),
-            "http_proxy": ours(40001), "NO_PROXY": "internal.corp",
+            "HTTPS_PROXY": leased, "https_proxy": got.get("HTTPS_PROXY"), "HTTP_PROXY": leased,
+            "http_proxy": got.get("HTTPS_PROXY"), "NO_PROXY": "internal.corp",
             "KIMIFIX_ORIG_HTTPS_PROXY": USER, "KIMIFIX_ORIG_https_proxy": ""})
         report("carrier: proxy -- HTTPS_PROXY names your proxy http://proxy.corp:3128" in err
                and err.count("carrier:") == 1, "one log line names the carrier", err)
@@ -148,7 +187,7 @@ def t_inherited_given_back_where_tls_is_seen():
                {"HTTPS_PROXY": ours(40003), "https_proxy": ours(40003)})
         got, _ = envprint(w, ENVPRINT_SSL, names, KIMIFIX_MODE="proxy")
         expect("KIMIFIX_MODE=proxy: the relay even where TLS is seen", got,
-               {"HTTPS_PROXY": ours(40003), "KIMIFIX_ORIG_HTTPS_PROXY": ""})
+               {"HTTPS_PROXY": Leased(w, 40003), "KIMIFIX_ORIG_HTTPS_PROXY": ""})
     finally:
         w.close()
 
@@ -160,6 +199,19 @@ def t_relay_moved():
                           HTTPS_PROXY=ours(40004), KIMIFIX_ORIG_HTTPS_PROXY=USER)
         expect("an inherited relay URL follows the running relay", got,
                {"HTTPS_PROXY": ours(40005), "KIMIFIX_ORIG_HTTPS_PROXY": USER})
+        cid = "0123456789abcdef0123456789abcdef"
+        mine = "http://kimifix-%s:%s@127.0.0.1:%%d" % (cid, TOKHEX)
+        got, _ = envprint(w, ENVPRINT, ["HTTPS_PROXY"], HTTPS_PROXY=mine % 40005,
+                          KIMIFIX_ORIG_HTTPS_PROXY=USER)
+        expect("an inherited client id is kept (the parent holds the lease)", got,
+               {"HTTPS_PROXY": mine % 40005})
+        got, _ = envprint(w, ENVPRINT, ["HTTPS_PROXY"], HTTPS_PROXY=mine % 40004,
+                          KIMIFIX_ORIG_HTTPS_PROXY=USER)
+        expect("an inherited client id follows the running relay", got, {"HTTPS_PROXY": mine % 40005})
+        leases = os.path.join(w.run, "kimifix", "clients")
+        report(not os.path.isdir(leases) or not os.listdir(leases),
+               "a process with an inherited id takes no lease of its own",
+               str(os.listdir(leases)) if os.path.isdir(leases) else "")
     finally:
         w.close()
 
@@ -296,7 +348,7 @@ def t_first_run(with_proxy):
             pass
         if with_proxy:
             report(port is not None and lines[1].endswith("@127.0.0.1:%d" % port)
-                   and lines[1].startswith("http://kimifix:"),
+                   and lines[1].startswith("http://kimifix-"),
                    "first run with a user proxy: HTTPS_PROXY names the relay just started",
                    "HTTPS_PROXY=%r, relay port %r" % (lines[1], port))
     finally:

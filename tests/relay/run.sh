@@ -192,11 +192,17 @@ check "wrong token: dropped (rc $r)" test $r = 2 -o $r = 3
     -r "$T/r5" -T 30 >/dev/null 2>&1; r=$?
 check "no token: dropped (rc $r)" test $r = 2 -o $r = 3
 # (hang guards only: a loaded machine can take seconds to start python)
-printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' | timeout 120 python3 -c '
+# Neither a PROXY v2 preamble nor an HTTP method (contract D): closed.
+printf '\026\003\001\000\005hello' | timeout 120 python3 -c '
 import socket,sys; s=socket.create_connection(("127.0.0.1",'"$PORT"')); s.settimeout(60)
 try: s.sendall(sys.stdin.buffer.read()); print(len(s.recv(100)))
 except (ConnectionResetError, BrokenPipeError): print(0)' >"$T/o7" 2>&1
 check "no PROXY preamble: closed without an answer" grep -qx 0 "$T/o7"
+# An HTTP request without a preamble is a proxy request: credentials first.
+printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' | timeout 120 python3 -c '
+import socket,sys; s=socket.create_connection(("127.0.0.1",'"$PORT"')); s.settimeout(60)
+s.sendall(sys.stdin.buffer.read()); print(s.recv(100)[:12].decode())' >"$T/o7b" 2>&1
+check "HTTP request without a preamble: the proxy front end says 407" grep -qx 'HTTP/1.1 407' "$T/o7b"
 rc_tls evil.example.com "127.0.0.1:$S" "$T/r5" >/dev/null 2>&1; r=$?
 check "name outside the rules: handshake fails (rc $r)" test $r = 2
 check "name outside the rules: nothing minted" test ! -e "$DATA/certs/evil.example.com.pem"

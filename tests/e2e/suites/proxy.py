@@ -5,6 +5,7 @@ account, and the harness itself (the Go client is static and faithful; Go
 honours a recording CONNECT proxy, tests/e2e/recproxy.py). The request cases
 through the relay are in proxy_relay.py."""
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -65,20 +66,39 @@ def t_go_env(env, fake, res):
                   HTTPS_PROXY="http://alice:pw@127.0.0.1:9", NO_PROXY="internal.corp",
                   KIMIFIX_LOG="stderr")
     try:
-        p = subprocess.run([env.kimifix, goclient(env)], env=e, capture_output=True, timeout=HANG)
+        p = subprocess.Popen([env.kimifix, goclient(env)], env=e, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        p.stdout_b, p.stderr_b = p.communicate(timeout=HANG)
         port = relay_port(rd)
     finally:
         matrix.stop_relay(rd)
     got = {}
-    for line in p.stdout.decode().splitlines():
+    for line in p.stdout_b.decode().splitlines():
         if line.startswith("env "):
             k, _, v = line[4:].partition(": ")
             got[k] = v
     problems = []
     ours = "@127.0.0.1:%s" % port
+    ids = set()
     for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
-        if not (got.get(k, "").startswith("http://kimifix:") and got[k].endswith(ours)):
-            problems.append("%s=%r, want the relay (%s)" % (k, got.get(k), ours))
+        m = re.match(r"http://kimifix-([0-9a-f]{32}):[0-9a-f]{32}@", got.get(k, ""))
+        if not (m and got[k].endswith(ours)):
+            problems.append("%s=%r, want the relay (%s) with a client id" % (k, got.get(k), ours))
+        else:
+            ids.add(m.group(1))
+    # the lease (kf_lease.h): this program's pid and the user's proxy, 0600
+    for cid in ids:
+        lp = os.path.join(rd, "kimifix", "clients", cid)
+        try:
+            st = os.stat(lp)
+            text = open(lp).read()
+            if st.st_mode & 0o077 or "lease %d " % p.pid not in text or \
+                    "proxy http://alice:pw@127.0.0.1:9\n" not in text or "noproxy internal.corp\n" not in text:
+                problems.append("lease file %s: mode %o, %r" % (lp, st.st_mode & 0o777, text.replace("pw@", "PW@")))
+        except OSError as ex:
+            problems.append("no lease file for client id %s: %s" % (cid, ex))
+    if len(ids) > 1:
+        problems.append("the proxy variables name different client ids: %s" % ids)
     want = {"NO_PROXY": "internal.corp", "KIMIFIX_ORIG_HTTPS_PROXY": "http://alice:pw@127.0.0.1:9",
             "KIMIFIX_ORIG_SSL_CERT_FILE": env.cacert}
     problems += ["%s=%r, want %r" % (k, got.get(k), v) for k, v in want.items() if got.get(k) != v]
@@ -92,7 +112,7 @@ def t_go_env(env, fake, res):
             problems.append("SSL_CERT_FILE %s lacks the user's CA or the kimifix CA" % bundle)
     except OSError as ex:
         problems.append("SSL_CERT_FILE=%r: %s" % (bundle, ex))
-    err = p.stderr.decode()
+    err = p.stderr_b.decode()
     if "carrier: proxy -- the program cannot load the shim; chained to your proxy http://127.0.0.1:9" not in err:
         problems.append("no carrier line in the log: %r" % err[-400:])
     if "alice" in err or "pw@" in err:

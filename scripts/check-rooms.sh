@@ -41,5 +41,27 @@ done
 if [ -z "$io" ]; then ok "the engine does no file or socket I/O (but the rules loader)"
 else ko "the engine does no file or socket I/O (but the rules loader)" "$io"; fi
 
+# 4. One hook pattern: every exported hook is one call to a static kf_X
+#    (after reading its variadic argument, where it has one).
+thick=$(python3 - src/hooks/*.c <<'PYEOF'
+import re, sys
+for p in sys.argv[1:]:
+    s = open(p).read()
+    for m in re.finditer(r'KF_EXPORT [^;{]*?\b(\w+)\(([^)]*)\)\s*\{', s):
+        i, depth = m.end(), 1
+        while depth:
+            depth += (s[i] == '{') - (s[i] == '}')
+            i += 1
+        body = s[m.end():i - 1]
+        calls = re.findall(r'^\s*(?:return )?kf_\w+\(', body, re.M)
+        rest = [l for l in body.split(';') if l.strip() and not re.search(r'va_|^\s*(struct|void|long|int)\b.*=', l)]
+        if len(calls) != 1 or len(rest) > 1 + body.count('if (') * 2:
+            print("%s:%s" % (p.split('/')[-1], m.group(1)))
+PYEOF
+)
+n=$(grep -c 'KF_EXPORT [^;]*) *$' src/hooks/*.c | awk -F: '{s += $2} END {print s}')
+if [ -z "$thick" ]; then ok "every exported hook is one call to its static kf_X ($n hooks)"
+else ko "every exported hook is one call to its static kf_X" "$(echo $thick)"; fi
+
 echo "rooms: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -12,7 +12,10 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 CSTD    := -std=c11 -D_GNU_SOURCE
 OPT     ?= -O2 -g
 # Everything is PIC and hidden: the same objects go into the shim.
-CFLAGS  += $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Isrc/core $(EXTRA_CFLAGS)
+# Two rooms (docs/ARCHITECTURE.md): src/core is the pure engine, src/common
+# the shim<->relay contract and its I/O; both go into libkfcore.a.
+INC     := -Isrc/core -Isrc/common
+CFLAGS  += $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden $(INC) $(EXTRA_CFLAGS)
 LDFLAGS += $(EXTRA_LDFLAGS)
 
 # ---- The shared base: everything more than one fragment names. The
@@ -34,7 +37,9 @@ TEST_BASE_CFLAGS := $(CSTD) -Wall -Wextra -Werror $(OPT) $(EXTRA_CFLAGS)
 CURL_GNUTLS_LIB := $(firstword $(wildcard /usr/lib/$(MULTIARCH)/libcurl-gnutls.so.4 \
                      /usr/lib/libcurl-gnutls.so.4) libcurl-gnutls.so.4)
 
-CORE_SRC := $(wildcard src/core/*.c)
+ENGINE_SRC := $(wildcard src/core/*.c)
+COMMON_SRC := $(wildcard src/common/*.c)
+CORE_SRC := $(ENGINE_SRC) $(COMMON_SRC)
 CORE_OBJ := $(CORE_SRC:src/%.c=$(B)/%.o) $(B)/core/default_rules.o
 CORE_LIB := $(B)/libkfcore.a
 

@@ -5,7 +5,7 @@
 #   BENCH_ARGS='--quick'        smaller sizes, 3 rounds (smoke test)
 #   BENCH_ARGS='--only 2,7'     some figures only
 BENCH_DIR    := $(B)/bench
-BENCH_CFLAGS := $(CSTD) $(WARN) $(OPT) -pthread -Isrc/core $(EXTRA_CFLAGS)
+BENCH_CFLAGS := $(CSTD) $(WARN) $(OPT) -pthread $(INC) $(EXTRA_CFLAGS)
 BENCH_BINS   := $(addprefix $(BENCH_DIR)/,fastpath engine tracked spawn sink hclient curlreq libempty.so)
 
 $(BENCH_DIR)/fastpath $(BENCH_DIR)/tracked $(BENCH_DIR)/spawn: $(BENCH_DIR)/%: bench/%.c bench/common.h

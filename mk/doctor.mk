@@ -23,7 +23,7 @@ $(DOCTOR_TEST): $(B)/tests/doctor/doctor_main.o $(DOCTOR_OBJ) $(B)/cli/relay_cmd
 $(DOCTOR_ASAN): tests/doctor/doctor_main.c $(DOCTOR_SRC) src/cli/relay_cmd.c src/cli/cli_common.c $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
-	    -fno-sanitize-recover=all -Isrc/core -Isrc/cli -o $@ tests/doctor/doctor_main.c \
+	    -fno-sanitize-recover=all $(INC) -Isrc/cli -o $@ tests/doctor/doctor_main.c \
 	    $(DOCTOR_SRC) src/cli/relay_cmd.c src/cli/cli_common.c $(CORE_LIB)
 
 .PHONY: check-doctor

@@ -1,6 +1,6 @@
 # libFuzzer targets (clang): make fuzz builds them into $(B)/fuzz/.
 # Run one:  $(B)/fuzz/fuzz_stream -max_total_time=60 tests/fuzz/corpus/stream
-FUZZ_CFLAGS := $(CSTD) -Wall -Wextra -O1 -g -fsanitize=fuzzer,address,undefined -Isrc/core -Itests
+FUZZ_CFLAGS := $(CSTD) -Wall -Wextra -O1 -g -fsanitize=fuzzer,address,undefined $(INC) -Itests
 FUZZ_CORE := $(CORE_SRC) $(B)/core/default_rules.c
 
 fuzz: $(FUZZ_BIN)

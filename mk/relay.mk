@@ -14,7 +14,7 @@ $(RELAY_BIN): $(RELAY_OBJ) $(CORE_LIB)
 RELAY_TEST_DIR := $(B)/tests/relay
 RELAY_UNIT     := $(RELAY_TEST_DIR)/relay-unit
 RELAY_CLIENT   := $(RELAY_TEST_DIR)/rclient
-RELAY_TEST_CFLAGS := $(TEST_BASE_CFLAGS) -pthread -Isrc/core
+RELAY_TEST_CFLAGS := $(TEST_BASE_CFLAGS) -pthread $(INC)
 
 # The unit tests link every relay object but main.o (the pool needs the
 # worker, timer and upstream-connection code around it).

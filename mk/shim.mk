@@ -21,7 +21,7 @@ $(SHIM_LIB): $(SHIM_OBJ) $(CORE_OBJ)
 SHIM_TEST_DIR  := $(B)/tests/shim
 SHIM_TEST_BIN  := $(SHIM_TEST_DIR)/shim-tests
 SHIM_TEST_PROG := $(SHIM_TEST_DIR)/kfclient
-SHIM_TEST_CFLAGS := $(TEST_BASE_CFLAGS) -pthread -Isrc/core -Itests/shim
+SHIM_TEST_CFLAGS := $(TEST_BASE_CFLAGS) -pthread $(INC) -Itests/shim
 
 $(SHIM_TEST_PROG): tests/shim/kfclient.c
 	@mkdir -p $(@D)

@@ -2,7 +2,7 @@
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 UNIT_BIN := $(B)/tests/unit-tests
-TEST_CFLAGS := $(TEST_BASE_CFLAGS) -Isrc/core -Itests
+TEST_CFLAGS := $(TEST_BASE_CFLAGS) $(INC) -Itests
 # test_rules_lazy.c runs programs under the shim and `kimifix check`.
 $(B)/tests/unit/test_rules_lazy.o: TEST_CFLAGS += -DKF_TEST_BUILD='"$(abspath $(B))"' 
 $(B)/tests/unit/test_mode.o: TEST_CFLAGS += -DKF_TEST_BUILD='"$(abspath $(B))"'
@@ -18,3 +18,9 @@ $(UNIT_BIN): $(UNIT_OBJ) $(CORE_LIB)
 .PHONY: check-unit
 check-unit: $(UNIT_BIN) $(B)/libkimifix.so $(B)/kimifix
 	$(UNIT_BIN) --jobs=2 $(CRITERION_ARGS)
+
+# The house rules on the built objects (docs/ARCHITECTURE.md).
+.PHONY: check-rooms
+check-rooms: $(CORE_LIB) $(SHIM_LIB)
+	sh scripts/check-rooms.sh $(B)
+CHECK_SUITES += check-rooms

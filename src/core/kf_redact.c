@@ -1,5 +1,5 @@
 /* kf_redact.c - which header values and query parameters are secrets, and
- * their redacted copies for logs and `kimifix explain` (kf_log.h).
+ * their redacted copies for logs and `kimifix explain` (kf_redact.h).
  *
  * Header names (docs/RELIABILITY.md, finding 7): the known ones
  * (Authorization, Proxy-Authorization, Cookie, Set-Cookie, x-api-key, Kong's
@@ -18,7 +18,7 @@
  */
 #include <string.h>
 
-#include "kf_log.h"
+#include "kf_redact.h"
 #include "kf_mask.h"
 
 static unsigned char lower(unsigned char c)

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kf_log.h"
+#include "kf_redact.h"
 #include "kf_mask.h"
 #include "kf_req.h"
 #include "kf_rules.h"

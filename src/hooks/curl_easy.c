@@ -174,36 +174,49 @@ static void kf_curl_track(CURL *h, int opt, long lv, const void *pv, setopt_fn r
     st->dirty = 1;
 }
 
-KF_EXPORT int curl_easy_setopt(CURL *h, int opt, ...);
-KF_EXPORT int curl_easy_setopt(CURL *h, int opt, ...)
+/* A setopt argument as the caller passed it: its type follows the
+ * option's number (long, object pointer, or curl_off_t). */
+struct kf_curl_arg {
+    long lv;
+    void *pv;
+    int64_t ov;
+};
+
+static int kf_curl_easy_setopt(CURL *h, int opt, struct kf_curl_arg a, const void *caller)
 {
-    const void *caller = __builtin_return_address(0);
     setopt_fn real = (setopt_fn)kf_real_lib("curl_easy_setopt", caller);
-    va_list ap;
-    va_start(ap, opt);
-    int r;
-    long lv = 0;
-    void *pv = NULL;
-    if (opt < 10000) {
-        lv = va_arg(ap, long);
-        r = real ? real(h, opt, lv) : KF_CURLE_FAILED_INIT;
-    } else if (opt < 30000 || opt >= 40000) { /* object/function/string/slist, blob */
-        pv = va_arg(ap, void *);
-        r = real ? real(h, opt, pv) : KF_CURLE_FAILED_INIT;
-    } else {
-        int64_t ov = va_arg(ap, int64_t); /* curl_off_t */
-        r = real ? real(h, opt, ov) : KF_CURLE_FAILED_INIT;
-    }
-    va_end(ap);
     if (!real) {
         kf_warn_once("libcurl: curl_easy_setopt not found");
-        return r;
+        return KF_CURLE_FAILED_INIT;
     }
+    int r;
+    if (opt < 10000)
+        r = real(h, opt, a.lv);
+    else if (opt < 30000 || opt >= 40000) /* object/function/string/slist, blob */
+        r = real(h, opt, a.pv);
+    else
+        r = real(h, opt, a.ov);
     if (r != KF_CURLE_OK || !h || !opt_tracked(opt) || !kf_shim_rules())
         return r;
     kf_curl_layer_set_live();
-    kf_curl_track(h, opt, lv, pv, real, caller);
+    kf_curl_track(h, opt, a.lv, a.pv, real, caller);
     return r;
+}
+
+KF_EXPORT int curl_easy_setopt(CURL *h, int opt, ...);
+KF_EXPORT int curl_easy_setopt(CURL *h, int opt, ...)
+{
+    struct kf_curl_arg a = { 0, NULL, 0 };
+    va_list ap;
+    va_start(ap, opt);
+    if (opt < 10000)
+        a.lv = va_arg(ap, long);
+    else if (opt < 30000 || opt >= 40000)
+        a.pv = va_arg(ap, void *);
+    else
+        a.ov = va_arg(ap, int64_t);
+    va_end(ap);
+    return kf_curl_easy_setopt(h, opt, a, __builtin_return_address(0));
 }
 
 static void st_restore_headers(CURL *h, struct curl_state *st)
@@ -293,10 +306,8 @@ static void kf_curl_apply(CURL *h)
     free(req);
 }
 
-KF_EXPORT int curl_easy_perform(CURL *h);
-KF_EXPORT int curl_easy_perform(CURL *h)
+static int kf_curl_easy_perform(CURL *h, const void *caller)
 {
-    const void *caller = __builtin_return_address(0);
     perform_fn real = (perform_fn)kf_real_lib("curl_easy_perform", caller);
     if (!real) {
         kf_warn_once("libcurl: curl_easy_perform not found");
@@ -308,10 +319,14 @@ KF_EXPORT int curl_easy_perform(CURL *h)
     return real(h);
 }
 
-KF_EXPORT int curl_multi_add_handle(CURLM *m, CURL *h);
-KF_EXPORT int curl_multi_add_handle(CURLM *m, CURL *h)
+KF_EXPORT int curl_easy_perform(CURL *h);
+KF_EXPORT int curl_easy_perform(CURL *h)
 {
-    const void *caller = __builtin_return_address(0);
+    return kf_curl_easy_perform(h, __builtin_return_address(0));
+}
+
+static int kf_curl_multi_add_handle(CURLM *m, CURL *h, const void *caller)
+{
     multi_add_fn real = (multi_add_fn)kf_real_lib("curl_multi_add_handle", caller);
     if (!real) {
         kf_warn_once("libcurl: curl_multi_add_handle not found");
@@ -323,10 +338,14 @@ KF_EXPORT int curl_multi_add_handle(CURLM *m, CURL *h)
     return real(m, h);
 }
 
-KF_EXPORT void curl_easy_cleanup(CURL *h);
-KF_EXPORT void curl_easy_cleanup(CURL *h)
+KF_EXPORT int curl_multi_add_handle(CURLM *m, CURL *h);
+KF_EXPORT int curl_multi_add_handle(CURLM *m, CURL *h)
 {
-    const void *caller = __builtin_return_address(0);
+    return kf_curl_multi_add_handle(m, h, __builtin_return_address(0));
+}
+
+static void kf_curl_easy_cleanup(CURL *h, const void *caller)
+{
     cleanup_fn real = (cleanup_fn)kf_real_lib("curl_easy_cleanup", caller);
     if (!real) {
         kf_warn_once("libcurl: curl_easy_cleanup not found (handle leaked)");
@@ -336,10 +355,14 @@ KF_EXPORT void curl_easy_cleanup(CURL *h)
     st_free(kf_obj_take(KF_OBJ_CURL, h)); /* after: the handle used our list until now */
 }
 
-KF_EXPORT void curl_easy_reset(CURL *h);
-KF_EXPORT void curl_easy_reset(CURL *h)
+KF_EXPORT void curl_easy_cleanup(CURL *h);
+KF_EXPORT void curl_easy_cleanup(CURL *h)
 {
-    const void *caller = __builtin_return_address(0);
+    kf_curl_easy_cleanup(h, __builtin_return_address(0));
+}
+
+static void kf_curl_easy_reset(CURL *h, const void *caller)
+{
     cleanup_fn real = (cleanup_fn)kf_real_lib("curl_easy_reset", caller);
     if (!real) {
         kf_warn_once("libcurl: curl_easy_reset not found");
@@ -349,12 +372,16 @@ KF_EXPORT void curl_easy_reset(CURL *h)
     st_free(kf_obj_take(KF_OBJ_CURL, h)); /* options are back to defaults */
 }
 
+KF_EXPORT void curl_easy_reset(CURL *h);
+KF_EXPORT void curl_easy_reset(CURL *h)
+{
+    kf_curl_easy_reset(h, __builtin_return_address(0));
+}
+
 /* The copy gets the user's URL and list (never ours: it would outlive our
  * list) and its own state, so its first perform applies the rules anew. */
-KF_EXPORT CURL *curl_easy_duphandle(CURL *h);
-KF_EXPORT CURL *curl_easy_duphandle(CURL *h)
+static CURL *kf_curl_easy_duphandle(CURL *h, const void *caller)
 {
-    const void *caller = __builtin_return_address(0);
     dup_fn real = (dup_fn)kf_real_lib("curl_easy_duphandle", caller);
     if (!real) {
         kf_warn_once("libcurl: curl_easy_duphandle not found");
@@ -388,4 +415,10 @@ KF_EXPORT CURL *curl_easy_duphandle(CURL *h)
     else
         st_free(old);
     return d;
+}
+
+KF_EXPORT CURL *curl_easy_duphandle(CURL *h);
+KF_EXPORT CURL *curl_easy_duphandle(CURL *h)
+{
+    return kf_curl_easy_duphandle(h, __builtin_return_address(0));
 }

@@ -98,19 +98,29 @@ __asm__(".text\n"
 #else
 /* Elsewhere: C, a tail call at -O2 (an -O1 build loses the caller's RPATH
  * for dlopen of bare names). */
-KF_EXPORT void *dlopen(const char *file, int mode)
+static void *kf_dlopen(const char *file, int mode, const void *caller)
 {
     void *(*real)(const char *, int) = kf_dl_real_dlopen;
     if (__builtin_expect(!(mode & RTLD_DEEPBIND) && real != NULL, 1))
         return real(file, mode);
-    return kf_dlopen_slow(file, mode, __builtin_return_address(0));
+    return kf_dlopen_slow(file, mode, caller);
 }
 
-KF_EXPORT void *dlmopen(Lmid_t ns, const char *file, int mode)
+KF_EXPORT void *dlopen(const char *file, int mode)
+{
+    return kf_dlopen(file, mode, __builtin_return_address(0));
+}
+
+static void *kf_dlmopen(Lmid_t ns, const char *file, int mode)
 {
     kf_dlmopen_note(ns, file, mode);
     void *(*real)(Lmid_t, const char *, int) = kf_dl_real_dlmopen;
     return real ? real(ns, file, mode) : kf_dlmopen_slow(ns, file, mode);
+}
+
+KF_EXPORT void *dlmopen(Lmid_t ns, const char *file, int mode)
+{
+    return kf_dlmopen(ns, file, mode);
 }
 #endif
 

@@ -115,7 +115,7 @@ static int kf_connect(int fd, const struct sockaddr *sa, socklen_t len,
     return rc;
 }
 
-KF_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG arg, socklen_t len)
+static int kf_connect_hook(int fd, __CONST_SOCKADDR_ARG arg, socklen_t len)
 {
     const struct sockaddr *sa = KF_SA(arg);
     __typeof__(&connect) real = KF_REAL(connect);
@@ -126,4 +126,9 @@ KF_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG arg, socklen_t len)
         (sa->sa_family == AF_INET6 && len < sizeof(struct sockaddr_in6)))
         return real(fd, sa, len);
     return kf_connect(fd, sa, len, real);
+}
+
+KF_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG arg, socklen_t len)
+{
+    return kf_connect_hook(fd, arg, len);
 }

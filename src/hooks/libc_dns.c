@@ -199,12 +199,18 @@ static int kf_getaddrinfo(const char *node, const char *service, const struct ad
     return rc;
 }
 
-KF_EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+static int kf_getaddrinfo_hook(const char *node, const char *service, const struct addrinfo *hints,
                           struct addrinfo **res)
 {
     if (!node)
         return KF_REAL(getaddrinfo)(node, service, hints, res);
     return kf_getaddrinfo(node, service, hints, res);
+}
+
+KF_EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                          struct addrinfo **res)
+{
+    return kf_getaddrinfo_hook(node, service, hints, res);
 }
 
 /* ---- gethostbyname family ---- */
@@ -297,7 +303,7 @@ static struct hostent *kf_gethostbyname2(const char *name, int af)
     return h;
 }
 
-KF_EXPORT struct hostent *gethostbyname(const char *name)
+static struct hostent *kf_gethostbyname(const char *name)
 {
     unsigned char a[16];
     if (kf_hostent_connect_to(name, AF_INET, a))
@@ -305,6 +311,11 @@ KF_EXPORT struct hostent *gethostbyname(const char *name)
     struct hostent *h = KF_REAL(gethostbyname)(name);
     kf_hostent_remember(name, h);
     return h;
+}
+
+KF_EXPORT struct hostent *gethostbyname(const char *name)
+{
+    return kf_gethostbyname(name);
 }
 
 KF_EXPORT struct hostent *gethostbyname2(const char *name, int af)
@@ -337,7 +348,7 @@ static int kf_gethostbyname2_r(const char *name, int af, struct hostent *ret, ch
     return rc;
 }
 
-KF_EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
+static int kf_gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
                               struct hostent **result, int *h_errnop)
 {
     unsigned char a[16];
@@ -347,6 +358,12 @@ KF_EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, 
     if (rc == 0 && *result)
         kf_hostent_remember(name, *result);
     return rc;
+}
+
+KF_EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
+                              struct hostent **result, int *h_errnop)
+{
+    return kf_gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
 }
 
 KF_EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,

@@ -20,7 +20,7 @@
 #include "fdtab.h"
 #include "kf_shim.h"
 
-KF_EXPORT int close(int fd)
+static int kf_close(int fd)
 {
     if (__builtin_expect(kf_fd_peek(fd) != NULL, 0)) {
         int saved = errno;
@@ -30,6 +30,11 @@ KF_EXPORT int close(int fd)
     kf_dnsfd_forget(fd);
     __typeof__(&close) real = KF_REAL(close);
     return real ? real(fd) : (int)syscall(SYS_close, fd);
+}
+
+KF_EXPORT int close(int fd)
+{
+    return kf_close(fd);
 }
 
 static void kf_after_dup(int oldfd, int newfd)
@@ -44,25 +49,40 @@ static void kf_after_dup(int oldfd, int newfd)
     }
 }
 
-KF_EXPORT int dup(int fd)
+static int kf_dup(int fd)
 {
     int r = KF_REAL(dup)(fd);
     kf_after_dup(fd, r);
     return r;
 }
 
-KF_EXPORT int dup2(int oldfd, int newfd)
+KF_EXPORT int dup(int fd)
+{
+    return kf_dup(fd);
+}
+
+static int kf_dup2(int oldfd, int newfd)
 {
     int r = KF_REAL(dup2)(oldfd, newfd);
     kf_after_dup(oldfd, r);
     return r;
 }
 
-KF_EXPORT int dup3(int oldfd, int newfd, int flags)
+KF_EXPORT int dup2(int oldfd, int newfd)
+{
+    return kf_dup2(oldfd, newfd);
+}
+
+static int kf_dup3(int oldfd, int newfd, int flags)
 {
     int r = KF_REAL(dup3)(oldfd, newfd, flags);
     kf_after_dup(oldfd, r);
     return r;
+}
+
+KF_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    return kf_dup3(oldfd, newfd, flags);
 }
 
 /* The optional argument is an int or a pointer: read it as a pointer
@@ -84,17 +104,22 @@ KF_EXPORT int fcntl(int fd, int cmd, ...)
     return kf_fcntl(KF_REAL(fcntl), fd, cmd, arg);
 }
 
+static int kf_fcntl64(int fd, int cmd, void *arg)
+{
+    __typeof__(&fcntl) real = (__typeof__(&fcntl))kf_libc_fn(KF_LIBC_fcntl64);
+    return kf_fcntl(real ? real : KF_REAL(fcntl), fd, cmd, arg);
+}
+
 KF_EXPORT int fcntl64(int fd, int cmd, ...)
 {
     va_list ap;
     va_start(ap, cmd);
     void *arg = va_arg(ap, void *);
     va_end(ap);
-    __typeof__(&fcntl) real = (__typeof__(&fcntl))kf_libc_fn(KF_LIBC_fcntl64);
-    return kf_fcntl(real ? real : KF_REAL(fcntl), fd, cmd, arg);
+    return kf_fcntl64(fd, cmd, arg);
 }
 
-KF_EXPORT int close_range(unsigned int lo, unsigned int hi, int flags)
+static int kf_close_range(unsigned int lo, unsigned int hi, int flags)
 {
     __typeof__(&close_range) real = KF_REAL(close_range);
     if (!(flags & CLOSE_RANGE_CLOEXEC)) {
@@ -110,7 +135,12 @@ KF_EXPORT int close_range(unsigned int lo, unsigned int hi, int flags)
     return real(lo, hi, flags);
 }
 
-KF_EXPORT void closefrom(int lo)
+KF_EXPORT int close_range(unsigned int lo, unsigned int hi, int flags)
+{
+    return kf_close_range(lo, hi, flags);
+}
+
+static void kf_closefrom(int lo)
 {
     __typeof__(&closefrom) real = KF_REAL(closefrom);
     if (lo >= 0) {
@@ -121,4 +151,9 @@ KF_EXPORT void closefrom(int lo)
     }
     if (real)
         real(lo);
+}
+
+KF_EXPORT void closefrom(int lo)
+{
+    kf_closefrom(lo);
 }

@@ -195,7 +195,7 @@ static ssize_t kf_io_call(int fd, int op, int flags, const struct sockaddr *to, 
     return kf_io_held(&k);
 }
 
-KF_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+static ssize_t kf_write(int fd, const void *buf, size_t n)
 {
     if (__builtin_expect(kf_fd_peek(fd) == NULL, 1))
         return kf_real_write(fd, buf, n);
@@ -203,7 +203,12 @@ KF_EXPORT ssize_t write(int fd, const void *buf, size_t n)
     return kf_io_call(fd, KF_OP_WRITE, 0, NULL, 0, NULL, &one, 1);
 }
 
-KF_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+KF_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+    return kf_write(fd, buf, n);
+}
+
+static ssize_t kf_send(int fd, const void *buf, size_t n, int flags)
 {
     if (__builtin_expect(kf_fd_peek(fd) == NULL, 1))
         return KF_REAL(send)(fd, buf, n, flags);
@@ -211,7 +216,12 @@ KF_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
     return kf_io_call(fd, KF_OP_SEND, flags, NULL, 0, NULL, &one, 1);
 }
 
-KF_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_ARG arg,
+KF_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+    return kf_send(fd, buf, n, flags);
+}
+
+static ssize_t kf_sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_ARG arg,
                          socklen_t tolen)
 {
     const struct sockaddr *to = KF_SA(arg);
@@ -224,14 +234,25 @@ KF_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_S
     return kf_io_call(fd, KF_OP_SENDTO, flags, to, tolen, NULL, &one, 1);
 }
 
-KF_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+KF_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_ARG arg,
+                         socklen_t tolen)
+{
+    return kf_sendto(fd, buf, n, flags, arg, tolen);
+}
+
+static ssize_t kf_writev(int fd, const struct iovec *iov, int cnt)
 {
     if (__builtin_expect(kf_fd_peek(fd) == NULL, 1) || cnt <= 0)
         return KF_REAL(writev)(fd, iov, cnt);
     return kf_io_call(fd, KF_OP_WRITEV, 0, NULL, 0, NULL, iov, cnt);
 }
 
-KF_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+KF_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+    return kf_writev(fd, iov, cnt);
+}
+
+static ssize_t kf_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     if (msg && msg->msg_name)
         kf_dnsfd_sendto(fd, msg->msg_name, msg->msg_namelen); /* as in sendto */
@@ -245,6 +266,11 @@ KF_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     if (msg->msg_controllen)
         k.sent = kf_sent_bytes;
     return kf_io_held(&k);
+}
+
+KF_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    return kf_sendmsg(fd, msg, flags);
 }
 
 /* ---- sendmmsg (rare on TCP), sendfile: the kernel's bytes, accounted ---- */
@@ -263,13 +289,18 @@ static uint64_t kf_sent_mmsg(const struct kf_call *k, ssize_t r)
     return n;
 }
 
-KF_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+static int kf_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
     if (__builtin_expect(kf_fd_peek(fd) == NULL, 1) || vlen > INT_MAX)
         return KF_REAL(sendmmsg)(fd, vec, vlen, flags);
     struct kf_call k = { { fd, KF_OP_SEND, flags, 0, NULL, 0, NULL }, NULL, (int)vlen,
                          kf_real_sendmmsg, kf_sent_mmsg, vec };
     return (int)kf_io_held(&k);
+}
+
+KF_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+    return kf_sendmmsg(fd, vec, vlen, flags);
 }
 
 struct kf_sendfile_args {
@@ -296,15 +327,25 @@ static ssize_t kf_sendfile_any(int out, struct kf_sendfile_args *a)
     return kf_io_held(&k);
 }
 
-KF_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
+static ssize_t kf_sendfile(int out, int in, off_t *off, size_t count)
 {
     struct kf_sendfile_args a = { in, off, count, 0 };
     return kf_sendfile_any(out, &a);
 }
 
-KF_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t count)
+KF_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
+{
+    return kf_sendfile(out, in, off, count);
+}
+
+static ssize_t kf_sendfile64(int out, int in, off64_t *off, size_t count)
 {
     /* No sendfile64 in this libc: off_t is 64-bit here, the same call. */
     struct kf_sendfile_args a = { in, off, count, KF_REAL(sendfile64) != NULL };
     return kf_sendfile_any(out, &a);
+}
+
+KF_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t count)
+{
+    return kf_sendfile64(out, in, off, count);
 }

@@ -287,12 +287,17 @@ KF_SLOW static ssize_t kf_recv_slow(int fd, void *buf, size_t n, int flags)
     return r;
 }
 
-KF_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+static ssize_t kf_recv(int fd, void *buf, size_t n, int flags)
 {
     __typeof__(&recv) real = KF_SLOT(recv);
     if (__builtin_expect(real != NULL && kf_dnsfd_peek(fd) == KF_DNSFD_NONE, 1))
         return real(fd, buf, n, flags);
     return kf_recv_slow(fd, buf, n, flags);
+}
+
+KF_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+    return kf_recv(fd, buf, n, flags);
 }
 
 KF_SLOW static ssize_t kf_recvfrom_slow(int fd, void *buf, size_t n, int flags,
@@ -305,13 +310,19 @@ KF_SLOW static ssize_t kf_recvfrom_slow(int fd, void *buf, size_t n, int flags,
     return r;
 }
 
-KF_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, __SOCKADDR_ARG arg,
+static ssize_t kf_recvfrom(int fd, void *buf, size_t n, int flags, __SOCKADDR_ARG arg,
                            socklen_t *alen)
 {
     __typeof__(&recvfrom) real = KF_SLOT(recvfrom);
     if (__builtin_expect(real != NULL && kf_dnsfd_peek(fd) == KF_DNSFD_NONE, 1))
         return real(fd, buf, n, flags, arg, alen);
     return kf_recvfrom_slow(fd, buf, n, flags, KF_SA(arg), alen);
+}
+
+KF_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, __SOCKADDR_ARG arg,
+                           socklen_t *alen)
+{
+    return kf_recvfrom(fd, buf, n, flags, arg, alen);
 }
 
 KF_SLOW static ssize_t kf_recvmsg_slow(int fd, struct msghdr *msg, int flags)
@@ -325,10 +336,15 @@ KF_SLOW static ssize_t kf_recvmsg_slow(int fd, struct msghdr *msg, int flags)
     return r;
 }
 
-KF_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+static ssize_t kf_recvmsg(int fd, struct msghdr *msg, int flags)
 {
     __typeof__(&recvmsg) real = KF_SLOT(recvmsg);
     if (__builtin_expect(real != NULL && kf_dnsfd_peek(fd) == KF_DNSFD_NONE, 1))
         return real(fd, msg, flags);
     return kf_recvmsg_slow(fd, msg, flags);
+}
+
+KF_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    return kf_recvmsg(fd, msg, flags);
 }

@@ -223,7 +223,7 @@ int kf_steer_try(int fd, const struct sockaddr *dst, socklen_t dstlen, const cha
     return 1;
 }
 
-KF_EXPORT int getpeername(int fd, __SOCKADDR_ARG arg, socklen_t *len)
+static int kf_getpeername(int fd, __SOCKADDR_ARG arg, socklen_t *len)
 {
     struct sockaddr *sa = KF_SA(arg);
     socklen_t cap = len ? *len : 0; /* the caller's buffer, before the real call says */
@@ -237,4 +237,9 @@ KF_EXPORT int getpeername(int fd, __SOCKADDR_ARG arg, socklen_t *len)
         errno = saved;
     }
     return rc;
+}
+
+KF_EXPORT int getpeername(int fd, __SOCKADDR_ARG arg, socklen_t *len)
+{
+    return kf_getpeername(fd, arg, len);
 }

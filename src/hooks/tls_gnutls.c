@@ -94,10 +94,8 @@ static struct gt_conn *gt_conn_get_or_new(gnutls_session_t s)
 
 static int gt_offer_alpn(gnutls_session_t s, struct gt_conn *c, gt_alpn_fn set);
 
-KF_EXPORT int gnutls_server_name_set(gnutls_session_t s, int type, const void *name, size_t len);
-KF_EXPORT int gnutls_server_name_set(gnutls_session_t s, int type, const void *name, size_t len)
+static int kf_gnutls_server_name_set(gnutls_session_t s, int type, const void *name, size_t len, const void *caller)
 {
-    const void *caller = __builtin_return_address(0);
     gt_sni_fn real = (gt_sni_fn)kf_real_lib("gnutls_server_name_set", caller);
     if (!real) {
         kf_warn_once("gnutls: gnutls_server_name_set not found");
@@ -120,6 +118,12 @@ KF_EXPORT int gnutls_server_name_set(gnutls_session_t s, int type, const void *n
         }
     }
     return r;
+}
+
+KF_EXPORT int gnutls_server_name_set(gnutls_session_t s, int type, const void *name, size_t len);
+KF_EXPORT int gnutls_server_name_set(gnutls_session_t s, int type, const void *name, size_t len)
+{
+    return kf_gnutls_server_name_set(s, type, name, len, __builtin_return_address(0));
 }
 
 /* Offer `c`'s pending list: without h2 when the SNI is rule-relevant. */
@@ -159,10 +163,8 @@ static int gt_offer_alpn(gnutls_session_t s, struct gt_conn *c, gt_alpn_fn set)
 #define KF_GT_MAX_PROTOS 8
 #define KF_GT_MAX_NAME 32
 
-KF_EXPORT int gnutls_alpn_set_protocols(gnutls_session_t s, const gt_datum *p, unsigned n, unsigned flags);
-KF_EXPORT int gnutls_alpn_set_protocols(gnutls_session_t s, const gt_datum *p, unsigned n, unsigned flags)
+static int kf_gnutls_alpn_set_protocols(gnutls_session_t s, const gt_datum *p, unsigned n, unsigned flags, const void *caller)
 {
-    const void *caller = __builtin_return_address(0);
     gt_alpn_fn real = (gt_alpn_fn)kf_real_lib("gnutls_alpn_set_protocols", caller);
     if (!real) {
         kf_warn_once("gnutls: gnutls_alpn_set_protocols not found");
@@ -196,6 +198,12 @@ KF_EXPORT int gnutls_alpn_set_protocols(gnutls_session_t s, const gt_datum *p, u
     return 0;
 }
 
+KF_EXPORT int gnutls_alpn_set_protocols(gnutls_session_t s, const gt_datum *p, unsigned n, unsigned flags);
+KF_EXPORT int gnutls_alpn_set_protocols(gnutls_session_t s, const gt_datum *p, unsigned n, unsigned flags)
+{
+    return kf_gnutls_alpn_set_protocols(s, p, n, flags, __builtin_return_address(0));
+}
+
 /* The first gnutls_handshake: offer a list still held back (no SNI came). */
 static void gt_fix_alpn(gnutls_session_t s, struct gt_conn *c, const void *caller)
 {
@@ -209,10 +217,8 @@ static void gt_fix_alpn(gnutls_session_t s, struct gt_conn *c, const void *calle
     gt_offer_alpn(s, c, set);
 }
 
-KF_EXPORT int gnutls_handshake(gnutls_session_t s);
-KF_EXPORT int gnutls_handshake(gnutls_session_t s)
+static int kf_gnutls_handshake(gnutls_session_t s, const void *caller)
 {
-    const void *caller = __builtin_return_address(0);
     gt_sess_fn real = (gt_sess_fn)kf_real_lib("gnutls_handshake", caller);
     if (!real) {
         kf_warn_once("gnutls: gnutls_handshake not found");
@@ -223,10 +229,14 @@ KF_EXPORT int gnutls_handshake(gnutls_session_t s)
     return real(s);
 }
 
-KF_EXPORT void gnutls_deinit(gnutls_session_t s);
-KF_EXPORT void gnutls_deinit(gnutls_session_t s)
+KF_EXPORT int gnutls_handshake(gnutls_session_t s);
+KF_EXPORT int gnutls_handshake(gnutls_session_t s)
 {
-    const void *caller = __builtin_return_address(0);
+    return kf_gnutls_handshake(s, __builtin_return_address(0));
+}
+
+static void kf_gnutls_deinit(gnutls_session_t s, const void *caller)
+{
     gt_deinit_fn real = (gt_deinit_fn)kf_real_lib("gnutls_deinit", caller);
     gt_conn_free(kf_obj_take(KF_OBJ_GNUTLS, s));
     if (!real) {
@@ -234,6 +244,12 @@ KF_EXPORT void gnutls_deinit(gnutls_session_t s)
         return;
     }
     real(s);
+}
+
+KF_EXPORT void gnutls_deinit(gnutls_session_t s);
+KF_EXPORT void gnutls_deinit(gnutls_session_t s)
+{
+    kf_gnutls_deinit(s, __builtin_return_address(0));
 }
 
 /* ---- the write path ---- */

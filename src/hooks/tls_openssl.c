@@ -148,10 +148,8 @@ static void ossl_fix_alpn(SSL *ssl, struct ossl_conn *c, const void *caller)
         kf_log(KF_LOG_DEBUG, "openssl: %s: ALPN without h2 (so requests can be fixed)", sni);
 }
 
-KF_EXPORT int SSL_CTX_set_alpn_protos(SSL_CTX *ctx, const unsigned char *p, unsigned n);
-KF_EXPORT int SSL_CTX_set_alpn_protos(SSL_CTX *ctx, const unsigned char *p, unsigned n)
+static int kf_SSL_CTX_set_alpn_protos(SSL_CTX *ctx, const unsigned char *p, unsigned n, const void *caller)
 {
-    const void *caller = __builtin_return_address(0);
     ctx_alpn_fn real = (ctx_alpn_fn)kf_real_lib("SSL_CTX_set_alpn_protos", caller);
     if (!real) {
         kf_warn_once("openssl: SSL_CTX_set_alpn_protos not found");
@@ -177,10 +175,14 @@ KF_EXPORT int SSL_CTX_set_alpn_protos(SSL_CTX *ctx, const unsigned char *p, unsi
     return r;
 }
 
-KF_EXPORT int SSL_set_alpn_protos(SSL *ssl, const unsigned char *p, unsigned n);
-KF_EXPORT int SSL_set_alpn_protos(SSL *ssl, const unsigned char *p, unsigned n)
+KF_EXPORT int SSL_CTX_set_alpn_protos(SSL_CTX *ctx, const unsigned char *p, unsigned n);
+KF_EXPORT int SSL_CTX_set_alpn_protos(SSL_CTX *ctx, const unsigned char *p, unsigned n)
 {
-    const void *caller = __builtin_return_address(0);
+    return kf_SSL_CTX_set_alpn_protos(ctx, p, n, __builtin_return_address(0));
+}
+
+static int kf_SSL_set_alpn_protos(SSL *ssl, const unsigned char *p, unsigned n, const void *caller)
+{
     ssl_alpn_fn real = (ssl_alpn_fn)kf_real_lib("SSL_set_alpn_protos", caller);
     if (!real) {
         kf_warn_once("openssl: SSL_set_alpn_protos not found");
@@ -199,10 +201,14 @@ KF_EXPORT int SSL_set_alpn_protos(SSL *ssl, const unsigned char *p, unsigned n)
     return r;
 }
 
-KF_EXPORT SSL *SSL_new(SSL_CTX *ctx);
-KF_EXPORT SSL *SSL_new(SSL_CTX *ctx)
+KF_EXPORT int SSL_set_alpn_protos(SSL *ssl, const unsigned char *p, unsigned n);
+KF_EXPORT int SSL_set_alpn_protos(SSL *ssl, const unsigned char *p, unsigned n)
 {
-    const void *caller = __builtin_return_address(0);
+    return kf_SSL_set_alpn_protos(ssl, p, n, __builtin_return_address(0));
+}
+
+static SSL *kf_SSL_new(SSL_CTX *ctx, const void *caller)
+{
     ssl_new_fn real = (ssl_new_fn)kf_real_lib("SSL_new", caller);
     if (!real) {
         kf_warn_once("openssl: SSL_new not found");
@@ -228,10 +234,14 @@ KF_EXPORT SSL *SSL_new(SSL_CTX *ctx)
     return ssl;
 }
 
-KF_EXPORT void SSL_free(SSL *ssl);
-KF_EXPORT void SSL_free(SSL *ssl)
+KF_EXPORT SSL *SSL_new(SSL_CTX *ctx);
+KF_EXPORT SSL *SSL_new(SSL_CTX *ctx)
 {
-    const void *caller = __builtin_return_address(0);
+    return kf_SSL_new(ctx, __builtin_return_address(0));
+}
+
+static void kf_SSL_free(SSL *ssl, const void *caller)
+{
     ssl_free_fn real = (ssl_free_fn)kf_real_lib("SSL_free", caller);
     conn_free(kf_obj_take(KF_OBJ_SSL, ssl));
     if (!real) {
@@ -241,10 +251,14 @@ KF_EXPORT void SSL_free(SSL *ssl)
     real(ssl);
 }
 
-KF_EXPORT void SSL_CTX_free(SSL_CTX *ctx);
-KF_EXPORT void SSL_CTX_free(SSL_CTX *ctx)
+KF_EXPORT void SSL_free(SSL *ssl);
+KF_EXPORT void SSL_free(SSL *ssl)
 {
-    const void *caller = __builtin_return_address(0);
+    kf_SSL_free(ssl, __builtin_return_address(0));
+}
+
+static void kf_SSL_CTX_free(SSL_CTX *ctx, const void *caller)
+{
     ctx_free_fn real = (ctx_free_fn)kf_real_lib("SSL_CTX_free", caller);
     /* SSLs made from ctx already copied its list (SSL_new). */
     struct ossl_alpn *a = kf_obj_take(KF_OBJ_SSL_CTX, ctx);
@@ -257,6 +271,12 @@ KF_EXPORT void SSL_CTX_free(SSL_CTX *ctx)
         return;
     }
     real(ctx);
+}
+
+KF_EXPORT void SSL_CTX_free(SSL_CTX *ctx);
+KF_EXPORT void SSL_CTX_free(SSL_CTX *ctx)
+{
+    kf_SSL_CTX_free(ctx, __builtin_return_address(0));
 }
 
 /* Is `caller` code of the library that defines `fn`? */
@@ -272,10 +292,8 @@ static int same_object(const void *caller, const void *fn)
  * handshake, and that may happen inside our own SSL_write (a first write
  * that runs the handshake): resetting then would lose the stream's state
  * in the middle of a request. Only the application's calls count. */
-KF_EXPORT int SSL_clear(SSL *ssl);
-KF_EXPORT int SSL_clear(SSL *ssl)
+static int kf_SSL_clear(SSL *ssl, const void *caller)
 {
-    const void *caller = __builtin_return_address(0);
     ssl_int_fn real = (ssl_int_fn)kf_real_lib("SSL_clear", caller);
     if (!real) {
         kf_warn_once("openssl: SSL_clear not found");
@@ -293,7 +311,13 @@ KF_EXPORT int SSL_clear(SSL *ssl)
     return r;
 }
 
-static int ossl_handshake_hook(SSL *ssl, const char *sym, const void *caller)
+KF_EXPORT int SSL_clear(SSL *ssl);
+KF_EXPORT int SSL_clear(SSL *ssl)
+{
+    return kf_SSL_clear(ssl, __builtin_return_address(0));
+}
+
+static int kf_SSL_handshake(SSL *ssl, const char *sym, const void *caller)
 {
     ssl_int_fn real = (ssl_int_fn)kf_real_lib(sym, caller);
     if (!real) {
@@ -308,13 +332,13 @@ static int ossl_handshake_hook(SSL *ssl, const char *sym, const void *caller)
 KF_EXPORT int SSL_connect(SSL *ssl);
 KF_EXPORT int SSL_connect(SSL *ssl)
 {
-    return ossl_handshake_hook(ssl, "SSL_connect", __builtin_return_address(0));
+    return kf_SSL_handshake(ssl, "SSL_connect", __builtin_return_address(0));
 }
 
 KF_EXPORT int SSL_do_handshake(SSL *ssl);
 KF_EXPORT int SSL_do_handshake(SSL *ssl)
 {
-    return ossl_handshake_hook(ssl, "SSL_do_handshake", __builtin_return_address(0));
+    return kf_SSL_handshake(ssl, "SSL_do_handshake", __builtin_return_address(0));
 }
 
 /* ---- the write path ---- */

@@ -10,6 +10,7 @@
  * worker). One netlink socket per worker, opened on first use.
  */
 #include "relay.h"
+#include "kf_sockdiag.h"
 
 #include <errno.h>
 #include <string.h>
@@ -87,18 +88,8 @@ static int lookup(int nl, int fd, uid_t *uid)
         getpeername(fd, (struct sockaddr *)&peer, &pl) < 0 || me.ss_family != peer.ss_family ||
         (me.ss_family != AF_INET && me.ss_family != AF_INET6))
         return -1;
-    struct {
-        struct nlmsghdr nlh;
-        struct inet_diag_req_v2 r;
-    } req;
-    memset(&req, 0, sizeof req);
-    req.nlh.nlmsg_len = sizeof req;
-    req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    req.nlh.nlmsg_flags = NLM_F_REQUEST;
-    req.nlh.nlmsg_seq = (unsigned)fd;
-    req.r.sdiag_family = (unsigned char)me.ss_family;
-    req.r.sdiag_protocol = IPPROTO_TCP;
-    req.r.idiag_states = ~0u;
+    struct kf_diag_req req;
+    kf_diag_req_init(&req, me.ss_family, ~0u, NLM_F_REQUEST, (unsigned)fd);
     req.r.id.idiag_sport = port_of(&peer);
     req.r.id.idiag_dport = port_of(&me);
     put_addr(req.r.id.idiag_src, &peer);

@@ -158,6 +158,7 @@ typedef struct rio {
     uint8_t wr_need;
     uint8_t rd_eof, rd_unclean, wr_shut, err;
     uint8_t hup;       /* the peer shut its side (EPOLLRDHUP): a peek cannot tell */
+    uint8_t gone;      /* both directions are down (EPOLLHUP/EPOLLERR: a reset) */
 } rio;
 void rio_init(rio *r, int fd);
 void rio_event(rio *r, uint32_t ev);   /* an epoll edge: ready bits */

@@ -39,6 +39,8 @@ void rio_event(rio *r, uint32_t ev)
         r->ready |= RIO_OUT;
     if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         r->hup = 1;
+    if (ev & (EPOLLHUP | EPOLLERR))
+        r->gone = 1;
 }
 
 int rio_can_read(const rio *r)

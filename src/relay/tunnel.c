@@ -124,8 +124,11 @@ void tunnel_run(conn *k)
 {
     upconn *u = k->up;
     if (!k->tunnel_up || !u || u->state != U_READY) {
+        /* A reset client gave up waiting: drop the upstream too. A client
+         * that only shut its sending side (a FIN after CONNECT) still
+         * gets its tunnel: half-close is passed on once it is up. */
         if (k->c.hup && !k->tunnel_up)
-            conn_close(k); /* the client gave up waiting: drop the upstream too */
+            conn_close(k);
         return;
     }
     for (int round = 0; round < ROUNDS; round++) {

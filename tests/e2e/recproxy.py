@@ -10,7 +10,8 @@ chain is real, and can misbehave on purpose.
 
 Modes: "ok" (tunnel / forward), "refuse" (403 to everything), "reset"
 (accept, read the request, close with RST), "silent" (accept, read, never
-answer). Upstream names resolve through the namespace's /etc/hosts (the
+answer). gate (a threading.Event): a CONNECT is recorded at once and
+answered only once the gate is set. Upstream names resolve through the namespace's /etc/hosts (the
 suite runs inside it), so tunnels reach fakeup. Plain threads; every socket
 has a timeout (a hang guard); the listener is loopback only."""
 import base64
@@ -22,8 +23,9 @@ TIMEOUT = 60
 
 
 class RecProxy:
-    def __init__(self, mode="ok", user=None, password=None):
+    def __init__(self, mode="ok", user=None, password=None, gate=None):
         self.mode, self.user, self.password = mode, user, password
+        self.gate = gate  # a threading.Event: CONNECTs are answered once it is set
         self.seen = []
         self.lock = threading.Lock()
         self.s = socket.socket()
@@ -98,6 +100,8 @@ class RecProxy:
                           b"Connection: close\r\n\r\n")
                 return
             if method == "CONNECT":
+                if self.gate:
+                    self.gate.wait(TIMEOUT)
                 host, _, port = target.rpartition(":")
                 up = socket.create_connection((host.strip("[]"), int(port)), timeout=TIMEOUT)
                 c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")

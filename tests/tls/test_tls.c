@@ -92,15 +92,62 @@ static int retries_of(const struct out *o)
     return p ? atoi(p + 8) : -1;
 }
 
+/* ---------------- one client case, table-driven ----------------
+ *
+ * A case names the server (flags), the client's arguments and what must
+ * come out: its exit status 0, strings in its output and log, retries it
+ * reports, the connections the server saw and, on each, the fixed request
+ * (or the original one, byte for byte). Defaults: SNI api.kimi.com, under
+ * the shim, one connection, fixed, a 13-byte body. */
+struct tcase {
+    int flags;               /* the server's TLSREC_* */
+    const char *sni, *mode;  /* NULL sni: api.kimi.com */
+    const char *more[8];     /* ossl_client's extra arguments */
+    const char *alpn;        /* gnutls_client's offered ALPN ("": none) */
+    int no_shim;             /* run without the shim */
+    int conns;               /* 0: one */
+    int orig;                /* the requests arrive unchanged (else fixed) */
+    int unchecked;           /* only the connection count is checked */
+    const char *path;        /* orig: the path sent (NULL: KFREQ_PATH) */
+    long body;               /* 0: 13 bytes */
+    const char *out, *log;   /* must appear in the output / the log */
+    int retries;             /* the client must report retries */
+    const char *server_alpn; /* the protocol the server must have agreed */
+};
+
 static char *itoa_port(tlsrec *r, char *buf)
 {
     sprintf(buf, "%d", tlsrec_port(r));
     return buf;
 }
 
+static void check_case(tlsrec *r, struct out *o, const struct tcase *c)
+{
+    const char *sni = c->sni ? c->sni : "api.kimi.com";
+    size_t body = c->body ? (size_t)c->body : 13;
+    int conns = c->conns ? c->conns : 1;
+    cr_assert_eq(o->status, 0, "%s%s", o->out, o->err);
+    if (c->out)
+        cr_assert(strstr(o->out, c->out), "want \"%s\" in: %s", c->out, o->out);
+    if (c->log)
+        cr_assert(strstr(o->err, c->log), "want \"%s\" in the log: %s", c->log, o->err);
+    if (c->retries)
+        cr_assert_gt(retries_of(o), 0, "no retry happened: the case proves nothing (%s)", o->out);
+    expect_conns(r, conns);
+    if (c->server_alpn)
+        cr_assert_str_eq(tlsrec_conn(r, 0)->alpn, c->server_alpn);
+    for (int i = 0; i < conns && !c->unchecked; i++) {
+        if (c->orig)
+            expect_orig(r, i, sni, c->path ? c->path : KFREQ_PATH, body);
+        else
+            expect_fixed(r, i, sni, body);
+    }
+    free_out(o);
+}
+
 /* ---------------- OpenSSL ---------------- */
 
-static struct out ossl(tlsrec *r, const char *sni, const char *mode, const char *more[], int preload)
+static struct out ossl(tlsrec *r, const char *sni, const char *mode, const char *const more[], int preload)
 {
     char port[16];
     const char *argv[32] = { BIN "ossl_client", "-p", itoa_port(r, port), "-s", sni, "-c", CA, "-m", mode };
@@ -111,27 +158,40 @@ static struct out ossl(tlsrec *r, const char *sni, const char *mode, const char 
     return run(argv, NULL, preload);
 }
 
-Test(openssl, one_write)
+static void ossl_case(const struct tcase *c)
 {
-    tlsrec *r = server(0);
-    struct out o = ossl(r, "api.kimi.com", "one", NULL, 1);
-    cr_assert_eq(o.status, 0);
-    cr_assert(strstr(o.out, "status=HTTP/1.1 200 OK"), "%s", o.out);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 13);
-    cr_assert(strstr(o.err, "kimi-coding-double-v1"), "log: %s", o.err);
-    free_out(&o);
+    tlsrec *r = server(c->flags);
+    struct out o = ossl(r, c->sni ? c->sni : "api.kimi.com", c->mode, c->more, !c->no_shim);
+    check_case(r, &o, c);
 }
 
-Test(openssl, byte_per_write)
+#define OSSL(...) ossl_case(&(const struct tcase){ __VA_ARGS__ })
+#define OK200 "status=HTTP/1.1 200 OK"
+#define H11_200 "alpn=http/1.1 status=HTTP/1.1 200 OK"
+
+Test(openssl, one_write) { OSSL(.mode = "one", .out = OK200, .log = "kimi-coding-double-v1"); }
+Test(openssl, byte_per_write) { OSSL(.mode = "bytes"); }
+Test(openssl, write_ex) { OSSL(.mode = "ex"); }
+Test(openssl, write_ex_byte_per_write) { OSSL(.mode = "exbytes"); }
+Test(openssl, nonblocking_want_write_slow_reader, .timeout = 120)
 {
-    tlsrec *r = server(0);
-    struct out o = ossl(r, "api.kimi.com", "bytes", NULL, 1);
-    cr_assert_eq(o.status, 0);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 13);
-    free_out(&o);
+    OSSL(.flags = TLSREC_SLOW, .mode = "nb", .more = { "-b", "300000" }, .body = 300000, .retries = 1);
 }
+Test(openssl, nonblocking_split_head_slow_reader, .timeout = 120)
+{
+    OSSL(.flags = TLSREC_SLOW, .mode = "nbsplit", .more = { "-b", "200000", "-k", "17" }, .body = 200000,
+         .retries = 1);
+}
+Test(openssl, other_host_byte_exact) { OSSL(.sni = "example.org", .mode = "one", .orig = 1); }
+Test(openssl, other_path_byte_exact)
+{
+    OSSL(.mode = "bytes", .more = { "-P", "/v1/other" }, .orig = 1, .path = "/v1/other");
+}
+Test(openssl, baseline_without_shim) { OSSL(.mode = "one", .no_shim = 1, .orig = 1); }
+Test(openssl, threads_each_connection_fixed, .timeout = 120) { OSSL(.mode = "threads", .conns = 64); }
+/* fork with a half-written head in flight: the child's own connection and
+ * the parent's are both fixed (objtab and head pools survive fork). */
+Test(openssl, fork_with_head_in_flight) { OSSL(.mode = "fork", .conns = 2); }
 
 Test(openssl, split_at_every_byte, .timeout = 120)
 {
@@ -148,81 +208,6 @@ Test(openssl, split_at_every_byte, .timeout = 120)
     free_out(&o);
 }
 
-Test(openssl, write_ex)
-{
-    tlsrec *r = server(0);
-    struct out o = ossl(r, "api.kimi.com", "ex", NULL, 1);
-    cr_assert_eq(o.status, 0);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 13);
-    free_out(&o);
-}
-
-Test(openssl, write_ex_byte_per_write)
-{
-    tlsrec *r = server(0);
-    struct out o = ossl(r, "api.kimi.com", "exbytes", NULL, 1);
-    cr_assert_eq(o.status, 0);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 13);
-    free_out(&o);
-}
-
-Test(openssl, nonblocking_want_write_slow_reader, .timeout = 120)
-{
-    tlsrec *r = server(TLSREC_SLOW);
-    const char *more[] = { "-b", "300000", NULL };
-    struct out o = ossl(r, "api.kimi.com", "nb", more, 1);
-    cr_assert_eq(o.status, 0);
-    cr_assert_gt(retries_of(&o), 0, "no WANT_WRITE happened: the test proves nothing (%s)", o.out);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 300000);
-    free_out(&o);
-}
-
-Test(openssl, nonblocking_split_head_slow_reader, .timeout = 120)
-{
-    tlsrec *r = server(TLSREC_SLOW);
-    const char *more[] = { "-b", "200000", "-k", "17", NULL };
-    struct out o = ossl(r, "api.kimi.com", "nbsplit", more, 1);
-    cr_assert_eq(o.status, 0);
-    cr_assert_gt(retries_of(&o), 0, "no WANT_WRITE happened (%s)", o.out);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 200000);
-    free_out(&o);
-}
-
-Test(openssl, other_host_byte_exact)
-{
-    tlsrec *r = server(0);
-    struct out o = ossl(r, "example.org", "one", NULL, 1);
-    cr_assert_eq(o.status, 0);
-    expect_conns(r, 1);
-    expect_orig(r, 0, "example.org", KFREQ_PATH, 13);
-    free_out(&o);
-}
-
-Test(openssl, other_path_byte_exact)
-{
-    tlsrec *r = server(0);
-    const char *more[] = { "-P", "/v1/other", NULL };
-    struct out o = ossl(r, "api.kimi.com", "bytes", more, 1);
-    cr_assert_eq(o.status, 0);
-    expect_conns(r, 1);
-    expect_orig(r, 0, "api.kimi.com", "/v1/other", 13);
-    free_out(&o);
-}
-
-Test(openssl, baseline_without_shim)
-{
-    tlsrec *r = server(0);
-    struct out o = ossl(r, "api.kimi.com", "one", NULL, 0);
-    cr_assert_eq(o.status, 0);
-    expect_conns(r, 1);
-    expect_orig(r, 0, "api.kimi.com", KFREQ_PATH, 13);
-    free_out(&o);
-}
-
 Test(openssl, mode_off_passes_through)
 {
     tlsrec *r = server(0);
@@ -231,34 +216,7 @@ Test(openssl, mode_off_passes_through)
                            "-c", CA, "-m", "one", NULL };
     const char *env[] = { "KIMIFIX_MODE=off", NULL };
     struct out o = run(argv, env, 1);
-    cr_assert_eq(o.status, 0);
-    expect_conns(r, 1);
-    expect_orig(r, 0, "api.kimi.com", KFREQ_PATH, 13);
-    free_out(&o);
-}
-
-Test(openssl, threads_each_connection_fixed, .timeout = 120)
-{
-    tlsrec *r = server(0);
-    struct out o = ossl(r, "api.kimi.com", "threads", NULL, 1);
-    cr_assert_eq(o.status, 0);
-    expect_conns(r, 64);
-    for (int i = 0; i < 64; i++)
-        expect_fixed(r, i, "api.kimi.com", 13);
-    free_out(&o);
-}
-
-/* fork with a half-written head in flight: the child's own connection and
- * the parent's are both fixed (objtab and head pools survive fork). */
-Test(openssl, fork_with_head_in_flight)
-{
-    tlsrec *r = server(0);
-    struct out o = ossl(r, "api.kimi.com", "fork", NULL, 1);
-    cr_assert_eq(o.status, 0);
-    expect_conns(r, 2);
-    expect_fixed(r, 0, "api.kimi.com", 13);
-    expect_fixed(r, 1, "api.kimi.com", 13);
-    free_out(&o);
+    check_case(r, &o, &(const struct tcase){ .orig = 1 });
 }
 
 /* An SSL reused with SSL_clear: the first connection's verdict (other
@@ -274,85 +232,37 @@ Test(openssl, ssl_clear_reuse_new_verdict)
     expect_fixed(r, 1, "api.kimi.com", 13);
     free_out(&o);
 }
-
 /* ---------------- ALPN ---------------- */
 
 /* No SSL_connect: the first SSL_write runs the handshake (ALPN must be
  * fixed before it). */
 Test(alpn, implicit_handshake_in_first_write)
 {
-    tlsrec *r = server(TLSREC_H2);
-    const char *more[] = { "-a", "h2,http/1.1", NULL };
-    struct out o = ossl(r, "api.kimi.com", "implicit", more, 1);
-    cr_assert_eq(o.status, 0);
-    cr_assert(strstr(o.out, "alpn=http/1.1 status=HTTP/1.1 200 OK"), "%s", o.out);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 13);
-    free_out(&o);
+    OSSL(.flags = TLSREC_H2, .mode = "implicit", .more = { "-a", "h2,http/1.1" }, .out = H11_200);
 }
-
-
 Test(alpn, relevant_sni_ctx_list_drops_h2)
 {
-    tlsrec *r = server(TLSREC_H2);
-    const char *more[] = { "-a", "h2,http/1.1", NULL };
-    struct out o = ossl(r, "api.kimi.com", "one", more, 1);
-    cr_assert_eq(o.status, 0);
-    cr_assert(strstr(o.out, "alpn=http/1.1 status=HTTP/1.1 200 OK"), "%s", o.out);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 13);
-    free_out(&o);
+    OSSL(.flags = TLSREC_H2, .mode = "one", .more = { "-a", "h2,http/1.1" }, .out = H11_200);
 }
-
 Test(alpn, relevant_sni_ssl_list_drops_h2)
 {
-    tlsrec *r = server(TLSREC_H2);
-    const char *more[] = { "-a", "h2,http/1.1", "-A", NULL };
-    struct out o = ossl(r, "api.kimi.com", "one", more, 1);
-    cr_assert_eq(o.status, 0);
-    cr_assert(strstr(o.out, "alpn=http/1.1 "), "%s", o.out);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 13);
-    free_out(&o);
+    OSSL(.flags = TLSREC_H2, .mode = "one", .more = { "-a", "h2,http/1.1", "-A" }, .out = "alpn=http/1.1 ");
 }
-
 Test(alpn, h2_only_list_becomes_http11)
 {
-    tlsrec *r = server(TLSREC_H2);
-    const char *more[] = { "-a", "h2", NULL };
-    struct out o = ossl(r, "api.kimi.com", "one", more, 1);
-    cr_assert_eq(o.status, 0);
-    cr_assert(strstr(o.out, "alpn=http/1.1 "), "%s", o.out);
-    expect_conns(r, 1);
-    free_out(&o);
+    OSSL(.flags = TLSREC_H2, .mode = "one", .more = { "-a", "h2" }, .out = "alpn=http/1.1 ", .unchecked = 1);
 }
-
 Test(alpn, other_sni_keeps_h2)
 {
-    tlsrec *r = server(TLSREC_H2);
-    const char *more[] = { "-a", "h2,http/1.1", "-n", NULL };
-    struct out o = ossl(r, "example.org", "one", more, 1);
-    cr_assert_eq(o.status, 0);
-    cr_assert(strstr(o.out, "alpn=h2 "), "%s", o.out);
-    expect_conns(r, 1);
-    cr_assert_str_eq(tlsrec_conn(r, 0)->alpn, "h2");
-    expect_orig(r, 0, "example.org", KFREQ_PATH, 13);
-    free_out(&o);
+    OSSL(.flags = TLSREC_H2, .sni = "example.org", .mode = "one", .more = { "-a", "h2,http/1.1", "-n" },
+         .out = "alpn=h2 ", .server_alpn = "h2", .orig = 1);
 }
-
 /* Node's pattern: the first SSL_write runs the handshake on a non-blocking
  * socket, answers -1/WANT_READ and is retried with the same buffer. */
 Test(alpn, nonblocking_handshake_in_first_write_retried)
 {
-    tlsrec *r = server(TLSREC_H2 | TLSREC_SLOW_HANDSHAKE);
-    const char *more[] = { "-a", "h2,http/1.1", NULL };
-    struct out o = ossl(r, "api.kimi.com", "nbhs", more, 1);
-    cr_assert_eq(o.status, 0);
-    cr_assert(strstr(o.out, "alpn=http/1.1 status=HTTP/1.1 200 OK"), "%s", o.out);
-    cr_assert_gt(retries_of(&o), 0, "the first write did not have to be retried (%s)", o.out);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 13);
-    free_out(&o);
+    OSSL(.flags = TLSREC_H2 | TLSREC_SLOW_HANDSHAKE, .mode = "nbhs", .more = { "-a", "h2,http/1.1" },
+         .out = H11_200, .retries = 1);
 }
 
 /* ---------------- missing libraries ---------------- */
@@ -379,86 +289,32 @@ Test(safety, hooks_without_the_library_fail_safely)
 
 /* ---------------- GnuTLS ---------------- */
 
-static struct out gtls(tlsrec *r, const char *sni, const char *mode, const char *alpn, const char *body)
+static void gtls_case(const struct tcase *c)
 {
-    char port[16];
-    const char *argv[] = { BIN "gnutls_client", itoa_port(r, port), sni, CA, mode, alpn, body, NULL };
-    return run(argv, NULL, 1);
+    tlsrec *r = server(c->flags);
+    char port[16], body[32];
+    snprintf(body, sizeof body, "%ld", c->body ? c->body : 13);
+    const char *argv[] = { BIN "gnutls_client", itoa_port(r, port), c->sni ? c->sni : "api.kimi.com", CA,
+                           c->mode, c->alpn ? c->alpn : "", body, NULL };
+    struct out o = run(argv, NULL, !c->no_shim);
+    check_case(r, &o, c);
 }
 
-Test(gnutls, one_send)
-{
-    tlsrec *r = server(0);
-    struct out o = gtls(r, "api.kimi.com", "one", "", "13");
-    cr_assert_eq(o.status, 0);
-    cr_assert(strstr(o.out, "status=HTTP/1.1 200 OK"), "%s", o.out);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 13);
-    cr_assert(strstr(o.err, "kimi-coding-double-v1"), "log: %s", o.err);
-    free_out(&o);
-}
+#define GTLS(...) gtls_case(&(const struct tcase){ __VA_ARGS__ })
 
-Test(gnutls, byte_per_send)
-{
-    tlsrec *r = server(0);
-    struct out o = gtls(r, "api.kimi.com", "bytes", "", "13");
-    cr_assert_eq(o.status, 0);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 13);
-    free_out(&o);
-}
-
-Test(gnutls, record_send2_seen_once)
-{
-    tlsrec *r = server(0);
-    struct out o = gtls(r, "api.kimi.com", "send2", "", "13");
-    cr_assert_eq(o.status, 0);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 13);
-    free_out(&o);
-}
-
-Test(gnutls, large_body_short_records)
-{
-    tlsrec *r = server(0);
-    struct out o = gtls(r, "api.kimi.com", "one", "", "100000");
-    cr_assert_eq(o.status, 0);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 100000);
-    free_out(&o);
-}
-
+Test(gnutls, one_send) { GTLS(.mode = "one", .out = OK200, .log = "kimi-coding-double-v1"); }
+Test(gnutls, byte_per_send) { GTLS(.mode = "bytes"); }
+Test(gnutls, record_send2_seen_once) { GTLS(.mode = "send2"); }
+Test(gnutls, large_body_short_records) { GTLS(.mode = "one", .body = 100000); }
 Test(gnutls, nonblocking_again_null_retry_slow_reader, .timeout = 120)
 {
-    tlsrec *r = server(TLSREC_SLOW);
-    struct out o = gtls(r, "api.kimi.com", "nb", "", "300000");
-    cr_assert_eq(o.status, 0);
-    cr_assert_gt(retries_of(&o), 0, "no GNUTLS_E_AGAIN happened (%s)", o.out);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 300000);
-    free_out(&o);
+    GTLS(.flags = TLSREC_SLOW, .mode = "nb", .body = 300000, .retries = 1);
 }
-
-Test(gnutls, alpn_relevant_drops_h2)
-{
-    tlsrec *r = server(TLSREC_H2);
-    struct out o = gtls(r, "api.kimi.com", "one", "h2,http/1.1", "13");
-    cr_assert_eq(o.status, 0);
-    cr_assert(strstr(o.out, "alpn=http/1.1 status=HTTP/1.1 200 OK"), "%s", o.out);
-    expect_conns(r, 1);
-    expect_fixed(r, 0, "api.kimi.com", 13);
-    free_out(&o);
-}
-
+Test(gnutls, alpn_relevant_drops_h2) { GTLS(.flags = TLSREC_H2, .mode = "one", .alpn = "h2,http/1.1", .out = H11_200); }
 Test(gnutls, alpn_other_keeps_h2_byte_exact)
 {
-    tlsrec *r = server(TLSREC_H2);
-    struct out o = gtls(r, "example.org", "one", "h2,http/1.1", "13");
-    cr_assert_eq(o.status, 0);
-    cr_assert(strstr(o.out, "alpn=h2 "), "%s", o.out);
-    expect_conns(r, 1);
-    expect_orig(r, 0, "example.org", KFREQ_PATH, 13);
-    free_out(&o);
+    GTLS(.flags = TLSREC_H2, .sni = "example.org", .mode = "one", .alpn = "h2,http/1.1", .out = "alpn=h2 ",
+         .orig = 1);
 }
 
 /* ---------------- libcurl ---------------- */

@@ -87,6 +87,69 @@ def t_bytes_and_half_close(env, fake, res, name):
     verdict(res, name, problems)
 
 
+def _close_wait(lport, rport):
+    """Is the relay's end of our connection (local lport, remote rport) in
+    CLOSE_WAIT (it has our FIN)?"""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            p = line.split()
+            if int(p[1].split(":")[1], 16) == lport and int(p[2].split(":")[1], 16) == rport:
+                return p[3] == "08"
+    return False
+
+
+def t_half_close_before_established(env, fake, res, name):
+    """A client that sends CONNECT and at once shuts its sending side (it
+    has nothing more to say) still gets its tunnel: the FIN reaches the
+    relay while the user's proxy has not answered yet (held by a gate: by
+    construction, on any machine), and is passed on once the tunnel is up.
+    The relay used to take that FIN for a client that gave up, and closed."""
+    rd, port = start_relay(env, "half-close-early")
+    gate = threading.Event()
+    rp = RecProxy(gate=gate)
+    srv, sport = _listener()
+    problems, got = [], {}
+
+    def serve():
+        c, _ = srv.accept()
+        c.settimeout(HANG)
+        got["up"] = _read_all(c)  # the client's FIN came through the tunnel
+        c.sendall(b"pong")
+        c.close()
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        cid = write_lease(rd, rp.url, None)
+        s = socket.create_connection(("127.0.0.1", port), timeout=HANG)
+        s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n" % sport + auth_header(relay_token(rd), "kimifix-" + cid)
+                  + b"\r\n")
+        t = time.monotonic()
+        while not rp.targets() and time.monotonic() - t < HANG:  # the relay is waiting for the proxy
+            time.sleep(0.01)
+        s.shutdown(socket.SHUT_WR)
+        # The relay's kernel has the FIN (its socket is in CLOSE_WAIT): its
+        # epoll edge is queued before any answer of the proxy's can be.
+        while not _close_wait(port, s.getsockname()[1]) and time.monotonic() - t < HANG:
+            time.sleep(0.01)
+        gate.set()
+        back = _read_all(s)
+        s.close()
+        th.join(HANG)
+        want = b"HTTP/1.1 200 Connection established\r\n\r\npong"
+        if back != want:
+            problems.append("client got %r, want %r" % (back[:80], want))
+        if got.get("up") != b"":
+            problems.append("server got %r before the client's FIN" % got.get("up"))
+    except OSError as ex:
+        problems.append(str(ex))
+    finally:
+        gate.set()
+        rp.close()
+        srv.close()
+        matrix.stop_relay(rd)
+    verdict(res, name, problems)
+
+
 def _rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -267,6 +330,7 @@ def tests(env):
     def b(n, fn):
         out.append(T(n, lambda env, fake, res, n=n, fn=fn: fn(env, fake, res, n)))
     b("proxy/tunnel/bytes-both-ways-and-half-close", t_bytes_and_half_close)
+    b("proxy/tunnel/half-close-before-established", t_half_close_before_established)
     b("proxy/tunnel/back-pressure", t_back_pressure)
     b("proxy/absolute/one-request-per-connection", t_absolute_one_request)
     b("proxy/chain/go-static/double-v1-http/absolute-form", t_chain_absolute)

@@ -57,6 +57,18 @@ static void note(struct scan *s, int family, const uint32_t *addr, unsigned port
         s->v6 = 1;
 }
 
+void kf_diag_req_init(struct kf_diag_req *q, int family, unsigned states, unsigned flags, unsigned seq)
+{
+    memset(q, 0, sizeof *q);
+    q->nlh.nlmsg_len = sizeof *q;
+    q->nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    q->nlh.nlmsg_flags = (unsigned short)flags;
+    q->nlh.nlmsg_seq = seq;
+    q->r.sdiag_family = (unsigned char)family;
+    q->r.sdiag_protocol = IPPROTO_TCP;
+    q->r.idiag_states = states;
+}
+
 /* inet_diag: the kernel sends only listening sockets. 0 or -1. */
 static int diag_dump(int family, struct scan *s)
 {
@@ -65,17 +77,8 @@ static int diag_dump(int family, struct scan *s)
         return -1;
     struct timeval tv = { 1, 0 }; /* hang guard: the kernel answers at once */
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct {
-        struct nlmsghdr nlh;
-        struct inet_diag_req_v2 r;
-    } req;
-    memset(&req, 0, sizeof req);
-    req.nlh.nlmsg_len = sizeof req;
-    req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    req.r.sdiag_family = (unsigned char)family;
-    req.r.sdiag_protocol = IPPROTO_TCP;
-    req.r.idiag_states = 1u << KF_TCP_LISTEN;
+    struct kf_diag_req req;
+    kf_diag_req_init(&req, family, 1u << KF_TCP_LISTEN, NLM_F_REQUEST | NLM_F_DUMP, 0);
     struct sockaddr_nl nl;
     memset(&nl, 0, sizeof nl);
     nl.nl_family = AF_NETLINK;

@@ -6,6 +6,7 @@
  * with lstat for owner and mode, and the state file for owner and mode,
  * before anything in it is trusted.
  */
+#include "kf_sys.h"
 #include "kf_paths.h"
 #include "kf_log.h"
 #include "kf_req.h"
@@ -269,7 +270,7 @@ int kf_relay_state_read(const char *dir, kf_relay_state *st)
     if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid() &&
         !(sb.st_mode & 077))
         n = read(fd, text, sizeof text - 1);
-    close(fd);
+    kf_sys_close(fd);
     if (n <= 0)
         return -1;
     text[n] = 0;
@@ -290,8 +291,8 @@ int kf_relay_state_write(const char *dir, const kf_relay_state *st)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return -1;
-    int ok = write(fd, text, (size_t)n) == n;
-    ok &= close(fd) == 0;
+    int ok = kf_sys_write(fd, text, (size_t)n) == n;
+    ok &= kf_sys_close(fd) == 0;
     if (!ok || rename(tmp, path) < 0) {
         unlink(tmp);
         return -1;

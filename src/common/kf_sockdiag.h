@@ -12,6 +12,8 @@
 #ifndef KF_SOCKDIAG_H
 #define KF_SOCKDIAG_H
 
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
 #include <sys/types.h>
 
 enum kf_listen_owner {
@@ -26,5 +28,14 @@ enum kf_listen_owner {
  * KF_LISTEN_OURS when there is at least one IPv4 listener and all of them
  * belong to `uid`; with v6 also at least one IPv6 listener. */
 int kf_tcp_listener_owner(unsigned port, int v6, uid_t uid);
+
+/* An inet_diag question about TCP sockets of `family` in `states` (a bit
+ * per TCP state); flags NLM_F_REQUEST plus e.g. NLM_F_DUMP. The caller
+ * fills the socket id for a single-socket question (the relay's peeruid.c). */
+struct kf_diag_req {
+    struct nlmsghdr nlh;
+    struct inet_diag_req_v2 r;
+};
+void kf_diag_req_init(struct kf_diag_req *q, int family, unsigned states, unsigned flags, unsigned seq);
 
 #endif

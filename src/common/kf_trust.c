@@ -1,4 +1,5 @@
 /* kf_trust.c - compute trust variables for clients of the relay (kf_trust.h). */
+#include "kf_sys.h"
 #include "kf_trust.h"
 
 #include <fcntl.h>
@@ -34,9 +35,9 @@ static int copy_into(int out, const char *path)
     ssize_t n;
     int rc = 0;
     while ((n = read(in, buf, sizeof buf)) > 0)
-        if (write(out, buf, (size_t)n) != n)
+        if (kf_sys_write(out, buf, (size_t)n) != n)
             rc = -1;
-    close(in);
+    kf_sys_close(in);
     return n < 0 ? -1 : rc;
 }
 
@@ -72,8 +73,8 @@ static int combine(char *dst, size_t n, const char *rundir, const char *name,
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)
         return -1;
-    int ok = copy_into(fd, theirs) == 0 && write(fd, "\n", 1) == 1 && copy_into(fd, ours) == 0;
-    ok &= close(fd) == 0;
+    int ok = copy_into(fd, theirs) == 0 && kf_sys_write(fd, "\n", 1) == 1 && copy_into(fd, ours) == 0;
+    ok &= kf_sys_close(fd) == 0;
     if (!ok || rename(tmp, dst) < 0) {
         unlink(tmp);
         return -1;

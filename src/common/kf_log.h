@@ -14,7 +14,7 @@
 #include <stdarg.h>
 #include <sys/types.h>
 
-#include "kf_req.h"
+#include "kf_redact.h" /* what log lines are made of: redacted copies */
 
 enum kf_log_level { KF_LOG_ERROR = 0, KF_LOG_WARN = 1, KF_LOG_INFO = 2, KF_LOG_DEBUG = 3 };
 
@@ -35,21 +35,5 @@ int kf_log_fd(void);                 /* -1 when off */
 
 void kf_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void kf_vlog(int level, const char *fmt, va_list ap);
-
-/* Redaction (kf_redact.c). Secret header names: Authorization, Cookie,
- * x-api-key, Kong's apikey, and names containing token, secret, password,
- * passwd, credential, cookie, authoriz, authentic, a word "auth", or a word
- * containing "key" (with the false positives listed in kf_redact.c left
- * out: monkey, Idempotency-Key, x-ratelimit-*-tokens...). */
-int kf_is_secret_header(kf_str name);
-/* Copy a header value for logging: secrets become "[redacted]"; other
- * values have what looks like a key masked (kf_mask.h). */
-size_t kf_redact_value(kf_str name, kf_str value, char *buf, size_t n);
-/* Copy a path+query for logging: the query splits on '&' and ';'; values
- * of parameters whose percent-decoded name looks secret (key, token,
- * secret, password, passwd, sig, auth, code, credential) and any value or
- * path segment starting with "sk-" (decoded) become "[redacted]"; keys in
- * other values are masked by their look (kf_mask.h). */
-size_t kf_redact_target(kf_str path, kf_str query, char *buf, size_t n);
 
 #endif

@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kf_sys.h"
 #include "kf_log.h"
 #include "kf_mask.h"
 
@@ -52,17 +53,17 @@ static int log_owned; /* we opened log_fd and must close it */
 static dev_t log_dev;  /* identity of what we opened (owned fds) */
 static ino_t log_ino;
 static int log_level = KF_LOG_INFO;
-static kf_write_fn log_write = write;
+static kf_write_fn log_write = kf_sys_write;
 
 void kf_log_set_writer(kf_write_fn w)
 {
-    log_write = w ? w : write;
+    log_write = w ? w : kf_sys_write;
 }
 
 void kf_log_close(void)
 {
     if (log_owned && log_fd >= 0)
-        close(log_fd);
+        kf_sys_close(log_fd);
     log_fd = -1;
     log_owned = 0;
 }
@@ -109,7 +110,7 @@ static int open_path(const char *spec)
     else
         e = acceptable(&st);
     if (e) {
-        close(fd);
+        kf_sys_close(fd);
         errno = e;
         return -1;
     }

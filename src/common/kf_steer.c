@@ -1,4 +1,5 @@
 /* kf_steer.c - steer a client connection to the relay (kf_steer.h). */
+#include "kf_sys.h"
 #include "kf_steer.h"
 
 #include <errno.h>
@@ -88,10 +89,10 @@ int kf_steer_connect(int fd, const struct sockaddr *dst, socklen_t dstlen, const
             errno = EINVAL;
         return -1;
     }
-    int flags = fcntl(fd, F_GETFL);
+    int flags = kf_sys_fcntl(fd, F_GETFL, 0);
     if (flags < 0)
         return -1;
-    if ((flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+    if ((flags & O_NONBLOCK) && kf_sys_fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
         return -1;
     int rc = 0, saved = 0;
     int r;
@@ -115,7 +116,7 @@ int kf_steer_connect(int fd, const struct sockaddr *dst, socklen_t dstlen, const
         }
     }
     if (flags & O_NONBLOCK)
-        fcntl(fd, F_SETFL, flags);
+        kf_sys_fcntl(fd, F_SETFL, flags);
     errno = saved;
     return rc;
 }

@@ -26,7 +26,6 @@
  */
 #include "relay.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -8,11 +8,20 @@ python3, its OpenSSL interposed), the shim and the relay for a steered
 client (node 20 with OpenSSL compiled in), the relay alone for the proxy
 carrier (a static Go client, CONNECT through the relay's front end). The
 file also holds a rule that would add a header: it must not (the file is
-ignored as a whole)."""
+ignored as a whole).
+
+The relay follows the file (docs/relay.md, "Rules"): through the proxy
+front end (CONNECT api.kimi.com:443, TLS with the kimifix CA), each
+connection after an edit has the edited rules, a broken edit the built-ins
+and one more error line, and `kimifix relay status` counts per rule."""
 import os
+import socket
+import ssl
+import subprocess
 
 import matrix
-from proxycase import BASE, client_or_skip, relay_log, run, verdict
+from proxycase import (BASE, HANG, auth_header, clean_env, client_or_skip, relay_log, relay_port,
+                       relay_token, run, verdict)
 
 BROKEN = ("rule would-add\n    host api.kimi.com\n    add-header X-Kimifix-Broken yes\n"
           "rule broken\n    bogus-directive x\n"
@@ -76,8 +85,97 @@ def t_case(env, fake, res, name):
     verdict(res, name, problems)
 
 
+def _connect_request(env, port, tok, header):
+    """CONNECT api.kimi.com:443 through the relay, TLS trusting the kimifix
+    CA, one doubled-/v1 request; returns the status line."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=HANG)
+    s.sendall(b"CONNECT api.kimi.com:443 HTTP/1.1\r\nHost: api.kimi.com:443\r\n" + auth_header(tok) +
+              b"\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        b = s.recv(1)
+        if not b:
+            raise AssertionError("CONNECT: no answer")
+        head += b
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise AssertionError("CONNECT answered %r" % head[:80])
+    ctx = ssl.create_default_context(cafile=os.path.join(env.private("home"), ".local", "share",
+                                                         "kimifix", "ca.pem"))
+    t = ctx.wrap_socket(s, server_hostname="api.kimi.com")
+    body = b'{"model":"kimi-for-coding","max_tokens":16,"messages":[]}'
+    t.sendall(b"POST /coding/v1/v1/messages HTTP/1.1\r\nHost: api.kimi.com\r\nx-api-key: sk-kimi-x\r\n"
+              b"X-Test-Case: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+              b"Connection: close\r\n\r\n%s" % (header.encode(), len(body), body))
+    out = b""
+    while True:
+        b = t.recv(65536)
+        if not b:
+            break
+        out += b
+    t.close()
+    return out.split(b"\r\n", 1)[0].decode()
+
+
+def t_follows_edits(env, fake, res, name):
+    rd = env.private("run-rules-policy-edits")
+    rules = os.path.join(env.private("rules-policy"), "edited.rules")
+    edit = "rule edited\n    host api.kimi.com\n    add-header X-Kimifix-Edited %s\n"
+    with open(rules, "w") as f:
+        f.write(edit % "one")
+    e = clean_env(env, rd, KIMIFIX_RULES=rules)
+    subprocess.run([env.kimifix, "relay", "start"], env=e, capture_output=True, timeout=HANG)
+    problems = []
+    try:
+        port, tok = relay_port(rd), relay_token(rd)
+        if not port:
+            return verdict(res, name, ["the relay did not start: " + relay_log(rd)[-300:]])
+
+        def one(tag):
+            mark = fake.mark()
+            status = _connect_request(env, port, tok, tag)
+            recs = [r for r in fake.since(mark) if tag in str(r.get("headers"))]
+            if not recs or status != "HTTP/1.1 200 OK":
+                raise AssertionError("%s: status %r, %d records" % (tag, status, len(recs)))
+            r = recs[-1]  # headers: [[name, value], ...] as they arrived
+            return r["target"], [v for k, v in r["headers"] if k.lower() == "x-kimifix-edited"]
+
+        target, hv = one("first")
+        if target != "/coding/v1/messages" or not any("one" in v for v in hv):
+            problems.append("first connection: target %s, header %r" % (target, hv))
+        with open(rules, "w") as f:
+            f.write(edit % "two-after-the-edit")
+        target, hv = one("second")
+        if not any("two-after-the-edit" in v for v in hv):
+            problems.append("the connection after the edit: header %r (not the edited rule)" % hv)
+        before = len(_errors(relay_log(rd)))
+        with open(rules, "w") as f:
+            f.write(edit % "three" + "rule broken\n    bogus x\n")
+        target, hv = one("third")
+        one("fourth")
+        if target != "/coding/v1/messages" or hv:
+            problems.append("after a broken edit: target %s, header %r (want the built-ins only)"
+                            % (target, hv))
+        errs = _errors(relay_log(rd))[before:]
+        if len(errs) != 1 or "edited.rules:5: error:" not in errs[0]:
+            problems.append("after a broken edit: %d new error lines for two connections: %r"
+                            % (len(errs), errs[:3]))
+        st = subprocess.run([env.kimifix, "relay", "status"], env=e, capture_output=True,
+                            timeout=HANG).stdout.decode()
+        counts = {l.split()[0]: l.split()[1] for l in st.splitlines() if l.startswith("    ")}
+        if counts.get("kimi-coding-double-v1") != "4" or counts.get("edited") != "2":
+            problems.append("relay status per rule: %r" % counts)
+    except (AssertionError, OSError, ssl.SSLError) as ex:
+        problems.append(str(ex))
+    finally:
+        subprocess.run([env.kimifix, "relay", "stop"], env=e, capture_output=True, timeout=HANG)
+    verdict(res, name, problems)
+
+
 def tests(env):
-    return [matrix.SuiteTest("rules-policy/%s/broken-file-builtins" % carrier,
-                             lambda env, fake, res, n="rules-policy/%s/broken-file-builtins" % carrier:
-                             t_case(env, fake, res, n))
-            for carrier in CASES]
+    out = [matrix.SuiteTest("rules-policy/%s/broken-file-builtins" % carrier,
+                            lambda env, fake, res, n="rules-policy/%s/broken-file-builtins" % carrier:
+                            t_case(env, fake, res, n))
+           for carrier in CASES]
+    n = "rules-policy/proxy/relay-follows-edits"
+    out.append(matrix.SuiteTest(n, lambda env, fake, res: t_follows_edits(env, fake, res, n)))
+    return out

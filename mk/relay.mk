@@ -26,6 +26,13 @@ $(RELAY_UNIT): $(RELAY_UNIT_SRC) $(RELAY_UNIT_OBJ) $(CORE_LIB)
 	$(CC) $(RELAY_TEST_CFLAGS) -Isrc/relay -o $@ $(RELAY_UNIT_SRC) \
 	    $(RELAY_UNIT_OBJ) $(CORE_LIB) -lcriterion -lssl -lcrypto -pthread $(LDFLAGS)
 
+# Bench figure 15 (bench/figs/fig_15_rules_check.py): the relay's rules
+# check per connection; links the relay objects like the unit tests.
+$(BENCH_DIR)/rulescheck: bench/rulescheck.c bench/common.h $(RELAY_UNIT_OBJ) $(CORE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(RELAY_TEST_CFLAGS) -Isrc/relay -o $@ $< $(RELAY_UNIT_OBJ) $(CORE_LIB) -lssl -lcrypto \
+	    -pthread $(LDFLAGS)
+
 $(RELAY_CLIENT): tests/relay/rclient.c $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(RELAY_TEST_CFLAGS) -o $@ tests/relay/rclient.c $(CORE_LIB) -lssl -lcrypto -pthread $(LDFLAGS)

@@ -63,7 +63,7 @@ typedef struct ident {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static relay_rules *cur;       /* under mu; holds one reference of its own */
 static ident cur_id;           /* under mu */
-static char cur_state[640];    /* under mu: "" or the policy line */
+static char cur_state[4800];   /* under mu: "" or the policy line (FILE twice) */
 static unsigned long reloads;  /* under mu */
 
 static struct slot {
@@ -206,7 +206,7 @@ int relay_rules_init(void)
 
 relay_rules *relay_rules_get(void)
 {
-    ident id;
+    static ident id; /* under mu; static: workers have 256 KiB stacks */
     relay_rules *old = NULL, *r;
     pthread_mutex_lock(&mu);
     ident_now(&id);

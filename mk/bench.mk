@@ -39,8 +39,7 @@ bench-deps:
 	@sh bench/deps.sh
 
 # Explicit paths: this fragment is read before shim.mk, relay.mk, fakeup.mk.
-bench-bins: $(BENCH_BINS) $(B)/libkimifix.so $(B)/kimifix-relay $(B)/fakeup $(B)/tests/relay/rclient \
-    $(BENCH_DIR)/rulescheck
+bench-bins: $(BENCH_BINS) $(B)/libkimifix.so $(B)/kimifix-relay $(B)/fakeup $(B)/tests/relay/rclient
 
 bench: bench-deps
 	@$(MAKE) --no-print-directory bench-bins

@@ -32,6 +32,7 @@ $(BENCH_DIR)/rulescheck: bench/rulescheck.c bench/common.h $(RELAY_UNIT_OBJ) $(C
 	@mkdir -p $(@D)
 	$(CC) $(RELAY_TEST_CFLAGS) -Isrc/relay -o $@ $< $(RELAY_UNIT_OBJ) $(CORE_LIB) -lssl -lcrypto \
 	    -pthread $(LDFLAGS)
+bench-bins: $(BENCH_DIR)/rulescheck
 
 $(RELAY_CLIENT): tests/relay/rclient.c $(CORE_LIB)
 	@mkdir -p $(@D)

@@ -19,11 +19,19 @@ RELAY_TEST_CFLAGS := $(TEST_BASE_CFLAGS) -pthread $(INC)
 # The unit tests link every relay object but main.o (the pool needs the
 # worker, timer and upstream-connection code around it).
 RELAY_UNIT_OBJ := $(filter-out $(B)/relay/main.o,$(RELAY_OBJ))
-RELAY_UNIT_SRC := tests/relay/test_relay_unit.c tests/relay/test_relay_pool.c
+RELAY_UNIT_SRC := tests/relay/test_relay_unit.c tests/relay/test_relay_pool.c tests/relay/test_relay_rules.c
 $(RELAY_UNIT): $(RELAY_UNIT_SRC) $(RELAY_UNIT_OBJ) $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(RELAY_TEST_CFLAGS) -Isrc/relay -o $@ $(RELAY_UNIT_SRC) \
 	    $(RELAY_UNIT_OBJ) $(CORE_LIB) -lcriterion -lssl -lcrypto -pthread $(LDFLAGS)
+
+# Bench figure 15 (bench/figs/fig_15_rules_check.py): the relay's rules
+# check per connection; links the relay objects like the unit tests.
+$(BENCH_DIR)/rulescheck: bench/rulescheck.c bench/common.h $(RELAY_UNIT_OBJ) $(CORE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(RELAY_TEST_CFLAGS) -Isrc/relay -o $@ $< $(RELAY_UNIT_OBJ) $(CORE_LIB) -lssl -lcrypto \
+	    -pthread $(LDFLAGS)
+bench-bins: $(BENCH_DIR)/rulescheck
 
 $(RELAY_CLIENT): tests/relay/rclient.c $(CORE_LIB)
 	@mkdir -p $(@D)

@@ -284,6 +284,34 @@ static int cmd_stop(const char *rundir)
     return 0;
 }
 
+/* The relay's rules and how many requests each rule rewrote since it
+ * started (STATUS `rules_*`, `rewritten`, `rule NAME COUNT` lines). */
+static void print_rules(const char *reply)
+{
+    char v[8192];
+    if (strcmp(field(reply, "rules_source", v, sizeof v), "?")) {
+        printf("  rules:       %s", kf_cli_esc(strcmp(v, "builtin") ? v : "built-in rules only"));
+        field(reply, "rules_reloads", v, sizeof v);
+        printf(" (re-read %s time%s since start)\n", v, strcmp(v, "1") ? "s" : "");
+        if (strcmp(field(reply, "rules_state", v, sizeof v), "ok"))
+            printf("               %s\n", kf_cli_esc(v));
+        printf("  rewritten:   %s requests since start\n", field(reply, "rewritten", v, sizeof v));
+    }
+    int head = 0;
+    for (const char *p = reply; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, "rule ", 5))
+            continue;
+        int l = (int)strcspn(p + 5, "\n");
+        const char *sp = memchr(p + 5, ' ', (size_t)l);
+        if (!sp)
+            continue;
+        if (!head++)
+            printf("  per rule (requests rewritten):\n");
+        snprintf(v, sizeof v, "%.*s", (int)(sp - (p + 5)), p + 5);
+        printf("    %-40s %.*s\n", kf_cli_esc(v), (int)(p + 5 + l - sp - 1), sp + 1);
+    }
+}
+
 static int cmd_status(const char *rundir)
 {
     kf_relay_state st;
@@ -305,6 +333,7 @@ static int cmd_status(const char *rundir)
     printf("  CA permits:  %s (X.509 nameConstraints)\n", field(reply, "names", v, sizeof v));
     printf("  state:       %s/%s\n", rundir, KF_RELAY_STATE_FILE);
     printf("  heap:        %s bytes in use\n", field(reply, "heap_in_use", v, sizeof v));
+    print_rules(reply);
     return 0;
 }
 

@@ -11,8 +11,9 @@
  *                  relay is the program's HTTP proxy: kf_envplan.h), off
  *
  * Rule: never break the host. A bad rules file is one log line (when the
- * rules are first needed) and then every hook passes bytes through
- * (kf_shim_rules() == NULL).
+ * rules are first needed) and the built-in rules stay in effect
+ * (kf_rules_policy.h); only out of memory leaves kf_shim_rules() NULL,
+ * and then every hook passes bytes through.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -29,6 +30,7 @@
 #include "fdtab.h"
 #include "libc_dns.h"
 #include "kf_rules_hosts.h"
+#include "kf_rules_policy.h"
 #include "kf_shim.h"
 
 static pthread_once_t kf_once = PTHREAD_ONCE_INIT;
@@ -43,48 +45,43 @@ static int kf_mode = KF_MODE_AUTO;
 
 /* ---- rules loading ---- */
 
-struct kf_diag_state {
-    char first[512]; /* first error, reported in the one summary line */
-    int nerr;
-};
-
+/* Warnings go to the log as they come; errors are said once, in the
+ * policy's one line (kf_rules_policy.h). */
 static void kf_diag(void *ud, const char *line)
 {
-    struct kf_diag_state *d = ud;
-    if (strstr(line, ": error:")) {
-        if (!d->nerr++)
-            snprintf(d->first, sizeof d->first, "%s", line);
-    } else {
+    (void)ud;
+    if (!strstr(line, ": error: "))
         kf_log(KF_LOG_WARN, "%s", line);
-    }
 }
 
 /* The rules source is chosen at init (the environment as the program
  * started); the rules are built by the first hooked call that needs them
  * (kf_shim_rules), so a process that never opens a socket never parses
- * them. Errors are reported then, once, in one line. */
+ * them. A broken file follows the one policy (docs/rules.md, "When the
+ * rules file is broken"): the built-ins stay in effect, the file is
+ * ignored, one line says so, once per process. */
 static char kf_rules_buf[4096];
 static const char *kf_rules_file; /* NULL: built-ins only */
+/* Static: ~5 KiB, used once, under kf_rules_lazy's lock (a hook may run on
+ * a small thread stack). */
+static kf_rules_src kf_rules_from;
 
 static kf_ruleset *kf_load_rules(void *ud)
 {
     (void)ud;
-    struct kf_diag_state d;
-    d.first[0] = 0;
-    d.nerr = 0;
-    int nerr = 0;
-    kf_ruleset *rs = kf_ruleset_load(kf_rules_file, kf_diag, &d, &nerr);
+    kf_ruleset *rs = kf_rules_load_policy(kf_rules_file, kf_diag, NULL, &kf_rules_from);
     if (!rs) {
-        if (d.first[0])
-            kf_log(KF_LOG_ERROR, "%s (%d error%s); rules not loaded, passing everything through",
-                   d.first, d.nerr, d.nerr == 1 ? "" : "s");
-        else
-            kf_log(KF_LOG_ERROR, "%s: cannot load rules; passing everything through",
-                   kf_rules_file ? kf_rules_file : "built-in rules");
+        kf_log(KF_LOG_ERROR, "%s: out of memory loading the rules; passing everything through",
+               kf_rules_file ? kf_rules_file : "built-in rules");
         return NULL;
     }
+    if (kf_rules_from.fallback) {
+        char line[1024];
+        kf_log(KF_LOG_ERROR, "%s", kf_rules_policy_line(&kf_rules_from, line, sizeof line));
+    }
     kf_log(KF_LOG_DEBUG, "rules: %u loaded on first use (built-ins%s%s)", kf_ruleset_count(rs),
-           kf_rules_file ? " and " : "", kf_rules_file ? kf_rules_file : "");
+           kf_rules_file && !kf_rules_from.fallback ? " and " : "",
+           kf_rules_file && !kf_rules_from.fallback ? kf_rules_file : "");
     /* Immutable from here on; never freed (hooks may run at exit, and a
      * carrier may still hold the pointer). */
     return rs;

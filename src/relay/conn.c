@@ -143,9 +143,20 @@ void conn_close(conn *k)
         free(k->info);
     }
     relay_ctx_put(k->ctx);
+    relay_rules_put(k->rules);
     atomic_fetch_sub(&g_relay.active, 1);
     atomic_store(&g_relay.last_activity, (long)time(NULL));
     worker_bury(w, &k->h);
+}
+
+const kf_ruleset *conn_rules(conn *k)
+{
+    const kf_ruleset *rs = relay_ctx_rules(k->ctx);
+    if (rs && rs != g_relay.rs)
+        return rs; /* the client's own */
+    if (!k->rules)
+        k->rules = relay_rules_get();
+    return relay_rules_set(k->rules);
 }
 
 /* ---- request heads (kf_stream callbacks) ------------------------------- */
@@ -183,6 +194,8 @@ static void on_head(void *ud, const kf_req *req)
     }
     k->head_next = 1; /* up_send: chained plain HTTP gets the absolute form */
     kf_req_log_text(req, line, sizeof line);
+    if (k->rules && k->kctx.rs == relay_rules_set(k->rules))
+        relay_rules_hit(k->rules, req);
     if (k->nheads++ == 0) {
         if (req->upstream_host.n && req->upstream_host.n < sizeof in->key.host) {
             memcpy(in->key.host, req->upstream_host.p, req->upstream_host.n);
@@ -254,7 +267,7 @@ static void start_pump(conn *k, const char *head, size_t n)
 {
     struct conn_info *in = k->info;
     kf_stream_init(&k->st);
-    k->kctx = (kf_ctx){.rs = relay_ctx_rules(k->ctx), .host = in->host[0] ? in->host : NULL,
+    k->kctx = (kf_ctx){.rs = conn_rules(k), .host = in->host[0] ? in->host : NULL,
                        .port = in->dport, .tls = k->tls, .caps = KF_CAP_UPSTREAM,
                        .on_head = on_head, .notice = on_notice, .ud = k};
     k->state = CS_PUMP;
@@ -344,6 +357,7 @@ static void first_byte(conn *k)
     }
     in->ti->authority = in->authority;
     in->ti->port = in->dport;
+    in->ti->rs = conn_rules(k);
     SSL_set_ex_data(ssl, tlsterm_ex_index(), in->ti);
     SSL_set_fd(ssl, k->c.fd);
     k->c.ssl = ssl;

@@ -138,7 +138,8 @@ size_t relay_status_text(char *out, size_t n)
                        atomic_load(&g_relay.n_px_ok), atomic_load(&g_relay.n_px_refused),
                        atomic_load(&g_relay.n_tunnels), atomic_load(&g_relay.n_chained),
                        atomic_load(&g_relay.n_chain_failed), atomic_load(&g_relay.leases));
-    return len < 0 ? 0 : (size_t)len < n ? (size_t)len : n - 1;
+    size_t used = len < 0 ? 0 : (size_t)len < n ? (size_t)len : n - 1;
+    return used + relay_rules_status(out + used, n - used);
 }
 
 /* LOCAL command with the token: one line, `STATUS` or `STOP`. */

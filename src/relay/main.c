@@ -48,12 +48,6 @@ static void on_signal(int sig)
     atomic_store(&g_relay.stopping, 1);
 }
 
-static void diag(void *ud, const char *line)
-{
-    (void)ud;
-    kf_log(KF_LOG_WARN, "relay: rules: %s", line);
-}
-
 static int listen_on(int family, unsigned port, unsigned *bound)
 {
     struct sockaddr_storage ss = {0};
@@ -289,17 +283,9 @@ int main(int argc, char **argv)
         return 3;
     }
 
-    char rpath[4096];
-    const char *rp = kf_rules_default_path(rpath, sizeof rpath);
-    int nerr = 0;
-    kf_ruleset *rs = kf_ruleset_load(rp, diag, NULL, &nerr);
-    if (!rs) {
-        kf_log(KF_LOG_ERROR, "relay: %s: %d error(s): using the built-in rules only",
-               rp ? rp : "rules", nerr);
-        rs = kf_ruleset_builtin();
-    }
-    g_relay.rs = rs;
-    if (!rs || ca_init(g_relay.datadir, rs) < 0 || !(g_relay.srv_ctx = tlsterm_ctx()) ||
+    /* A broken rules file: the built-ins and one line (rules.c). */
+    if (relay_rules_init() < 0 || ca_init(g_relay.datadir, g_relay.rs) < 0 ||
+        !(g_relay.srv_ctx = tlsterm_ctx()) ||
         !(g_relay.up_ctx = upstream_ctx())) {
         kf_log(KF_LOG_ERROR, "relay: cannot set up TLS (see above)");
         return 1;

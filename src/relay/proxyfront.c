@@ -106,7 +106,7 @@ static void accepted(conn *k, const char *head, size_t n, const hp_req *req)
         return;
     if (req->kind == HP_ABSOLUTE)
         absolute(k, head, n, req);
-    else if (hp_rule_host(relay_ctx_rules(k->ctx), req))
+    else if (hp_rule_host(conn_rules(k), req))
         connect_rule_host(k);
     else
         tunnel_start(k);

@@ -29,6 +29,8 @@
  *   tlsterm.c   client-facing TLS: SNI -> leaf, ALPN http/1.1
  *   resp_tap.c  watches responses: log lines, response boundaries
  *   ctx.c       per-connection client context (contract B), defaults
+ *   rules.c     the relay's own rules: followed when the file changes,
+ *               per-rule counters
  *   logfile.c   relay.log size cap (rotate once), rate-limited warnings
  *   ca.c        the per-user name-constrained CA, leaf minting and cache
  */
@@ -86,8 +88,28 @@ const char *relay_ctx_proxy_for(const relay_ctx *ctx, const char *host, unsigned
 void relay_log(const relay_ctx *ctx, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- rules.c: the relay's own rules ------------------------------------
+ * A refcounted set: the user's file as the relay's environment names it
+ * (kf_rules_policy.h when broken), re-read when its (path, dev, ino, size,
+ * mtime) changed since the current set was built (checked by every
+ * relay_rules_get()). Connections without rules of their own take one
+ * reference for their lifetime (conn_rules()). */
+typedef struct relay_rules relay_rules;
+int relay_rules_init(void);             /* main: first load, sets g_relay.rs */
+relay_rules *relay_rules_get(void);     /* the current set (file checked), a reference */
+void relay_rules_put(relay_rules *r);   /* NULL: nothing */
+const kf_ruleset *relay_rules_set(const relay_rules *r);
+/* Count the rules that rewrote req (atomic adds, no lock). */
+void relay_rules_hit(const relay_rules *r, const kf_req *req);
+/* STATUS lines: rules_source, rules_state, rules_reloads, rewritten, and
+ * `rule NAME COUNT` per rule. Returns the length written. */
+size_t relay_rules_status(char *out, size_t n);
+
 /* ---- globals -------------------------------------------------------- */
 typedef struct relay_globals {
+    /* The rules the relay started with (its CA is made for them; never
+     * freed). relay_ctx_rules() returning it, or NULL, means "the relay's
+     * own rules": conn_rules() then takes the current set from rules.c. */
     const kf_ruleset *rs;
     SSL_CTX *srv_ctx;             /* client-facing (tlsterm.c) */
     SSL_CTX *up_ctx;              /* upstream (upstream.c) */
@@ -342,6 +364,7 @@ typedef struct conn {
     struct conn *again_next;
     int on_again;
     relay_ctx *ctx;
+    relay_rules *rules;           /* the relay's own rules, once needed (conn_rules) */
     struct conn_info *info;       /* after the token */
     kf_stream st;
     kf_ctx kctx;
@@ -376,6 +399,10 @@ void conn_start_absolute(conn *k, const char *head, size_t n);
 void conn_refuse(conn *k, const char *reply, size_t n);
 void conn_finish(conn *k, const char *reply, size_t n); /* send, FIN, close */
 const upkey *conn_key(const conn *k);
+/* The rules for this connection: its context's own, else the relay's
+ * current set, taken on first use and kept to the end (one set for all of
+ * a connection's requests, whatever happens to the file meanwhile). */
+const kf_ruleset *conn_rules(conn *k);
 const char *conn_host(const conn *k);
 void conn_choose_target(conn *k);       /* after the first head */
 /* pump.c */
@@ -401,6 +428,7 @@ void front_step(conn *k);               /* CS_PREAMBLE and CS_CONTROL */
 SSL_CTX *tlsterm_ctx(void);
 typedef struct tlsterm_info {
     const char *authority;        /* from PROXY TLV, "" if none */
+    const kf_ruleset *rs;         /* the connection's rules (conn_rules) */
     unsigned port;                /* original destination port */
     char host[256];               /* chosen: SNI, else authority */
     char why[640];                /* reason when refused */
@@ -457,7 +485,7 @@ void ratelog(int kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 void ratelog_flush(void); /* counts whose interval is over (main thread, every second) */
 
 /* ---- control (front.c) ------------------------------------------------- */
-size_t relay_status_text(char *out, size_t n);
+size_t relay_status_text(char *out, size_t n); /* ends with relay_rules_status() */
 
 /* ---- lease.c / keep.c (main thread) -------------------------------------- */
 /* Proxy-carrier clients alive (their lease files, kf_lease.h); *who names

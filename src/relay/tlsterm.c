@@ -43,7 +43,7 @@ static int on_servername(SSL *ssl, int *alert, void *arg)
     for (size_t i = 0; i < n; i++)
         ti->host[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
     ti->host[n] = 0;
-    if (!kf_rules_host_listed(g_relay.rs, ti->host, ti->port)) {
+    if (!kf_rules_host_listed(ti->rs ? ti->rs : g_relay.rs, ti->host, ti->port)) {
         snprintf(ti->why, sizeof ti->why, "%s is not a rule host: no certificate", ti->host);
         *alert = SSL_AD_UNRECOGNIZED_NAME;
         return SSL_TLSEXT_ERR_ALERT_FATAL;

@@ -187,7 +187,7 @@ static int resolve(upconn *u)
     if (chained) {
         addr = phost;
         aport = pport;
-    } else if (kf_rules_connect_to(relay_ctx_rules(u->owner->ctx), key->host, key->port, &ca, &cp)) {
+    } else if (kf_rules_connect_to(conn_rules(u->owner), key->host, key->port, &ca, &cp)) {
         addr = ca;
         aport = cp;
     }

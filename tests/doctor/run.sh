@@ -353,6 +353,13 @@ has "state: rules error with file:line" "^! rules +$T/bad.rules:2: error: unknow
 has "state: bad rules file: the built-ins are in effect" \
     "^! rules +$T/bad.rules:2: error: unknown directive 'bogus' \([0-9]+ errors? in $T/bad.rules\): the file is ignored, the built-in rules are in effect$"
 has "state: bad rules file: counted as the built-ins" '^  rules +in effect \(built-ins only\): [1-9][0-9]* built-in, 0 from the file'
+# ... and its answer for a program is what the carriers do with that file:
+# the built-ins name hosts, so node 20 still goes through the relay (the
+# shim steers it, the relay fixes it: tests/e2e/suites/rules_policy.py).
+expect_env "bad rules file: node 20 still via the relay (the built-ins)" relay 0 \
+    "KIMIFIX_RULES=$T/bad.rules" /usr/bin/node
+has "bad rules file: node 20: the policy line among the problems" \
+    "^! rules +$T/bad.rules:2: error: .*the file is ignored, the built-in rules are in effect$"
 cat >"$T/good.rules" <<'EOF'
 disable kimi-squash-slashes
 connect-to api.kimi.com:443 127.0.0.1:8443

@@ -8,8 +8,10 @@ badrules: N rules files, each with exactly one error: the hand-written
 templates below as they are, then each placed (at random) among valid
 rules, comments, blank lines, LF or CRLF. `kimifix check FILE` must exit 1
 and print exactly one "FILE:LINE: error: ..." line, at the bad line; a
-client run with KIMIFIX_RULES=FILE must send its request byte for byte
-(the whole file is rejected: passthrough) and the log must name FILE:LINE.
+client run with KIMIFIX_RULES=FILE must send its request as the built-in
+rules alone make it (the whole file is ignored, docs/rules.md "When the
+rules file is broken": the doubled /v1 fixed, nothing else changed) and
+its log must hold exactly one error line, naming FILE:LINE.
 
 malformed: requests the engine must not rewrite (obs-fold, NUL, a 1 MiB
 header, ...) reach the server byte for byte; bare-LF heads (accepted by
@@ -35,6 +37,8 @@ LIB = ((PRE + ":") if PRE else "") + os.path.join(B, "libkimifix.so")
 SECRET = "sk-kimi-HARDSECRET-51b2"
 REQ = (b"POST /coding/v1/v1/messages HTTP/1.1\r\nHost: api.kimi.com\r\n"
        b"x-api-key: " + SECRET.encode() + b"\r\nContent-Length: 2\r\n\r\n{}")
+# REQ as the built-in rules alone send it (kimi-coding-double-v1)
+REQ_BUILTINS = REQ.replace(b"/coding/v1/v1/messages", b"/coding/v1/messages", 1)
 
 
 class Recorder:
@@ -176,15 +180,19 @@ def badrules(n):
             os.unlink(log)
         c, got = run_client(rec, payload, path, log)
         logtext = open(log).read() if os.path.exists(log) else ""
-        host_ok = c.returncode == 0 and got == REQ and (path + ":%d:" % line) in logtext
+        logerrs = [l for l in logtext.splitlines() if ": error: " in l]
+        host_ok = (c.returncode == 0 and got == REQ_BUILTINS and len(logerrs) == 1 and
+                   (path + ":%d: error: " % line) in logerrs[0] and
+                   "the built-in rules are in effect" in logerrs[0])
         if ok and host_ok:
             passed += 1
         else:
             failed += 1
             if failed <= 5:
                 print("FAIL %s (want line %d): check rc %d, %d error lines:\n%s\n  client rc %d, "
-                      "unchanged %s, log: %s" % (path, line, p.returncode, len(errs), err.strip(),
-                                                  c.returncode, got == REQ, logtext.strip()[:300]))
+                      "built-ins only %s, log: %s" % (path, line, p.returncode, len(errs), err.strip(),
+                                                      c.returncode, got == REQ_BUILTINS,
+                                                      logtext.strip()[:300]))
     print("badrules: %d files (%d hand-written, %d generated)" % (n, min(n, len(BAD)), max(0, n - len(BAD))))
     print("badrules: %d passed, %d failed" % (passed, failed))
     return failed

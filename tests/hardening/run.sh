@@ -222,7 +222,7 @@ fi
 # ---------------------------------------------------------------- input
 if [[ " $SECTIONS " == *" input "* ]]; then
     python3 "$here/httpcases.py" badrules "$B" "$T/bad" 200 >"$T/badrules.out" 2>&1
-    tally "200 malformed rules files: one file:line: error each, host untouched" "$T/badrules.out" $?
+    tally "200 malformed rules files: one file:line: error each, the host's requests as the built-ins make them" "$T/badrules.out" $?
     python3 "$here/httpcases.py" malformed "$B" "$T/mal" >"$T/malformed.out" 2>&1
     tally "malformed HTTP passes through" "$T/malformed.out" $?
     cp "$T"/bad/*.log "$T"/mal/*.log "$T/logs/" 2>/dev/null

@@ -255,6 +255,57 @@ check "upstream killed mid-stream: client sees a broken stream (rc=$r, 4 = broke
 check "upstream killed mid-stream: relay still serves" bash -c "kill -0 $PID"
 $CTL stop >/dev/null
 
+# ---- the relay's rules file: broken = the built-ins and one error line
+# (docs/rules.md); an edit takes effect on the next connection; per-rule
+# counts in `kimifix relay status` ----
+since() { tail -n +"$(($1 + 1))" "$LOG"; }
+errlines() { since "$1" | grep -c ': error: '; }
+printf 'connect-to api.kimi.com:443 127.0.0.1:%s\n' "$S" >"$T/rules.good"
+printf 'rule broken\n    bogus-directive x\nrule broken2\n    another-bogus y\n' >"$T/rules.bad"
+printf 'rule test-edit\n    host api.kimi.com\n    path /coding/\n    add-header X-Kimifix-Edited yes\n' \
+    | cat "$T/rules.good" - >"$T/rules.edit"
+cp "$T/rules.bad" "$T/rules"
+m0=$(wc -l <"$LOG")
+rm -f "$RUN/relay.state"
+$CTL start --idle 3001 -v >/dev/null 2>&1
+PORT=$(state port) TOK=$(state token) PID=$(state pid)
+BODY='{"model":"kimi-for-coding","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}'
+req "$T/rp" POST /coding/v1/v1/messages api.kimi.com 'x-api-key: sk-kimi-x'
+hdr_edited() { rec "$T/fu/rec" '"x-kimifix-edited" in str(r["headers"]).lower()'; }
+rc_tls api.kimi.com "127.0.0.1:$S" "$T/rp" >"$T/op1" 2>/dev/null
+check "broken rules file at start: the built-ins fix the doubled /v1" \
+    test "$(rec "$T/fu/rec" 'r["target"]')" = /coding/v1/messages
+rc_tls api.kimi.com "127.0.0.1:$S" "$T/rp" >"$T/op2" 2>"$T/ep2"
+check "broken rules file at start: 200 twice" test "$(grep -l "^HTTP/1.1 200" "$T/op1" "$T/op2" | wc -l)" = 2
+check "broken rules file at start: one error line in all ($(errlines "$m0"))" test "$(errlines "$m0")" = 1
+check "broken rules file at start: the policy line" \
+    bash -c "since() { tail -n +\$((\$1 + 1)) '$LOG'; }; since $m0 | grep -q 'rules.*:2: error: .*([0-9]* errors in .*): the file is ignored, the built-in rules are in effect'"
+st=$($CTL status)
+echo "$st" | sed -n '/rules:/,$p' | sed 's/^/    /'
+check "status: per-rule count of the built-in rule (2)" grep -Eq '^ +kimi-coding-double-v1 +2$' <<<"$st"
+check "status: the rules line says the file is ignored" grep -q 'the file is ignored' <<<"$st"
+check "STATUS: rewritten 2" test "$(python3 "$here/rstatus.py" "$PORT" "$TOK" rewritten)" = 2
+
+cp "$T/rules.edit" "$T/rules"
+m1=$(wc -l <"$LOG")
+rc_tls api.kimi.com "127.0.0.1:$S" "$T/rp" >"$T/op3" 2>/dev/null
+check "edited rules file: the next connection has the new rule" test "$(hdr_edited)" = True
+check "edited rules file: logged" bash -c "tail -n +$((m1 + 1)) '$LOG' | grep -q 'relay: rules: $T/rules: .* rules in effect from the next connection'"
+st=$($CTL status)
+check "status: the new rule counted (1)" grep -Eq '^ +test-edit +1$' <<<"$st"
+check "status: the built-in rule counted on (3)" grep -Eq '^ +kimi-coding-double-v1 +3$' <<<"$st"
+check "status: re-read once" grep -q 're-read 1 time since start' <<<"$st"
+
+cp "$T/rules.bad" "$T/rules"
+m2=$(wc -l <"$LOG")
+rc_tls api.kimi.com "127.0.0.1:$S" "$T/rp" >"$T/op4" 2>/dev/null
+rc_tls api.kimi.com "127.0.0.1:$S" "$T/rp" >"$T/op5" 2>/dev/null
+check "broken edit: the built-ins, not the previous file (fixed, no X-Kimifix-Edited)" \
+    test "$(rec "$T/fu/rec" 'r["target"]')/$(hdr_edited)" = /coding/v1/messages/False
+check "broken edit: one error line for two connections ($(errlines "$m2"))" test "$(errlines "$m2")" = 1
+cp "$T/rules.good" "$T/rules"
+$CTL stop >/dev/null
+
 # ---- the rules gain hosts: a new CA covering them; wildcard hosts ----
 rm -f "$RUN/relay.state"
 printf 'rule extra\n    host new.example.net *.example.org\n    set-header X-Kimifix-Test 1\n' >>"$T/rules"

@@ -489,18 +489,34 @@ Test(shim, exec_chain_keeps_working)
     expect_conn(s, 0, &w);
 }
 
-Test(shim, bad_rules_one_line_and_passthrough)
+/* A broken rules file: the built-in rules stay in effect (the doubled /v1
+ * is still fixed), the whole file is ignored (its test-grow rule too), and
+ * the process says so in exactly one FILE:LINE: error line
+ * (docs/rules.md, "When the rules file is broken"). */
+Test(shim, bad_rules_builtins_stay_one_line)
 {
     struct tsrv *s = srv_start(1, 0);
     struct run r;
-    run_client(&r, "one", s, NULL, "rule broken\n    bogus-directive x\n");
+    run_client(&r, "one", s, NULL, TEST_RULES "rule broken\n    bogus-directive x\n");
     srv_wait(s);
+    char h[4096];
+    size_t hn = kf_t_head(h, sizeof h, 5, 0, 1);
+    char *g = strstr(h, TEST_GROW_HDR); /* the file's rule is not in effect */
+    cr_assert(g);
+    memmove(g, g + strlen(TEST_GROW_HDR), hn - (size_t)(g - h) - strlen(TEST_GROW_HDR) + 1);
     struct buf w = { 0 };
-    add_req(&w, 5, 0, 1, 0); /* exactly what the client wrote */
+    add(&w, h, strlen(h));
+    char body[5];
+    kf_t_body(body, 5, 1);
+    add(&w, body, 5);
     expect_conn(s, 0, &w);
-    cr_expect_eq(count_lines(r.err, "kimifix["), 1, "want one log line:\n%s", r.err);
-    cr_expect(strstr(r.err, "rules:2: error:") && strstr(r.err, "passing everything through"),
+    cr_expect_eq(count_lines(r.err, ": error: "), 1, "want one error line:\n%s", r.err);
+    cr_expect(strstr(r.err, "/rules:6: error:") &&
+                  strstr(r.err, "the file is ignored, the built-in rules are in effect"),
               "%s", r.err);
+    cr_expect(strstr(r.err, "[libc] api.kimi.com: rule kimi-coding-double-v1: "
+                            "POST /coding/v1/v1/messages -> /coding/v1/messages"),
+              "log line missing:\n%s", r.err);
 }
 
 Test(shim, mode_off_passes_through)

@@ -31,6 +31,7 @@
 
 #include <openssl/rand.h>
 
+#include "ctxtab.h" /* trust-ctx: client contexts (contract A) */
 #include "kf_log.h"
 #include "kf_paths.h"
 
@@ -198,6 +199,7 @@ int main(int argc, char **argv)
     }
     if (RAND_bytes(g_relay.token, sizeof g_relay.token) != 1)
         return 1;
+    ctxtab_start(g_relay.rundir, g_relay.datadir); /* trust-ctx: RUNDIR/relay.sock, upstream trust */
 
     int lfd[2];
     lfd[0] = listen_on(AF_INET, port, &g_relay.port);

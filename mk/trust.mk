@@ -1,0 +1,29 @@
+# Trust both ways and client contexts (trust-ctx; docs/relay.md "Trust",
+# "Client contexts"): Criterion tests of the core parts (kf_ctxmsg,
+# kf_trust, kf_trustjava, kf_progid, kf_distrust) and of the relay's
+# modules (truststore, javatrust, distrust, ctxtab + its socket server),
+# the latter linked from the relay's own objects.
+TRUST_TEST_DIR    := $(B)/tests/trust
+TRUST_CORE_TEST   := $(TRUST_TEST_DIR)/trust-core
+TRUST_RELAY_TEST  := $(TRUST_TEST_DIR)/trust-relay
+TRUST_TEST_CFLAGS := $(CSTD) -Wall -Wextra -Werror $(OPT) -pthread -Isrc/core -Isrc/relay $(EXTRA_CFLAGS)
+TRUST_RELAY_OBJ   := $(addprefix $(B)/relay/,truststore.o javatrust.o distrust.o ctxtab.o ctxsrv.o)
+
+$(TRUST_CORE_TEST): tests/trust/test_trust_core.c $(CORE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(TRUST_TEST_CFLAGS) -o $@ $< $(CORE_LIB) -lcriterion -pthread $(LDFLAGS)
+
+$(TRUST_RELAY_TEST): tests/trust/test_trust_relay.c tests/trust/testcerts.c tests/trust/testcerts.h \
+                     $(TRUST_RELAY_OBJ) $(CORE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(TRUST_TEST_CFLAGS) -o $@ tests/trust/test_trust_relay.c tests/trust/testcerts.c \
+	    $(TRUST_RELAY_OBJ) $(CORE_LIB) -lcriterion -lssl -lcrypto -pthread $(LDFLAGS)
+
+# Two suites for scripts/check.sh (one closing line each).
+.PHONY: check-trust check-trust-core check-trust-relay
+check-trust: check-trust-core check-trust-relay
+check-trust-core: $(TRUST_CORE_TEST)
+	$(TRUST_CORE_TEST) --jobs=2 $(CRITERION_ARGS)
+check-trust-relay: $(TRUST_RELAY_TEST)
+	$(TRUST_RELAY_TEST) --jobs=2 $(CRITERION_ARGS)
+CHECK_SUITES += check-trust-core check-trust-relay

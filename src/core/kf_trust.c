@@ -24,6 +24,11 @@ static const struct {
     {"PERL_LWP_SSL_CA_FILE", KF_TRUST_ORIG_PREFIX "PERL_LWP_SSL_CA_FILE", KF_TRUST_REPLACE},
 };
 
+const char *kf_trust_var_name(int i)
+{
+    return i >= 0 && i < KF_TRUST_NVARS ? vars[i].name : i == KF_TRUST_NVARS ? "SSL_CERT_DIR" : NULL;
+}
+
 const char *kf_trust_system_bundle(void)
 {
     static const char *const paths[] = {

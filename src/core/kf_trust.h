@@ -67,6 +67,10 @@ int kf_trust_apply(const kf_trust_var v[KF_TRUST_NVARS],
  * variable that named it; a non-zero return stops. Returns the count. */
 int kf_trust_sources(int (*fn)(void *ud, const char *path, const char *var), void *ud);
 
+/* Name of the i-th variable kf_trust_sources() reads: the KF_TRUST_NVARS
+ * above, then SSL_CERT_DIR; NULL past the end. */
+const char *kf_trust_var_name(int i);
+
 /* The system CA bundle file (first of the usual distribution paths that
  * exists), or NULL. */
 const char *kf_trust_system_bundle(void);

@@ -246,13 +246,10 @@ static void trust_world(void)
     setenv("XDG_RUNTIME_DIR", run_dir, 1);
     snprintf(data_dir, sizeof data_dir, "%s/data", tmpd);
     setenv("XDG_DATA_HOME", data_dir, 1);
-    static const char *const all[] = {"NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE",
-                                      "CURL_CA_BUNDLE", "DENO_CERT", "GIT_SSL_CAINFO",
-                                      "CARGO_HTTP_CAINFO", "PERL_LWP_SSL_CA_FILE", "SSL_CERT_DIR"};
-    for (unsigned i = 0; i < sizeof all / sizeof all[0]; i++) {
+    for (int i = 0; kf_trust_var_name(i); i++) {
         char o[64];
-        unsetenv(all[i]);
-        snprintf(o, sizeof o, "KIMIFIX_ORIG_%s", all[i]);
+        unsetenv(kf_trust_var_name(i));
+        snprintf(o, sizeof o, "KIMIFIX_ORIG_%s", kf_trust_var_name(i));
         unsetenv(o);
     }
 }

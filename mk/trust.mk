@@ -1,8 +1,8 @@
 # Trust both ways and client contexts (trust-ctx; docs/relay.md "Trust",
 # "Client contexts"): Criterion tests of the core parts (kf_ctxmsg,
-# kf_trust, kf_trustjava, kf_progid, kf_distrust) and of the relay's
-# modules (truststore, javatrust, distrust, ctxtab + its socket server),
-# the latter linked from the relay's own objects.
+# kf_trust, kf_trustjava, kf_progid, kf_distrust), of the relay's modules
+# (truststore, javatrust, distrust, ctxtab + its socket server) and of the
+# shim's (steer_ctx), linked from their own objects.
 TRUST_TEST_DIR    := $(B)/tests/trust
 TRUST_CORE_TEST   := $(TRUST_TEST_DIR)/trust-core
 TRUST_RELAY_TEST  := $(TRUST_TEST_DIR)/trust-relay
@@ -19,11 +19,23 @@ $(TRUST_RELAY_TEST): tests/trust/test_trust_relay.c tests/trust/testcerts.c test
 	$(CC) $(TRUST_TEST_CFLAGS) -o $@ tests/trust/test_trust_relay.c tests/trust/testcerts.c \
 	    $(TRUST_RELAY_OBJ) $(CORE_LIB) -lcriterion -lssl -lcrypto -pthread $(LDFLAGS)
 
-# Two suites for scripts/check.sh (one closing line each).
-.PHONY: check-trust check-trust-core check-trust-relay
-check-trust: check-trust-core check-trust-relay
+# The shim's side (src/hooks/steer_ctx.c) against the real context server
+# in one process, and a Java 17 HttpClient (openjdk-17-jdk-headless).
+TRUST_SHIM_TEST := $(TRUST_TEST_DIR)/trust-shim
+$(TRUST_SHIM_TEST): tests/trust/test_trust_shim.c tests/trust/testcerts.c tests/trust/testcerts.h \
+                    $(B)/hooks/steer_ctx.o $(TRUST_RELAY_OBJ) $(CORE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(TRUST_TEST_CFLAGS) -Isrc/hooks -DKF_TEST_SRC='"$(abspath .)"' -o $@ \
+	    tests/trust/test_trust_shim.c tests/trust/testcerts.c $(B)/hooks/steer_ctx.o \
+	    $(TRUST_RELAY_OBJ) $(CORE_LIB) -lcriterion -lssl -lcrypto -ldl -pthread $(LDFLAGS)
+
+# Three suites for scripts/check.sh (one closing line each).
+.PHONY: check-trust check-trust-core check-trust-relay check-trust-shim
+check-trust: check-trust-core check-trust-relay check-trust-shim
 check-trust-core: $(TRUST_CORE_TEST)
 	$(TRUST_CORE_TEST) --jobs=2 $(CRITERION_ARGS)
 check-trust-relay: $(TRUST_RELAY_TEST)
 	$(TRUST_RELAY_TEST) --jobs=2 $(CRITERION_ARGS)
-CHECK_SUITES += check-trust-core check-trust-relay
+check-trust-shim: $(TRUST_SHIM_TEST)
+	$(TRUST_SHIM_TEST) --jobs=2 $(CRITERION_ARGS)
+CHECK_SUITES += check-trust-core check-trust-relay check-trust-shim

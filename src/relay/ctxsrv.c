@@ -196,6 +196,7 @@ int ctxsrv_start(const char *rundir, const char *datadir)
 {
     struct sockaddr_un sa;
     int dirfd;
+    atomic_store(&S.stop, 0);
     snprintf(S.datadir, sizeof S.datadir, "%s", datadir);
     kf_path_join(S.path, sizeof S.path, rundir, KF_CTX_SOCK);
     for (unsigned i = 0; i < CTX_PENDING_MAX; i++)

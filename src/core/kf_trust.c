@@ -2,6 +2,7 @@
 #include "kf_trust.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,25 @@ const char *kf_trust_system_bundle(void)
         if (access(paths[i], R_OK) == 0)
             return paths[i];
     return NULL;
+}
+
+/* The system store itself (the relay always has it): the bundle file, or
+ * the directory it lives in (Debian's hashed directory, /etc/ssl/certs). */
+int kf_trust_is_system(const char *path)
+{
+    const char *sys = kf_trust_system_bundle();
+    char a[PATH_MAX], b[PATH_MAX], dir[PATH_MAX];
+    if (!sys || !realpath(path, a) || !realpath(sys, b))
+        return 0;
+    if (!strcmp(a, b))
+        return 1;
+    const char *slash = strrchr(sys, '/');
+    size_t dn = slash ? (size_t)(slash - sys) : 0;
+    if (!dn || dn >= sizeof dir)
+        return 0;
+    memcpy(dir, sys, dn);
+    dir[dn] = 0;
+    return realpath(dir, b) && !strcmp(a, b);
 }
 
 static int has_prefix(const char *s, const char *dir)
@@ -221,8 +241,8 @@ static int offer(struct seen *s, const char *p, size_t len, const char *var,
             return 0;
     memcpy(path, p, len);
     path[len] = 0;
-    if (kf_trust_is_ours(path))
-        return 0;
+    if (kf_trust_is_ours(path) || kf_trust_is_system(path))
+        return 0; /* ours is never a source; the system store always is */
     s->p[s->n] = p;
     s->len[s->n++] = len;
     return fn(ud, path, var) != 0;

@@ -62,7 +62,8 @@ int kf_trust_apply(const kf_trust_var v[KF_TRUST_NVARS],
 /* The client's original trust sources: each file or directory named by a
  * KIMIFIX_ORIG_V, or by V itself when it is not kimifix's own file, for
  * every variable above and SSL_CERT_DIR (a ':' list). Absolute paths only,
- * each once, at most KF_TRUST_SOURCES_MAX; missing files are listed too
+ * each once, not the system store (kf_trust_is_system: the relay always
+ * has it), at most KF_TRUST_SOURCES_MAX; missing files are listed too
  * (the relay skips them with one log line). fn gets each path and the
  * variable that named it; a non-zero return stops. Returns the count. */
 int kf_trust_sources(int (*fn)(void *ud, const char *path, const char *var), void *ud);
@@ -74,6 +75,9 @@ const char *kf_trust_var_name(int i);
 /* The system CA bundle file (first of the usual distribution paths that
  * exists), or NULL. */
 const char *kf_trust_system_bundle(void);
+
+/* Is path the system bundle or its directory (symlinks resolved)? */
+int kf_trust_is_system(const char *path);
 
 /* Is path inside kimifix's own data or runtime directory? */
 int kf_trust_is_ours(const char *path);

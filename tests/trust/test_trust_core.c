@@ -401,6 +401,9 @@ Test(trust, sources_originals_not_ours_once_each)
     setenv("KIMIFIX_ORIG_CURL_CA_BUNDLE", "", 1);   /* was unset */
     setenv("CURL_CA_BUNDLE", "relative.pem", 1);    /* not absolute: ignored */
     setenv("SSL_CERT_DIR", "/d1::/d2", 1);
+    const char *sys = kf_trust_system_bundle();
+    cr_assert_not_null(sys);
+    setenv("GIT_SSL_CAINFO", sys, 1); /* the system store is always there: not a source */
     src_log[0] = 0;
     cr_assert_eq(kf_trust_sources(record_src, NULL), 4);
     cr_assert_str_eq(src_log, "/b.pem<NODE_EXTRA_CA_CERTS;/a.pem<SSL_CERT_FILE;"

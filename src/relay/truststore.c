@@ -504,6 +504,13 @@ void truststore_set_recheck_ms(long ms)
     pthread_mutex_unlock(&mu);
 }
 
+void truststore_set_system_bundle(const char *path)
+{
+    pthread_mutex_lock(&mu);
+    snprintf(sysb.path, sizeof sysb.path, "%s", path);
+    pthread_mutex_unlock(&mu);
+}
+
 /* ---- messages ---- */
 
 void truststore_describe(char *out, size_t n, const char *const *paths, unsigned np)

@@ -56,8 +56,10 @@ typedef struct ts_stats {
     unsigned entries;
 } ts_stats;
 void truststore_stats(ts_stats *s);
-/* Tests: the recheck interval (default TS_RECHECK_MS; 0 = every lookup). */
+/* Tests: the recheck interval (default TS_RECHECK_MS; 0 = every lookup),
+ * and another file standing for the system bundle. */
 void truststore_set_recheck_ms(long ms);
+void truststore_set_system_bundle(const char *path);
 
 /* ---- javatrust.c ---- */
 

@@ -89,6 +89,13 @@ unsigned dr_self(dr_report *r, int brief);
 /* The shim library kimifix would preload; 0 or -1. */
 int dr_shim_path(char *out, size_t n);
 
+/* doctor_trust.c: with CMD, the upstream trust sources the relay would use
+ * for it and what was learned about it refusing the kimifix CA (a learned
+ * refusal turns a relay verdict into unreachable); without CMD, every
+ * learned refusal (returns how many). */
+void dr_trust(dr_report *r);
+unsigned dr_trust_learned(dr_report *r);
+
 /* pemcert.c: first certificate of a PEM file: validity (epoch seconds)
  * and subject CN (may be ""). 0, or -1 with why. */
 int kf_pem_cert_info(const char *path, long long *not_before, long long *not_after, char *cn,

@@ -187,9 +187,13 @@ int kf_trust_env(kf_trust_var out[KF_TRUST_NVARS])
                      : system_plus_ours(v->value, sizeof v->value, data, run, have_run, ca);
         } else if (kf_trust_is_ours(cur)) {
             rc = -1; /* already ours (inherited from a parent under kimifix) */
+        } else if (access(cur, R_OK) < 0) {
+            /* the user's file cannot be read: the runtime gets nothing from
+             * it (Node warns and goes on) - so ours alone is theirs + ours;
+             * the original is kept, and the relay logs it as missing */
+            rc = snprintf(v->value, sizeof v->value, "%s", ca) < (int)sizeof v->value ? 0 : -1;
         } else {
-            /* the user's own file: combined with ours, never replaced; an
-             * unreadable one is left as it is */
+            /* the user's own file: combined with ours, never replaced */
             rc = have_run ? kf_trust_combine(v->value, sizeof v->value, run, cur, ca) : -1;
             v->combined = rc == 0;
         }

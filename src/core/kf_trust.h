@@ -8,6 +8,7 @@
  *                    than the system bundle and ca.pem, else a combined
  *                    file made now: a changed system bundle is followed);
  *   set by the user  RUNDIR/trust-HASH.pem = theirs + ours (never replaced);
+ *                    a file that cannot be read adds nothing: ours alone;
  *   already ours     (inherited from a parent under kimifix) left alone.
  * SSL_CERT_DIR is never changed: a directory cannot be combined with a
  * file, and every runtime that reads it also reads SSL_CERT_FILE (OpenSSL,

@@ -308,10 +308,13 @@ Test(trust, unset_set_inherited_and_originals)
     setenv("KIMIFIX_ORIG_DENO_CERT", "", 1);
     cr_assert_eq(kf_trust_env(v), KF_TRUST_NVARS - 1);
     cr_assert_not(var(v, "DENO_CERT")->set_orig);
-    /* a user file that cannot be read: left as it is */
+    /* a user file that cannot be read adds nothing to the runtime: ours
+     * alone, and the original is recorded (the relay reports it missing) */
     setenv("CARGO_HTTP_CAINFO", "/nonexistent/ca.pem", 1);
-    cr_assert_eq(kf_trust_env(v), KF_TRUST_NVARS - 2);
-    cr_assert_str_eq(var(v, "CARGO_HTTP_CAINFO")->value, "");
+    cr_assert_eq(kf_trust_env(v), KF_TRUST_NVARS - 1);
+    cr_assert_str_eq(var(v, "CARGO_HTTP_CAINFO")->value, ca_path);
+    cr_assert_str_eq(var(v, "CARGO_HTTP_CAINFO")->orig, "/nonexistent/ca.pem");
+    cr_assert(var(v, "CARGO_HTTP_CAINFO")->set_orig);
     rm_tmp();
 }
 

@@ -39,3 +39,13 @@ check-trust-relay: $(TRUST_RELAY_TEST)
 check-trust-shim: $(TRUST_SHIM_TEST)
 	$(TRUST_SHIM_TEST) --jobs=2 $(CRITERION_ARGS)
 CHECK_SUITES += check-trust-core check-trust-relay check-trust-shim
+
+# The e2e trust suite's client with a private root store (tests/e2e/suites/
+# trust.py): OpenSSL linked in statically, symbols not exported.
+TRUST_PINNED := $(B)/tests/e2e/pinned-client
+TRUST_SSL_A  := $(firstword $(wildcard /usr/lib/$(shell $(CC) -dumpmachine)/libssl.a /usr/lib/libssl.a))
+TRUST_CRYPTO_A := $(firstword $(wildcard /usr/lib/$(shell $(CC) -dumpmachine)/libcrypto.a /usr/lib/libcrypto.a))
+$(TRUST_PINNED): tests/e2e/clients/pinned_client.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) -Wall -Wextra -Werror $(OPT) -o $@ $< $(TRUST_SSL_A) $(TRUST_CRYPTO_A) -ldl -pthread $(LDFLAGS)
+all: $(TRUST_PINNED)

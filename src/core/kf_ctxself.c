@@ -24,7 +24,13 @@ static int add_trust(void *ud, const char *path, const char *var)
 }
 
 /* Where the client's own log lines go, as the shim decided (shim.c):
- * unset = warnings to stderr, "stderr"/"-" = stderr, "off", else a file. */
+ * unset = warnings to stderr, "stderr"/"-" = stderr, "off", else a file.
+ * stderr is NOT passed as `log fd`: a relay holding the client's stderr
+ * keeps that pipe open after the client exits, and whoever waits for its
+ * end (a shell's $(...), subprocess.communicate(), a CI log) hangs until
+ * the context expires (measured: the e2e harness hung). The relay then
+ * logs such a client's lines in its own log. Passing the fd needs its
+ * life tied to the client's (issue 15). *pass_fd stays -1 until then. */
 static void add_log(kf_ctxmsg_buf *b, int *pass_fd)
 {
     const char *log = secure_getenv("KIMIFIX_LOG");
@@ -35,21 +41,13 @@ static void add_log(kf_ctxmsg_buf *b, int *pass_fd)
         kf_ctxmsg_add(b, "log", "off");
         return;
     }
-    if (!log || !*log || !strcmp(log, "stderr") || !strcmp(log, "-")) {
-        if (syscall(SYS_fcntl, 2, F_GETFD) < 0) { /* no stderr at all */
-            kf_ctxmsg_add(b, "log", "off");
-            return;
-        }
-        kf_ctxmsg_add(b, "log", "fd");
-        *pass_fd = 2;
-    } else if (log[0] == '/') {
-        kf_ctxmsg_add(b, "log", log);
-    } else { /* relative to our directory, not the relay's */
+    if (log && *log && strcmp(log, "stderr") && strcmp(log, "-")) {
         char cwd[4096], abs[8200];
-        if (syscall(SYS_getcwd, cwd, sizeof cwd) <= 0 ||
-            snprintf(abs, sizeof abs, "%s/%s", cwd, log) >= (int)sizeof abs ||
-            kf_ctxmsg_add(b, "log", abs) < 0)
-            kf_ctxmsg_add(b, "log", "off");
+        if (log[0] == '/')
+            kf_ctxmsg_add(b, "log", log);
+        else if (syscall(SYS_getcwd, cwd, sizeof cwd) > 0 && /* ours, not the relay's */
+                 snprintf(abs, sizeof abs, "%s/%s", cwd, log) < (int)sizeof abs)
+            kf_ctxmsg_add(b, "log", abs);
     }
     kf_ctxmsg_add(b, "level", debug ? "debug" : (!log || !*log) ? "warn" : "info");
 }

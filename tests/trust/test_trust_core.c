@@ -439,8 +439,8 @@ Test(ctxmsg, self_registration)
     cr_assert(str_is(m.trust[0], "/corp/ca.pem"));
     cr_assert(str_is(m.trust[1], "/etc/ssl/certs/java/cacerts"));
     cr_assert(str_is(m.rules, "/etc/my.rules"));
-    cr_assert(str_is(m.log, "fd"));
-    cr_assert_eq(fd, 2);
+    cr_assert_null(m.log.p, "stderr is never handed to the relay (it would hold the pipe open)");
+    cr_assert_eq(fd, -1);
     cr_assert(str_is(m.level, "info"));
     char exe[4096], id[KF_BUILDID_MAX];
     cr_assert_eq(kf_progid_self(exe, sizeof exe, id, sizeof id), 0);
@@ -452,6 +452,13 @@ Test(ctxmsg, self_registration)
     cr_assert_eq(kf_ctxmsg_parse(buf, (size_t)n, &m, &why), n);
     cr_assert(str_is(m.log, "off"));
     cr_assert_eq(fd, -1);
+    setenv("KIMIFIX_LOG", "rel.log", 1); /* relative to the client's directory */
+    n = kf_ctxmsg_self(buf, sizeof buf, NULL, &fd);
+    cr_assert_eq(kf_ctxmsg_parse(buf, (size_t)n, &m, &why), n);
+    char cwd[4096], want[4200];
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    snprintf(want, sizeof want, "%s/rel.log", cwd);
+    cr_assert(str_is(m.log, want));
     unsetenv("KIMIFIX_LOG");
     n = kf_ctxmsg_self(buf, sizeof buf, NULL, &fd);
     cr_assert_eq(kf_ctxmsg_parse(buf, (size_t)n, &m, &why), n);

@@ -49,3 +49,10 @@ $(TRUST_PINNED): tests/e2e/clients/pinned_client.c
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) -Wall -Wextra -Werror $(OPT) -o $@ $< $(TRUST_SSL_A) $(TRUST_CRYPTO_A) -ldl -pthread $(LDFLAGS)
 all: $(TRUST_PINNED)
+
+# Figure 14 (bench/figs/fig_14_trust.py): the relay's per-client trust cost.
+TRUST_BENCH := $(B)/bench/trustbench
+$(TRUST_BENCH): bench/trustbench.c $(TRUST_RELAY_OBJ) $(CORE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) $(OPT) -pthread -Isrc/core -Isrc/relay $(EXTRA_CFLAGS) -o $@ $< \
+	    $(TRUST_RELAY_OBJ) $(CORE_LIB) -lssl -lcrypto -pthread $(LDFLAGS)

@@ -301,7 +301,7 @@ static void skip_line(const char *path, const char *why)
                         "count)", path, why);
 }
 
-static SSL_CTX *build(const ts_entry *e)
+static SSL_CTX *build(const ts_entry *e, const fst *snap)
 {
     SSL_CTX *ctx = ctx_new();
     X509_STORE *st = ctx ? SSL_CTX_get_cert_store(ctx) : NULL;
@@ -319,7 +319,7 @@ static SSL_CTX *build(const ts_entry *e)
     X509_LOOKUP *lk = X509_STORE_add_lookup(st, X509_LOOKUP_hash_dir());
     if (lk)
         X509_LOOKUP_add_dir(lk, X509_get_default_cert_dir(), X509_FILETYPE_PEM);
-    sys_refresh(&e->st[0]);
+    sys_refresh(&snap[0]);
     for (int i = 0; i < sk_X509_num(sysb.certs); i++)
         add_cert(st, sk_X509_value(sysb.certs, i), sysb.path);
     for (unsigned i = 0; i < e->n; i++) {
@@ -416,10 +416,10 @@ static int same(const fst *a, const fst *b, unsigned n)
 /* Build a new store for e (its paths and st set) and install it. */
 static int rebuild(ts_entry *e, const fst *snap, long now)
 {
-    memcpy(e->st, snap, sizeof e->st);
-    SSL_CTX *ctx = build(e);
+    SSL_CTX *ctx = build(e, snap);
     if (!ctx)
-        return -1;
+        return -1; /* e keeps its old store and stats: tried again next time */
+    memcpy(e->st, snap, sizeof e->st);
     SSL_CTX_free(e->ctx);
     e->ctx = ctx;
     e->checked_ms = now;

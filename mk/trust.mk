@@ -56,3 +56,18 @@ $(TRUST_BENCH): bench/trustbench.c $(TRUST_RELAY_OBJ) $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) $(OPT) -pthread -Isrc/core -Isrc/relay $(EXTRA_CFLAGS) -o $@ $< \
 	    $(TRUST_RELAY_OBJ) $(CORE_LIB) -lssl -lcrypto -pthread $(LDFLAGS)
+
+# The table and the stores under threads, for ThreadSanitizer (Criterion
+# cannot run under TSan): `make trust-tsan` builds it in $(B)/tsan-trust
+# with -fsanitize=thread and runs it (not part of make check).
+TRUST_THREADS := $(B)/tests/trust/ctxtab-threads
+$(TRUST_THREADS): tests/trust/ctxtab_threads.c $(TRUST_RELAY_OBJ) $(CORE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(TRUST_TEST_CFLAGS) -o $@ $< $(TRUST_RELAY_OBJ) $(CORE_LIB) -lssl -lcrypto -pthread $(LDFLAGS)
+
+.PHONY: trust-tsan
+trust-tsan:
+	@$(MAKE) --no-print-directory B=$(B)/tsan-trust OPT="-O1 -g" \
+	    EXTRA_CFLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
+	    EXTRA_LDFLAGS="-fsanitize=thread" $(B)/tsan-trust/tests/trust/ctxtab-threads
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66 $(B)/tsan-trust/tests/trust/ctxtab-threads

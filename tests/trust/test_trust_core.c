@@ -149,7 +149,7 @@ Test(ctxmsg, rejects_malformed)
     kf_ctxmsg m;
     cr_expect_eq(kf_ctxmsg_parse(big, 13 + 4200, &m, &why), -1);
     memcpy(big, "kfctx 1\nexe /a\nexe2 /", 21);
-    for (size_t i = 21; i + 1 < sizeof big; i += 16)
+    for (size_t i = 21; i + 15 <= sizeof big; i += 16)
         memcpy(big + i, "\nunknown-key xx", 15); /* valid lines, no end */
     cr_expect_eq(kf_ctxmsg_parse(big, sizeof big, &m, &why), -1);
     cr_expect_str_eq(why, "request too long");

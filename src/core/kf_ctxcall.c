@@ -96,7 +96,8 @@ static int do_connect(const char *rundir, long deadline, char *why, size_t wn)
     if (r < 0) {
         /* EAGAIN: the relay's backlog is full; a busy relay is no relay. */
         raw_close((int)fd);
-        return fail(why, wn, "connect " KF_CTX_SOCK, e);
+        fail(why, wn, "connect " KF_CTX_SOCK, e);
+        return e == ENOENT || e == ECONNREFUSED ? -2 : -1;
     }
     return (int)fd;
 }
@@ -167,6 +168,8 @@ int kf_ctx_call(const char *rundir, const char *msg, size_t n, int pass_fd, int 
         reply[0] = 0;
     why[0] = 0;
     int fd = do_connect(rundir, deadline, why, wn);
+    if (fd == -2)
+        rc = -2;
     if (fd >= 0 && send_all(fd, msg, n, pass_fd, deadline, why, wn) == 0) {
         ssize_t got = read_reply(fd, buf, sizeof buf, deadline, why, wn);
         kf_str v;

@@ -107,7 +107,9 @@ ssize_t kf_ctxmsg_self(char *buf, size_t cap, const char *extra_trust, int *pass
  * SCM_RIGHTS when >= 0), read the reply line. One deadline for the whole
  * exchange: timeout_ms, at most KF_CTX_TIMEOUT_MS. Returns 1 "ok" (reply:
  * its text, NUL-terminated), 0 "err" from the relay (reply: why), -1 no
- * answer (why: what failed, with errno's text). errno is preserved. */
+ * answer (why: what failed, with errno's text), -2 nobody serves
+ * relay.sock (no such socket, or refused: a relay without contexts).
+ * errno is preserved. */
 int kf_ctx_call(const char *rundir, const char *msg, size_t n, int pass_fd, int timeout_ms,
                 char *reply, size_t rcap, char *why, size_t wn);
 

@@ -165,6 +165,8 @@ static struct {
     char msg[KF_CTXMSG_MAX], reply[KF_CTXMSG_REPLY_MAX];
 } kf_cctx;
 
+/* 0 registered; -1 failed (why); -2 the relay serves no contexts (an
+ * older relay, or its context server could not start: it logged why). */
 static int kf_ctx_register(const kf_relay_state *st, char *why, size_t wn)
 {
     char run[4096];
@@ -181,7 +183,7 @@ static int kf_ctx_register(const kf_relay_state *st, char *why, size_t wn)
     if (r != 1 || kf_ctx_id_parse((kf_str){kf_cctx.reply, strlen(kf_cctx.reply)}, kf_cctx.id) < 0) {
         if (r == 1)
             snprintf(why, wn, "malformed id");
-        return -1;
+        return r == -2 ? -2 : -1;
     }
     kf_cctx.relay_pid = st->pid;
     kf_cctx.relay_started = st->started;
@@ -191,14 +193,15 @@ static int kf_ctx_register(const kf_relay_state *st, char *why, size_t wn)
 int kf_steer_ctx_id(const kf_relay_state *st, unsigned char id[16])
 {
     char why[512] = "";
-    int ok = 0;
+    int ok = 0, rc = 0;
     pthread_mutex_lock(&kf_ctx_lock);
     long now = kf_mono_ms();
     if (kf_cctx.have && kf_cctx.relay_pid == st->pid && kf_cctx.relay_started == st->started &&
         now - kf_cctx.used_ms < CTX_REUSE_S * 1000L) {
         ok = 1;
     } else if (!kf_cctx.failed_ms || now - kf_cctx.failed_ms >= CTX_RETRY_S * 1000L) {
-        ok = kf_ctx_register(st, why, sizeof why) == 0;
+        rc = kf_ctx_register(st, why, sizeof why);
+        ok = rc == 0;
         kf_cctx.have = ok;
         kf_cctx.failed_ms = ok ? 0 : now;
     }
@@ -207,7 +210,9 @@ int kf_steer_ctx_id(const kf_relay_state *st, unsigned char id[16])
         memcpy(id, kf_cctx.id, KF_CTX_ID_LEN);
     }
     pthread_mutex_unlock(&kf_ctx_lock);
-    if (why[0])
+    if (why[0] && rc == -2) /* a relay without contexts: its defaults, quietly */
+        kf_log(KF_LOG_DEBUG, "relay: no client context (%s): the relay's defaults", why);
+    else if (why[0])
         kf_shim_warn_once("ctx-fail", "relay: no client context (%s): connections through the "
                                       "relay use its defaults (system trust store only)", why);
     return ok;

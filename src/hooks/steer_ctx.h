@@ -31,8 +31,9 @@ int kf_steer_ctx_java(kf_relay_ensure_fn ensure);
 /* connect(): this process's context id with the relay `st` (registered on
  * first use; again when the relay restarted or the id was unused for 5
  * minutes, well inside the relay's 10-minute expiry). 1 with id, 0 none
- * (the relay's defaults; one log line says why). Serialized; at most one
- * registration attempt per 10 s after a failure. */
+ * (the relay's defaults; one warning says why, a debug line when the relay
+ * serves no contexts at all). Serialized; at most one registration attempt
+ * per 10 s after a failure. */
 int kf_steer_ctx_id(const kf_relay_state *st, unsigned char id[16]);
 
 /* 1 when the relay learned that this program refuses the kimifix CA

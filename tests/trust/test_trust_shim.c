@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -129,14 +130,34 @@ Test(shim_ctx, registers_once_again_when_the_relay_changed)
     world_end();
 }
 
-Test(shim_ctx, no_relay_no_context_one_line)
+/* A relay without a context server (older, or it could not start one):
+ * its defaults, quietly; not retried within 10 s. */
+Test(shim_ctx, no_context_server_quiet)
 {
     world(0);
     kf_relay_state st = {.pid = getpid(), .started = 300};
     unsigned char id[16];
     cr_expect_eq(kf_steer_ctx_id(&st, id), 0);
-    cr_expect_eq(kf_steer_ctx_id(&st, id), 0); /* not retried within 10 s */
+    cr_expect_eq(kf_steer_ctx_id(&st, id), 0);
+    cr_expect_eq(warnings, 0);
+    world_end();
+}
+
+/* A context server that does not answer in time: one warning. */
+Test(shim_ctx, silent_context_server_one_line, .timeout = 30)
+{
+    world(0);
+    struct sockaddr_un sa;
+    int dirfd, l = socket(AF_UNIX, SOCK_STREAM, 0);
+    int len = kf_ctx_sockaddr(rundir, &sa, &dirfd);
+    cr_assert_eq(bind(l, (struct sockaddr *)&sa, (socklen_t)len), 0);
+    cr_assert_eq(listen(l, 4), 0); /* accepts (the kernel does), never answers */
+    kf_relay_state st = {.pid = getpid(), .started = 400};
+    unsigned char id[16];
+    cr_expect_eq(kf_steer_ctx_id(&st, id), 0);
+    cr_expect_eq(kf_steer_ctx_id(&st, id), 0);
     cr_expect_eq(warnings, 1);
+    close(l);
     world_end();
 }
 

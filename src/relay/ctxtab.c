@@ -231,8 +231,9 @@ int ctxtab_register(const kf_ctxmsg *m, const char *text, size_t len, int fd,
         snprintf(why, wn, "out of memory");
         return -1;
     }
-    /* The bucket of a context is its digest's, so duplicates are found;
-     * lookups by id hash the id: put it in both places' terms. */
+    /* One bucket for both lookups: by id (bucket id[0]) and by content
+     * (bucket digest % BUCKETS, for duplicates). So id[0] is the digest's
+     * bucket, not random; 15 random bytes remain. */
     c->digest = digest;
     c->id[0] = (unsigned char)(digest % BUCKETS);
     atomic_store(&c->last_used, ctxtab_now());
@@ -249,9 +250,8 @@ int ctxtab_register(const kf_ctxmsg *m, const char *text, size_t len, int fd,
 static size_t answer_java(const kf_ctxmsg *m, char *reply, size_t rn)
 {
     char src[4200], out[4200], why[512], pass[4200];
-    if (!m->cacerts.p || !m->cacerts.n || m->cacerts.p[0] != '/' || m->cacerts.n >= sizeof src) {
+    if (!m->cacerts.p || !m->cacerts.n || m->cacerts.p[0] != '/' || m->cacerts.n >= sizeof src)
         return kf_ctxmsg_reply(reply, rn, 0, "kfjava: cacerts PATH (absolute) required");
-    }
     snprintf(src, sizeof src, "%.*s", (int)m->cacerts.n, m->cacerts.p);
     snprintf(pass, sizeof pass, "%.*s", (int)m->storepass.n, m->storepass.p ? m->storepass.p : "");
     if (javatrust_build(ctxsrv_datadir(), src, m->storepass.p ? pass : NULL, out, sizeof out, why,

@@ -54,4 +54,4 @@ clean:
 	rm -rf $(B)
 
 -include mk/*.mk
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -name '*.d' -type f 2>/dev/null)

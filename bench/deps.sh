@@ -3,7 +3,7 @@
 # test dependencies (scripts/deps/*.list). Kept apart so that `make check`
 # never pulls nginx or mitmproxy. Idempotent: installs only what is missing.
 set -eu
-pkgs="nginx mitmproxy valgrind linux-perf python3-requests libcurl4-openssl-dev libssl-dev"
+pkgs="nginx mitmproxy valgrind linux-perf python3-requests libcurl4-openssl-dev libssl-dev nghttp2-client strace libhttp-parser-dev"
 missing=
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -4,15 +4,21 @@
  * into a memory sink.
  *
  *   engine MODE N [HEADSIZE]
- *     MODE: path      doubled /v1 (one path rewrite, no header change)
- *           platform  X-Msh-Platform kimi_code_cli -> kimi_cli (path right)
- *           none      already right: rules run, nothing changes
+ *     MODE: path        doubled /v1 (one path rewrite, no header change)
+ *           platform    X-Msh-Platform kimi_code_cli -> kimi_cli (path right)
+ *           none        already right: rules run, nothing changes
+ *           httpparser  the reference arm: the `path` head and body parsed
+ *                       (parse only, no rewrite) by Debian's libhttp-parser
+ *                       (Node's classic http_parser), one parser reused as
+ *                       on a keep-alive connection
  *   prints: ns_per_head=X heads_per_s=Y head_bytes=Z out_bytes_per_head=W
  * Under callgrind, --toggle-collect=bench_loop counts only the loop.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <http_parser.h>
 
 #include "common.h"
 #include "kf_rules.h"
@@ -50,17 +56,59 @@ __attribute__((noinline)) static void bench_loop(kf_stream *s, const kf_ctx *ctx
     }
 }
 
+/* ---- the reference arm: libhttp-parser, parse only ---- */
+
+static long hp_messages;
+
+static int hp_complete(http_parser *p)
+{
+    (void)p;
+    hp_messages++;
+    return 0;
+}
+
+__attribute__((noinline)) static void bench_loop_hp(http_parser *p, const http_parser_settings *st,
+                                                    const char *head, size_t hlen, long n)
+{
+    for (long i = 0; i < n; i++) {
+        if (http_parser_execute(p, st, head, hlen) != hlen ||
+            http_parser_execute(p, st, body, sizeof body - 1) != sizeof body - 1) {
+            fprintf(stderr, "engine: http_parser: %s\n", http_errno_name(HTTP_PARSER_ERRNO(p)));
+            exit(1);
+        }
+    }
+}
+
+static int run_http_parser(const char *head, size_t hlen, long n)
+{
+    http_parser p;
+    http_parser_settings st;
+    http_parser_settings_init(&st);
+    st.on_message_complete = hp_complete; /* counts messages: the check */
+    http_parser_init(&p, HTTP_REQUEST);
+    bench_loop_hp(&p, &st, head, hlen, 1001);
+    if (hp_messages != 1001 || p.content_length != 0 || p.method != HTTP_POST)
+        return fprintf(stderr, "engine: http_parser saw %ld messages\n", hp_messages), 1;
+    uint64_t t0 = bench_now_ns();
+    bench_loop_hp(&p, &st, head, hlen, n);
+    uint64_t t1 = bench_now_ns();
+    double ns = (double)(t1 - t0) / (double)n;
+    printf("ns_per_head=%.1f heads_per_s=%.0f head_bytes=%zu out_bytes_per_head=0\n", ns, 1e9 / ns,
+           hlen);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: engine path|platform|none N [HEADSIZE]\n");
+        fprintf(stderr, "usage: engine path|platform|none|httpparser N [HEADSIZE]\n");
         return 2;
     }
     const char *mode = argv[1];
     long n = atol(argv[2]);
     size_t size = argc > 3 ? (size_t)atol(argv[3]) : 700;
     const char *target = "/coding/v1/messages?beta=true", *platform = NULL, *expect = target;
-    if (!strcmp(mode, "path"))
+    if (!strcmp(mode, "path") || !strcmp(mode, "httpparser"))
         target = "/coding/v1/v1/messages?beta=true";
     else if (!strcmp(mode, "platform"))
         platform = "kimi_code_cli";
@@ -69,6 +117,8 @@ int main(int argc, char **argv)
 
     static char head[70 * 1024];
     size_t hlen = bench_head(head, sizeof head, target, platform, sizeof body - 1, size);
+    if (!strcmp(mode, "httpparser"))
+        return run_http_parser(head, hlen, n);
     kf_ruleset *rs = kf_ruleset_builtin();
     if (!rs)
         return fprintf(stderr, "engine: no rules\n"), 1;

@@ -118,6 +118,10 @@ def callgrind(cmd, shim=False, toggle="bench_loop*", extra=None, top=0, only=Non
     r = subprocess.run(vg + cmd, env=env_for(shim, extra), capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         raise RuntimeError("callgrind %s: %s" % (cmd, r.stderr[-500:]))
+    return cg_read(out, top, only)
+
+
+def cg_read(out, top=0, only=None):
     total = 0
     for line in open(out):
         if line.startswith("summary:") or line.startswith("totals:"):
@@ -134,6 +138,25 @@ def callgrind(cmd, shim=False, toggle="bench_loop*", extra=None, top=0, only=Non
             lines = [l for l in lines if only in l]
         prof = "\n".join(l.rstrip() for l in lines[:top])
     return total, prof
+
+
+def callgrind_spawned(lib, cmd, extra=None, top=0):
+    """Instructions of `cmd` started by bench/spawn with LD_PRELOAD=lib set
+    for it alone (LD_PRELOAD given to valgrind would also load the library
+    into valgrind's own wrapper script, whose constructor then changes the
+    environment the measured process starts with)."""
+    d = tempfile.mkdtemp(dir=W)
+    vg = ["valgrind", "--tool=callgrind", "--trace-children=yes",
+          "--callgrind-out-file=" + os.path.join(d, "cg.%p"), BB + "/spawn"]
+    r = subprocess.run(vg + (["-p", lib] if lib else []) + ["1"] + cmd, env=env_for(False, extra),
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError("callgrind spawn %s: %s" % (cmd, r.stderr[-500:]))
+    for f in os.listdir(d):
+        path = os.path.join(d, f)
+        if any(l.startswith("cmd:") and l.split()[1:] == cmd for l in open(path)):
+            return cg_read(path, top)
+    raise RuntimeError("callgrind spawn %s: no profile of the child" % cmd)
 
 
 def perf_top(cmd, shim=False, top=12, extra=None):
@@ -262,24 +285,49 @@ try:
     # ---------------------------------------------------------- figure 2
     if want(2):
         n = 50_000 if args.quick else 200_000
-        res = {}
-        for mode, label in (("path", "path rewrite (doubled /v1)"),
-                            ("platform", "X-Msh-Platform kimi_code_cli → kimi_cli"),
-                            ("none", "already right (rules run, nothing changes)")):
-            runs = [run([BB + "/engine", mode, str(n)]) for _ in range(ROUNDS)]
-            hs = col(runs, "heads_per_s")
+        modes = (("path", "path rewrite (doubled /v1)"),
+                 ("platform", "X-Msh-Platform kimi_code_cli → kimi_cli"),
+                 ("none", "already right (rules run, nothing changes)"),
+                 ("httpparser", "parse only by Debian's libhttp-parser (Node's classic http_parser)"))
+        # Interleaved rounds (the order rotates), so drift hits every arm alike.
+        runs = {m: [] for m, _ in modes}
+        for i in range(ROUNDS):
+            order = [m for m, _ in modes]
+            order = order[i % len(order):] + order[:i % len(order)]
+            for m in order:
+                runs[m].append(run([BB + "/engine", m, str(n)]))
+        log("fig2 done")
+        hp = col(runs["httpparser"], "heads_per_s")
+        for mode, label in modes:
+            hs = col(runs[mode], "heads_per_s")
             instr, prof = callgrind([BB + "/engine", mode, "20000"], top=14)
             ipr = instr / 21001.0  # bench_loop runs 1 + 1,000 warm-up + 20,000
-            res[mode] = (hs, ipr, prof, runs[0]["head_bytes"])
-            ok = med(hs) >= 2e6 if mode != "none" else None
+            rewrite = mode in ("path", "platform")
+            ok = med(hs) >= 2e6 if rewrite else None
+            ratio = [a / b for a, b in zip(hs, hp)]  # per round: the two ran back to back
             rows.append(("2", "engine, %s-byte Anthropic head, %s: heads/s per core"
-                         % (runs[0]["head_bytes"], label), "—",
+                         % (runs[mode][0]["head_bytes"], label), "—",
                          "%s/s" % fmt([h / 1e6 for h in hs], "M", 2),
-                         "%.0f ns/head; callgrind %.0f instr/head" % (1e9 / med(hs), ipr),
-                         "≥ 2M/s" if ok is not None else "(reference)",
-                         verdict(ok) if ok is not None else "—"))
-            if ok is False:
+                         "%.0f ns/head; callgrind %.0f instr/head%s" %
+                         (1e9 / med(hs), ipr, "" if mode == "httpparser" else
+                          "; %.2f× http_parser (per round %.2f–%.2f)" %
+                          (med(hs) / med(hp), min(ratio), max(ratio))),
+                         "≥ 2M/s" if rewrite else "(reference arm)" if mode == "httpparser"
+                         else "(reference)",
+                         verdict(ok) if rewrite else "—"))
+            if rewrite:
+                r = med(hs) / med(hp)
+                rows.append(("2", "engine %s vs libhttp-parser parse only, same head, same run"
+                             % mode, "%s/s" % fmt([h / 1e6 for h in hp], "M", 2),
+                             "%s/s" % fmt([h / 1e6 for h in hs], "M", 2), "ratio %.2f" % r,
+                             "≥ 1.0×", verdict(r >= 1.0)))
+            if ok is False or (rewrite and med(hs) < med(hp)):
                 misses.append(("2", mode, prof))
+        notes.append("Figure 2: `bench/engine` (libkfcore.a) writes each request as a head and a "
+                     "small body through one `kf_stream`, into memory, on one core; the reference "
+                     "arm parses the same `path` head and body with Debian's `libhttp-parser` "
+                     "(parse only: no callbacks but a message counter, one parser reused as on a "
+                     "keep-alive connection). The arms run interleaved, %d rounds." % ROUNDS)
 
     # ---------------------------------------------------------- figure 7a
     if want(7):
@@ -610,18 +658,54 @@ try:
     # ---------------------------------------------------------- figure 6
     if want(6):
         nt = 300 if args.quick else 1000
-        A, K = ab("fig6 true", lambda: run([BB + "/spawn", str(nt), "/bin/true"]),
-                  lambda: run([BB + "/spawn", "-p", LIB, str(nt), "/bin/true"]))
-        a, k = col(A, "us_per_run"), col(K, "us_per_run")
-        d = med(k) - med(a)
-        ia, _ = callgrind(["/bin/true"], toggle=None)
-        ik, prof = callgrind(["/bin/true"], shim=True, toggle=None, top=14)
-        rows.append(("6", "process start: `true` × %s, fork+exec+wait: µs/run" % "{:,}".format(nt),
-                     fmt(a, " µs"), fmt(k, " µs"), "%+.0f µs/run; callgrind %s → %s instr" %
-                     (d, "{:,}".format(ia), "{:,}".format(ik)), "≤ +200 µs", verdict(d <= 200)))
-        if d > 200:
-            misses.append(("6", "`true` under the shim: callgrind, whole process, inclusive of the "
-                           "constructor — top self-cost functions", prof))
+        # Arms, interleaved per round: no preload, an empty preloaded object
+        # (the floor: what any LD_PRELOAD costs), the shim in each mode.
+        EMPTY = os.path.join(BB, "libempty.so")
+        arms = (("none", None, None), ("empty", EMPTY, None), ("auto", LIB, None),
+                ("inprocess", LIB, "inprocess"), ("off", LIB, "off"))
+        res6 = {a: [] for a, _, _ in arms}
+        for i in range(ROUNDS):
+            order = list(arms[i % len(arms):] + arms[:i % len(arms)])
+            for name, lib, mode in order:
+                cmd = [BB + "/spawn"] + (["-p", lib] if lib else []) + [str(nt), "/bin/true"]
+                res6[name].append(run(cmd, extra={"KIMIFIX_MODE": mode} if mode else None))
+        log("fig6 true done")
+        us = {a: col(res6[a], "us_per_run") for a in res6}
+        cpu = {a: col(res6[a], "cpu_us_per_run") for a in res6}
+        cg = {name: callgrind_spawned(lib, ["/bin/true"], {"KIMIFIX_MODE": mode} if mode else None,
+                                      top=14 if name == "auto" else 0) for name, lib, mode in arms}
+        floor, cfloor = med(us["empty"]), med(cpu["empty"])
+        rows.append(("6", "process start: `true` × %s, fork+exec+wait, an empty preloaded "
+                     "object (the floor): µs/run" % "{:,}".format(nt), fmt(us["none"], " µs"),
+                     fmt(us["empty"], " µs"), "%+.0f µs/run (CPU %+.0f µs); callgrind %s → %s instr" %
+                     (floor - med(us["none"]), cfloor - med(cpu["none"]), "{:,}".format(cg["none"][0]),
+                      "{:,}".format(cg["empty"][0])), "(floor)", "—"))
+        for name in ("auto", "inprocess", "off"):
+            d, dc = med(us[name]) - floor, med(cpu[name]) - cfloor
+            per = [k - e for k, e in zip(us[name], us["empty"])]
+            ok = d <= 60
+            rows.append(("6", "process start: `true` × %s under the shim, KIMIFIX_MODE=%s: µs/run"
+                         % ("{:,}".format(nt), name), "floor " + fmt(us["empty"], " µs"),
+                         fmt(us[name], " µs"), "wall %+.0f µs/run over the floor (per round %+.0f…%+.0f); "
+                         "children's CPU %+.0f µs/run over the floor's (%.0f vs %.0f); callgrind %s "
+                         "instr (floor %s)" %
+                         (d, min(per), max(per), dc, med(cpu[name]), cfloor,
+                          "{:,}".format(cg[name][0]), "{:,}".format(cg["empty"][0])),
+                         "≤ floor + 60 µs", verdict(ok)))
+            if not ok and name == "auto":
+                misses.append(("6", "`true` under the shim (auto): callgrind, whole process, "
+                               "inclusive of the constructor — top self-cost functions", cg["auto"][1]))
+        notes.append("Figure 6, process start: `bench/spawn` forks and execs `/bin/true` %s times per "
+                     "round; arms interleaved (rotating order), %d rounds, medians. The floor is an "
+                     "empty shared object (`bench/empty.c`) preloaded the same way. The shim runs with "
+                     "the bench's environment: an empty user rules file, the relay running and its CA "
+                     "present (auto mode sets the trust variables before main). The verdict is the wall-clock "
+                     "difference, as the budget is stated; beside it the children's own CPU time (user + "
+                     "system from wait4, per run, same rounds), which waiting for a busy CPU does not "
+                     "inflate, and callgrind's user-space instructions of the whole process (deterministic, "
+                     "but blind to the kernel's part: exec, mmap, page faults). On a shared 2-core machine "
+                     "with other work running, a fork+exec swings by milliseconds between rounds: read "
+                     "the per-round range before the verdict." % ("{:,}".format(nt), ROUNDS))
         A, K = ab("fig6 python", lambda: run([BB + "/spawn", "10", PY, "-c", "pass"]),
                   lambda: run([BB + "/spawn", "-p", LIB, "10", PY, "-c", "pass"]))
         a, k = col(A, "maxrss_kib"), col(K, "maxrss_kib")
@@ -719,20 +803,18 @@ DIAG = {
          "`kf_libc_fn()` and `kf_real_write()` as `static inline` (one relaxed load, fall back to the "
          "out-of-line resolver when NULL). Measured with that change: +16 instructions/call (≈ 1.2 ns), "
          "meets.",
-    "2": "Two costs dominate. (a) glibc `regexec()` with sub-matches for the one path rule that matches "
-         "(`^/coding/v1/v1(/v1)*(/.*)?$`): ~20,000 instructions (path rewrite minus already-right "
-         "in the table), plus a rwlock per call "
-         "(`regexec_locked`). Fix in `src/core/kf_rules_apply.c` `path_regexec()`: memoise the last "
-         "(path → match offsets) per rule (clients post the same path every time; a seqlock-guarded "
-         "256-byte slot per rule), so the steady state is one memcmp; or hand-match the "
-         "`^LITERAL(/LITERAL)*(/.*)?$` shape every built-in rule has. (b) the head parser: "
-         "`kf_head_parse()` validates every byte in separate passes (`line_end()` does a second memchr "
-         "for a stray CR that `is_field_value()`/`is_token()` already reject), and `note_framing()` plus "
-         "the Host check call `kf_str_ieq_c()` (a `strlen()` and a case-folding compare) five times per "
-         "header field. Fix in `src/core/kf_head.c`: compare the name length first (14 content-length, "
-         "17 transfer-encoding, 10 connection, 7 upgrade, 4 host) with `KF_STR()` literals, drop the "
-         "CR memchr. Together that is ~60% of the instructions; 2M heads/s (~500 ns, ~5,000 "
-         "instructions at this machine's rate) needs both plus a single-pass validator.",
+    "2": "regexec is gone from the path (the built-in patterns run on kf_pat, a Pike VM: ~1,100 "
+         "instructions for the rule that matches, was ~20,000) and so is the second pass over the head "
+         "(whole heads are parsed once, SSE2 scans for names, values and the target). What the profile "
+         "above shows now: the parser is about half of a head (per header line ~130 instructions of "
+         "bookkeeping around the scans: trimming, recording the field, the framing switch, each loop exit "
+         "a data-dependent branch), `kf_rules_apply` over the 13 enabled built-in rules about a fifth "
+         "(host answer cached per host list, a literal-prefix memcmp per rule), writing the head back "
+         "about a tenth. Tried and dropped: indexing the whole head once with 64-byte bitmasks (':', "
+         "controls, non-name bytes; SSE2) and walking lines with tzcnt: the index alone cost ~2,500 "
+         "instructions per head, more than the per-line scans it replaced (it would need AVX2 and a "
+         "run-time dispatch). Left to try: keep the last (path, groups) per rule so the steady state "
+         "skips the VM; fold the framing checks into the name scan.",
     "3": "",
     "4": "Python sends each request through `SSL_write_ex`, so the whole engine runs per request "
          "(see figure 2, path rewrite; libcurl instead is fixed at `curl_easy_setopt` and costs "
@@ -757,19 +839,16 @@ DIAG = {
          "relay is at 0.85–1.01 of nginx across runs, i.e. at the line; its per-request profile "
          "shows its log line (`vfprintf` + `write`, nginx's access log does the same) and one "
          "`poll()` round per direction.",
-    "6": "Start-up: 2/3 of the constructor's 3.1M instructions are `dladdr()` in `kf_is_own_addr()` "
-         "(src/hooks/resolve.c), called twice per libc symbol by `kf_libc_resolve_all()`; `dladdr` walks "
-         "every loaded object's symbols. Fix: compute our own [start, end) once from `__ehdr_start`'s "
-         "program headers (PT_LOAD extent) and compare addresses. Measured: 3.1M → 1.03M instructions, "
-         "+~330 µs/run. The rest is `kf_load_rules()`: `regcomp()` of 11 built-in regexes (0.66M "
-         "instructions, most of the extra ~430 KiB RSS); with KIMIFIX_MODE=off (no rules) the cost is "
-         "~+50 µs. Fix: compile built-in rules' regexes lazily on first match (they are tested at build "
-         "time; user rules keep compiling at load for diagnostics), e.g. under the rwlock "
-         "`regexec_locked()` already takes. Relay RSS with 200 connections sits at the 32 MiB line "
-         "(30–33 MiB across runs; docs/relay.md measured 30–31): OpenSSL's ~70 KiB per SSL pair is "
-         "most of it (docs/relay.md); buffers are already released when idle, so going clearly below "
-         "the line is a design change (an event loop instead of a thread per connection), not a "
-         "one-line fix.",
+    "6": "No rules are parsed at start any more (the bench's user file is empty, the built-ins are "
+         "summarised at build time) and libc symbols are resolved by their hook's first call, so what "
+         "is left over the empty object is: ld.so mapping and relocating a ~140 KB library and binding "
+         "the libc functions the constructor calls (lazy PLT, a symbol lookup each), and the "
+         "constructor itself: the environment, one dlsym (write), the fd table, the static-TLS check "
+         "(one dlsym), and in auto mode the relay trust variables (`kf_set_trust`: paths, access(), "
+         "setenv; with a CA variable already set, a combined CA file), which auto mode must do before "
+         "main. The instruction counts are in the rows; when the wall-clock figure misses while the "
+         "instruction delta is a few tens of thousands (~10-20 µs at this machine's rate), compare "
+         "the per-round range: the machine's noise is larger than the difference.",
     "7": "",
 }
 

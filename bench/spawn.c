@@ -2,7 +2,10 @@
  * execve + wait4), optionally with LD_PRELOAD=LIB in the child only.
  *
  *   spawn [-p LIB] N CMD [ARGS...]
- * prints: us_per_run=X maxrss_kib=Y   (Y: median of the children's peak RSS)
+ * prints: us_per_run=X cpu_us_per_run=C maxrss_kib=Y
+ *   X: wall-clock per run; C: the children's own CPU time (user + system,
+ *   wait4's rusage) per run, which a loaded machine does not inflate with
+ *   waiting; Y: median of the children's peak RSS.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +51,7 @@ int main(int argc, char **argv)
         env[k++] = pre;
     }
     long *rss = calloc((size_t)n, sizeof *rss);
+    double cpu_us = 0;
     uint64_t t0 = bench_now_ns();
     for (long r = 0; r < n; r++) {
         pid_t p = fork();
@@ -60,9 +64,12 @@ int main(int argc, char **argv)
         if (p < 0 || wait4(p, &st, 0, &ru) != p || !WIFEXITED(st) || WEXITSTATUS(st))
             return fprintf(stderr, "spawn: %s failed\n", cmd[0]), 1;
         rss[r] = ru.ru_maxrss;
+        cpu_us += (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+                  (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
     }
     uint64_t t1 = bench_now_ns();
     qsort(rss, (size_t)n, sizeof *rss, cmp_long);
-    printf("us_per_run=%.1f maxrss_kib=%ld\n", (double)(t1 - t0) / 1e3 / (double)n, rss[n / 2]);
+    printf("us_per_run=%.1f cpu_us_per_run=%.1f maxrss_kib=%ld\n", (double)(t1 - t0) / 1e3 / (double)n,
+           cpu_us / (double)n, rss[n / 2]);
     return 0;
 }

@@ -6,15 +6,21 @@
 #   BENCH_ARGS='--only 2,7'     some figures only
 BENCH_DIR    := $(B)/bench
 BENCH_CFLAGS := $(CSTD) $(WARN) $(OPT) -pthread -Isrc/core $(EXTRA_CFLAGS)
-BENCH_BINS   := $(addprefix $(BENCH_DIR)/,fastpath engine tracked spawn sink hclient curlreq)
+BENCH_BINS   := $(addprefix $(BENCH_DIR)/,fastpath engine tracked spawn sink hclient curlreq libempty.so)
 
 $(BENCH_DIR)/fastpath $(BENCH_DIR)/tracked $(BENCH_DIR)/spawn: $(BENCH_DIR)/%: bench/%.c bench/common.h
 	@mkdir -p $(@D)
 	$(CC) $(BENCH_CFLAGS) -o $@ $< $(LDFLAGS)
 
+# The reference arm links Debian's libhttp-parser (libhttp-parser-dev).
 $(BENCH_DIR)/engine: bench/engine.c bench/common.h $(CORE_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(BENCH_CFLAGS) -o $@ $< $(CORE_LIB) $(LDFLAGS)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(CORE_LIB) -lhttp_parser $(LDFLAGS)
+
+# Figure 6's floor: an empty object preloaded like the shim.
+$(BENCH_DIR)/libempty.so: bench/empty.c
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -fPIC -shared -o $@ $< $(LDFLAGS)
 
 $(BENCH_DIR)/sink: bench/sink.c
 	@mkdir -p $(@D)

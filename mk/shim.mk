@@ -1,4 +1,4 @@
-# libkimifix.so (the LD_PRELOAD shim), its tests, install/uninstall.
+# libkimifix.so (the LD_PRELOAD shim) and its tests (install: mk/install.mk).
 #
 # Every hook family under src/hooks/ plus the engine objects, all built
 # -fPIC -fvisibility=hidden (CFLAGS): only hooks marked KF_EXPORT are
@@ -9,7 +9,9 @@ SHIM_OBJ := $(SHIM_SRC:src/%.c=$(B)/%.o)
 SHIM_LIB := $(B)/libkimifix.so
 # -z defs: every reference resolved at link time (nothing silently missing);
 # -z nodelete: atfork handlers and hooks must outlive a dlclose().
-SHIM_LDFLAGS := -shared -Wl,-z,defs -Wl,-z,nodelete -Wl,--as-needed
+# -soname: the name the loader caches (ldconfig) and knows it by: a second
+# copy named twice in LD_PRELOAD (by path and by bare name) is not loaded.
+SHIM_LDFLAGS := -shared -Wl,-z,defs -Wl,-z,nodelete -Wl,--as-needed -Wl,-soname,libkimifix.so
 
 all: $(SHIM_LIB)
 
@@ -40,10 +42,11 @@ $(STEER_TEST_PROG): tests/shim/steerclient.c
 	@mkdir -p $(@D)
 	$(CC) $(SHIM_TEST_CFLAGS) -o $@ $< $(LDFLAGS)
 
-$(STEER_TEST_BIN): tests/shim/test_steer.c $(CORE_LIB)
+STEER_TEST_SRC := tests/shim/test_steer.c tests/shim/test_relay_paths.c
+$(STEER_TEST_BIN): $(STEER_TEST_SRC) tests/shim/steer_world.h $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(SHIM_TEST_CFLAGS) -DKF_TEST_BUILD='"$(abspath $(B))"' \
-	    -o $@ tests/shim/test_steer.c $(CORE_LIB) -lcriterion -pthread $(LDFLAGS)
+	    -o $@ $(STEER_TEST_SRC) $(CORE_LIB) -lcriterion -pthread $(LDFLAGS)
 
 # Criterion tests (every scenario is a test with its own expectations);
 # --verbose shows each test, so a skip (no node, no python3) is visible.
@@ -56,22 +59,4 @@ check-shim-steer: $(SHIM_LIB) $(STEER_TEST_PROG) $(STEER_TEST_BIN) $(B)/kimifix
 	$(STEER_TEST_BIN) --verbose --jobs=2 $(CRITERION_ARGS)
 CHECK_SUITES += check-shim-hooks check-shim-steer
 
-# ---- install ----
-BINDIR := $(DESTDIR)$(PREFIX)/bin
-LIBDIR := $(DESTDIR)$(PREFIX)/lib/kimifix
-MANDIR := $(DESTDIR)$(PREFIX)/share/man
-
-# The relay goes beside the library: `kimifix relay` finds it as
-# ../lib/kimifix/kimifix-relay, the shim finds `kimifix` as ../../bin/kimifix.
-install: $(SHIM_LIB) $(B)/kimifix $(B)/kimifix-relay
-	install -d $(BINDIR) $(LIBDIR) $(MANDIR)/man1 $(MANDIR)/man5
-	install -m 0755 $(B)/kimifix $(BINDIR)/kimifix
-	install -m 0644 $(SHIM_LIB) $(LIBDIR)/libkimifix.so
-	install -m 0755 $(B)/kimifix-relay $(LIBDIR)/kimifix-relay
-	$(if $(wildcard man/kimifix.1),install -m 0644 man/kimifix.1 $(MANDIR)/man1/kimifix.1)
-	$(if $(wildcard man/kimifix.rules.5),install -m 0644 man/kimifix.rules.5 $(MANDIR)/man5/kimifix.rules.5)
-
-uninstall:
-	rm -f $(BINDIR)/kimifix $(LIBDIR)/libkimifix.so $(LIBDIR)/kimifix-relay
-	rm -f $(MANDIR)/man1/kimifix.1 $(MANDIR)/man5/kimifix.rules.5
-	-rmdir $(LIBDIR) 2>/dev/null
+# ---- install: mk/install.mk ----

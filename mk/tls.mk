@@ -34,10 +34,25 @@ $(TLS_TEST_DIR)/nolib_client: tests/tls/nolib_client.c
 	@mkdir -p $(@D)
 	$(CC) $(TLS_TEST_CFLAGS) -o $@ $< $(LDFLAGS)
 
-$(TLS_TEST_BIN): tests/tls/test_tls.c tests/tls/tlsrec.c tests/tls/tlsrec.h tests/tls/kfreq.h
+# One write stays one write (test_onewrite.c): a client writing the patterns
+# of kfpat.h, and a call counter preloaded below the shim.
+$(TLS_TEST_DIR)/wpat_client: tests/tls/wpat_client.c tests/tls/kfpat.h
+	@mkdir -p $(@D)
+	$(CC) $(TLS_TEST_CFLAGS) -o $@ $< -lgnutls -lssl -lcrypto $(LDFLAGS)
+
+$(TLS_TEST_DIR)/libwcount.so: tests/tls/wcount.c
+	@mkdir -p $(@D)
+	$(CC) $(TLS_TEST_CFLAGS) -fPIC -shared -o $@ $< -ldl $(LDFLAGS)
+
+TLS_TEST_SRC := tests/tls/test_tls.c tests/tls/test_onewrite.c tests/tls/tlsrec.c tests/tls/tlsrun.c
+
+# The programs the tests run are prerequisites, so that every tree that
+# builds the test binary (the sanitizer trees too) builds them.
+$(TLS_TEST_BIN): $(TLS_TEST_SRC) tests/tls/tlsrec.h tests/tls/tlsrun.h tests/tls/kfreq.h tests/tls/kfpat.h \
+                 $(TLS_TEST_DIR)/wpat_client $(TLS_TEST_DIR)/libwcount.so
 	@mkdir -p $(@D)
 	$(CC) $(TLS_TEST_CFLAGS) -DKF_TEST_BUILD='"$(abspath $(B))"' -DKF_TEST_SRC='"$(abspath .)"' \
-	    -o $@ tests/tls/test_tls.c tests/tls/tlsrec.c -lcriterion -lssl -lcrypto -pthread $(LDFLAGS)
+	    -o $@ $(TLS_TEST_SRC) -lcriterion -lssl -lcrypto -pthread $(LDFLAGS)
 
 # A throw-away CA and server certificate, made with the openssl CLI.
 $(TLS_TEST_DIR)/certs/cert.pem: tests/tls/mkcerts.sh

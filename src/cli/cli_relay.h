@@ -10,8 +10,8 @@ int kf_cli_relay(int argc, char **argv);
 int kf_relay_ensure(void);
 
 /* Path of the kimifix-relay program: $KIMIFIX_RELAY, else next to this
- * executable, else ../lib/kimifix/ and ../libexec/kimifix/ from it.
- * Returns buf or NULL. */
+ * executable, else in ../lib/kimifix/ or ../lib/MULTIARCH/kimifix/ from it
+ * (kf_cli_find_beside). Returns buf or NULL. */
 const char *kf_relay_program(char *buf, unsigned long n);
 
 #endif

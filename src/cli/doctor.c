@@ -145,8 +145,9 @@ static int usage(FILE *f)
     fputs("usage: kimifix doctor [--json] [-f RULES]             the state of kimifix\n"
           "       kimifix doctor [--json] [-f RULES] CMD [ARGS...]  can kimifix fix CMD, and how\n"
           "The last line is `kimifix doctor: VERDICT`: libcurl, openssl, gnutls (in-process),\n"
-          "libc (plain HTTP only), relay, or unreachable. Exit 0: fixable; 1: unreachable or\n"
-          "a problem; 2: usage error or CMD not found.\n",
+          "libc (plain HTTP only), relay (connect() steered to it), proxy (the relay as the\n"
+          "program's HTTP proxy), or unreachable. Exit 0: fixable; 1: unreachable or a\n"
+          "problem; 2: usage error or CMD not found.\n",
           f);
     return f == stdout ? 0 : 2;
 }

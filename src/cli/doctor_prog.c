@@ -1,8 +1,10 @@
 /* doctor_prog.c - what the final ELF program is, and which carrier can fix
  * it (field-notes §4):
  *
- *   unreachable  secure execution (setuid/setgid/file capabilities), Go,
- *                static, musl, a class/machine the shim is not built for
+ *   unreachable  secure execution (setuid/setgid/file capabilities), a
+ *                library missing, or no preload and no proxy carrier
+ *   proxy        no preload carries it (Go, static, musl, a class/machine
+ *                the shim is not built for): the relay as its HTTP proxy
  *   relay        TLS compiled in: Bun, Node SEA, official Node, standalone
  *                Python, OpenSSL exported by the program, other TLS stacks
  *   libcurl      libcurl in the closure of DT_NEEDED
@@ -134,43 +136,66 @@ static int shim_mismatch(const ef_elf *e, char *why, size_t n)
     return bad;
 }
 
-static int unreachable(dr_prog *p, dr_report *r, const struct stat *st)
+/* Why no preload can carry the program: DR_SHIM_OK, DR_SHIM_NONE (why:
+ * static, static-pie, Go, musl, another class or machine) or
+ * DR_SHIM_SECURE (setuid, setgid, file capabilities). */
+static int shim_blocker(dr_prog *p, dr_report *r, const struct stat *st, char *why, size_t n)
 {
     const ef_elf *e = &p->elf;
     const char *sec = secure_exec(p->path, st);
-    char why[DR_VAL_MAX];
     if (sec) {
         dr_fact_add(r, 1, "secure-exec", "%s: the loader runs it in secure-execution mode", sec);
-        dr_set_verdict(r, DR_UNREACHABLE, 1,
-                       "%s program: ld.so ignores LD_PRELOAD in secure-execution mode (it would "
-                       "load only when run by its owner without privilege change)",
-                       sec);
-        return 1;
+        dr_fmt(why, n, "%s program: ld.so ignores LD_PRELOAD in secure-execution mode (it would "
+                       "load only when run by its owner without privilege change), and kimifix "
+                       "gives a privileged program no proxy",
+               sec);
+        return DR_SHIM_SECURE;
     }
-    if (dr_rt_go(p, r)) {
-        dr_set_verdict(r, DR_UNREACHABLE, 1,
-                       "Go program: %s; Go makes its own system calls and carries its own TLS, so "
-                       "no hook and no connect() steering can reach it. Point the client at a "
-                       "fixed base URL or a rewriting proxy instead",
-                       e->has_interp ? "even dynamically linked (cgo)"
-                                     : "statically linked, it cannot load a preload library at all");
-        return 1;
-    }
-    if (!e->has_interp) {
-        dr_set_verdict(r, DR_UNREACHABLE, 1,
-                       "%s: no program interpreter, so nothing loads LD_PRELOAD libraries",
-                       e->has_dynamic ? "static-pie program" : "statically linked program");
-        return 1;
-    }
-    if (strstr(e->interp, "musl")) {
-        dr_set_verdict(r, DR_UNREACHABLE, 1,
-                       "musl program (%s): libkimifix.so is built for glibc and cannot be "
+    if (dr_rt_go(p, r))
+        dr_fmt(why, n, "Go program: %s; Go makes its own system calls and carries its own TLS, so "
+                       "no hook and no connect() steering can reach it",
+               e->has_interp ? "even dynamically linked (cgo)"
+                             : "statically linked, it cannot load a preload library at all");
+    else if (!e->has_interp)
+        dr_fmt(why, n, "%s: no program interpreter, so nothing loads LD_PRELOAD libraries",
+               e->has_dynamic ? "static-pie program" : "statically linked program");
+    else if (strstr(e->interp, "musl"))
+        dr_fmt(why, n, "musl program (%s): libkimifix.so is built for glibc and cannot be "
                        "preloaded into it",
-                       e->interp);
+               e->interp);
+    else if (!shim_mismatch(e, why, n))
+        return DR_SHIM_OK;
+    return DR_SHIM_NONE;
+}
+
+/* No preload carries it: the proxy carrier (kf_envplan.h) when the
+ * environment allows one, else unreachable. */
+static void no_shim(dr_prog *p, dr_report *r, const char *why)
+{
+    dr_fact_add(r, 0, "preload", "%s", why);
+    kf_carrier_choice c;
+    dr_carrier(r, p, 1, &c);
+    if (c.carrier != KF_CARRIER_PROXY) {
+        dr_set_verdict(r, DR_UNREACHABLE, 1, "%s; %s", why, c.why);
+        return;
+    }
+    dr_set_verdict(r, DR_PROXY, 0,
+                   "via the relay as its HTTP proxy%s%s -- kimifix sets HTTPS_PROXY and "
+                   "HTTP_PROXY (the relay) and SSL_CERT_FILE (with the kimifix CA): fixed when the "
+                   "program honours them, as Go's net/http, reqwest, Deno and Bun do",
+                   p->runtime ? ", " : "", p->runtime ? p->runtime : "");
+}
+
+static int unreachable(dr_prog *p, dr_report *r, const struct stat *st)
+{
+    char why[DR_VAL_MAX];
+    int b = shim_blocker(p, r, st, why, sizeof why);
+    if (b == DR_SHIM_SECURE) {
+        dr_set_verdict(r, DR_UNREACHABLE, 1, "%s", why);
         return 1;
     }
-    if (shim_mismatch(e, why, sizeof why)) {
-        dr_set_verdict(r, DR_UNREACHABLE, 1, "%s", why);
+    if (b == DR_SHIM_NONE) {
+        no_shim(p, r, why);
         return 1;
     }
     for (unsigned i = 1; i <= p->tree->n; i++)
@@ -182,6 +207,23 @@ static int unreachable(dr_prog *p, dr_report *r, const struct stat *st)
             return 1;
         }
     return 0;
+}
+
+int dr_shim_reach(const char *path, char *why, size_t n)
+{
+    dr_prog p;
+    struct stat st;
+    memset(&p, 0, sizeof p);
+    p.path = path;
+    dr_fmt(why, n, "%s: cannot read it", path);
+    dr_report *r = calloc(1, sizeof *r); /* facts nobody prints */
+    int rc = DR_SHIM_OK;
+    if (r && stat(path, &st) == 0 && ef_open(&p.elf, path) == 0) {
+        rc = shim_blocker(&p, r, &st, why, n);
+        ef_close(&p.elf);
+    }
+    free(r);
+    return rc;
 }
 
 /* No runtime decided: look at the libraries. */
@@ -294,14 +336,17 @@ void dr_analyze(dr_report *r)
                     p.ssl_write == 1 ? "SSL_write" : "", p.ssl_write == 1 && p.ssl_write_ex == 1 ? ", " : "",
                     p.ssl_write_ex == 1 ? "SSL_write_ex" : "");
     if (!unreachable(&p, r, &st)) {
-        if (!dr_rt_bun(&p, r) && !dr_rt_node(&p, r))
-            dr_rt_python(&p, r);
+        if (!dr_rt_bun(&p, r) && !dr_rt_node(&p, r) && !dr_rt_python(&p, r))
+            dr_rt_php(&p, r);
         if (!p.carrier)
             generic(&p, r);
+        if (!p.trust && !strcmp(p.carrier, DR_LIBCURL))
+            p.trust = trust_libcurl;
         if (!p.trust)
             p.trust = trust_unknown;
         dr_fact_add(r, 0, "relay trust", "%s", p.trust);
         mode_note(r, p.carrier);
+        dr_carrier(r, &p, 0, NULL);
         const char *where = !strcmp(p.carrier, DR_RELAY) ? "via the relay"
                             : !strcmp(p.carrier, DR_LIBC) ? "in-process, plain HTTP only"
                                                           : "in-process";

@@ -1,7 +1,8 @@
 /* doctor_rt.c - runtimes whose ELF alone does not tell where TLS lives:
  * Go (own syscalls and TLS), Bun (BoringSSL compiled in), Node (OpenSSL
  * compiled in, or Debian's shared libnode + libssl; single executables),
- * Python (TLS lives in the _ssl extension module, loaded at run time). */
+ * Python (TLS lives in the _ssl extension module, loaded at run time),
+ * PHP (extensions, curl among them, loaded with RTLD_DEEPBIND). */
 #include "doctor.h"
 
 #include <dirent.h>
@@ -314,5 +315,86 @@ int dr_rt_python(dr_prog *p, dr_report *r)
     } else {
         dr_fact_add(r, 0, "python ssl", "no _ssl module found under the interpreter's prefix");
     }
+    return 1;
+}
+
+/* ---- PHP: extensions loaded with RTLD_DEEPBIND (docs/loader.md) ---- */
+
+/* The extension directory compiled into the interpreter (PHP_EXTENSION_DIR,
+ * e.g. "/usr/lib/php/20220829"): the NUL-terminated string around the first
+ * "/lib/php/20" in the file. */
+static int php_ext_dir(const ef_elf *e, char *out, size_t n)
+{
+    static const char pat[] = "/lib/php/20";
+    const char *pats[] = {pat};
+    size_t lens[] = {sizeof pat - 1};
+    uint64_t at = 0;
+    char b[256];
+    if (!ef_scan(e, 0, e->size, pats, lens, 1, &at))
+        return -1;
+    uint64_t from = at > 128 ? at - 128 : 0;
+    size_t len = sizeof b - 1;
+    if (from + len > e->size)
+        len = (size_t)(e->size - from);
+    if (ef_read(e, from, b, len) != 0)
+        return -1;
+    b[len] = 0;
+    size_t s = (size_t)(at - from), t = s;
+    while (s > 0 && b[s - 1] >= 0x21 && b[s - 1] < 0x7f)
+        s--;
+    while (t < len && b[t] >= 0x21 && b[t] < 0x7f)
+        t++;
+    if (b[s] != '/' || t - s >= n)
+        return -1;
+    memcpy(out, b + s, t - s);
+    out[t - s] = 0;
+    return 0;
+}
+
+/* What the curl extension links: its libcurl (index in t), or 0. */
+static unsigned php_curl_ext(const char *so, kf_ldtree *t)
+{
+    ef_elf *m = malloc(sizeof *m);
+    unsigned c = 0;
+    if (m && ef_open(m, so) == 0) {
+        kf_ld_closure(m, so, t);
+        c = kf_ld_find(t, "libcurl");
+        ef_close(m);
+    }
+    free(m);
+    return c;
+}
+
+int dr_rt_php(dr_prog *p, dr_report *r)
+{
+    if (ef_defines(&p->elf, "php_module_startup") != 1 || ef_defines(&p->elf, "php_load_extension") != 1)
+        return 0;
+    p->runtime = "PHP";
+    char dir[PATH_MAX], so[PATH_MAX];
+    int have_dir = php_ext_dir(&p->elf, dir, sizeof dir) == 0;
+    dr_fact_add(r, 0, "runtime", "PHP (extension directory %s)", have_dir ? dir : "not found");
+    const char *off = getenv("KIMIFIX_DEEPBIND");
+    int bound = !off || strcmp(off, "off") != 0;
+    dr_fact_add(r, !bound, "deepbind",
+                "PHP loads its extensions with RTLD_DEEPBIND: their calls bypass LD_PRELOAD. %s",
+                bound ? "The shim binds its hooks into them as they load"
+                      : "KIMIFIX_DEEPBIND=off: the shim leaves them alone, so requests made by "
+                        "extensions (curl) go out unfixed");
+    kf_ldtree *t = calloc(1, sizeof *t);
+    unsigned c = 0;
+    if (t && have_dir && dr_fmt(so, sizeof so, "%s/curl.so", dir) == 0 && (c = php_curl_ext(so, t)))
+        dr_fact_add(r, 0, "extension", "curl.so -> %s%s", t->lib[c].name,
+                    t->lib[c].path[0] ? "" : " (NOT FOUND)");
+    else
+        dr_fact_add(r, 0, "extension", "no curl extension (%s)", have_dir ? so : "no directory");
+    if (c && bound) {
+        p->carrier = DR_LIBCURL;
+        dr_fmt(p->why, sizeof p->why,
+               "PHP's curl extension (%s, loaded with RTLD_DEEPBIND: the shim binds its hooks "
+               "into it) -> %s: the libcurl hooks fix URL and headers; PHP's own https:// "
+               "streams go through the shared libssl (openssl hooks)",
+               so, t->lib[c].name);
+    }
+    free(t);
     return 1;
 }

@@ -14,6 +14,7 @@
 #include "kf_paths.h"
 #include "cli.h"
 #include "kf_rules.h"
+#include "kf_rules_policy.h"
 
 /* Where the wrapper finds the library (kf_cli_find_beside). */
 int dr_shim_path(char *out, size_t n)
@@ -35,7 +36,7 @@ static void check_shim(dr_report *r)
 {
     char shim[PATH_MAX];
     if (dr_shim_path(shim, sizeof shim) != 0) {
-        dr_fact_add(r, 1, "shim", "libkimifix.so not found beside %s or in %s/../lib/kimifix", shim,
+        dr_fact_add(r, 1, "shim", "libkimifix.so not found beside %s or in its ../lib directories",
                     shim);
         return;
     }
@@ -76,15 +77,20 @@ static void diag(void *ud, const char *line)
 
 static void check_rules(dr_report *r, int brief)
 {
-    char buf[PATH_MAX];
+    char buf[PATH_MAX], line[5200];
     const char *file = kf_rules_default_path(buf, sizeof buf);
     diag_acc acc = {r, 0};
-    int nerr = 0;
-    kf_ruleset *rs = kf_ruleset_load(file, diag, &acc, &nerr);
+    kf_rules_src src;
+    /* The policy every carrier follows (kf_rules_policy.h): a broken file
+     * is ignored as a whole, the built-ins stay in effect. */
+    kf_ruleset *rs = kf_rules_load_policy(file, diag, &acc, &src);
     if (!rs) {
-        dr_fact_add(r, 1, "rules", "%s: %d error%s: nothing would be rewritten until fixed",
-                    file ? file : "built-in rules", nerr, nerr == 1 ? "" : "s");
+        dr_fact_add(r, 1, "rules", "cannot load even the built-in rules (out of memory)");
         return;
+    }
+    if (src.fallback) {
+        dr_fact_add(r, 1, "rules", "%s", kf_rules_policy_line(&src, line, sizeof line));
+        file = NULL;
     }
     unsigned builtin = 0, user = 0, off = 0, n = kf_ruleset_count(rs);
     char disabled[DR_VAL_MAX] = "";
@@ -100,7 +106,8 @@ static void check_rules(dr_report *r, int brief)
         }
     }
     dr_fact_add(r, 0, "rules", "%s: %u built-in, %u from the file, %u disabled%s%s",
-                file ? file : "no rules file (built-ins only)", builtin, user, off,
+                file ? file : src.fallback ? "in effect (built-ins only)"
+                            : "no rules file (built-ins only)", builtin, user, off,
                 off ? ": " : "", disabled);
     const char *host, *addr;
     unsigned port, aport;
@@ -130,9 +137,10 @@ static void check_relay(dr_report *r)
                     KF_RELAY_STATE_FILE);
         return;
     }
-    if (!kf_relay_state_alive(&st)) {
-        dr_fact_add(r, 0, "relay", "not running: stale state file %s/%s (pid %ld is gone); "
-                    "restarted on demand", rundir, KF_RELAY_STATE_FILE, (long)st.pid);
+    char why[512];
+    if (!kf_relay_live(rundir, &st, why, sizeof why)) {
+        dr_fact_add(r, 0, "relay", "not running: stale state file %s/%s (%s); "
+                    "restarted on demand", rundir, KF_RELAY_STATE_FILE, why);
         return;
     }
     long up = st.started ? (long)(time(NULL) - st.started) : -1;

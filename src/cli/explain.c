@@ -8,7 +8,9 @@
 
 #include "cli.h"
 #include "kf_log.h"
+#include "kf_mask.h"
 #include "kf_rules.h"
+#include "kf_rules_policy.h"
 
 #define MAX_H 64
 
@@ -24,7 +26,7 @@ typedef struct url {
 
 static int bad(const char *msg, const char *arg)
 {
-    fprintf(stderr, "kimifix explain: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
+    fprintf(stderr, "kimifix explain: %s%s%s\n", msg, arg ? ": " : "", arg ? kf_cli_esc(arg) : "");
     return 2;
 }
 
@@ -120,14 +122,14 @@ static void print_target(const char *lead, kf_str method, kf_str path, kf_str qu
 {
     char t[4096];
     kf_redact_target(path, query, t, sizeof t);
-    printf("%s%.*s %s %.*s\n", lead, (int)method.n, method.p, t, (int)version.n, version.p);
+    printf("%s%.*s %s %.*s\n", lead, (int)method.n, method.p, kf_cli_esc(t), (int)version.n, version.p);
 }
 
 static void print_header(kf_str name, kf_str value)
 {
     char v[4096];
     kf_redact_value(name, value, v, sizeof v);
-    printf("  %.*s: %s\n", (int)name.n, name.p, v);
+    printf("  %.*s: %s\n", (int)name.n, name.p, kf_cli_esc(v));
 }
 
 static void print_after(const kf_req *req)
@@ -141,11 +143,11 @@ static void print_after(const kf_req *req)
 static void print_rules(const kf_rule *const *rules, unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
-        printf("%s%s (%s)", i ? ", " : "", kf_rule_name(rules[i]), kf_rule_origin(rules[i]));
+        printf("%s%s (%s)", i ? ", " : "", kf_rule_name(rules[i]), kf_cli_esc(kf_rule_origin(rules[i])));
 }
 
-static int explain(const kf_ruleset *rs, const char *file, int inprocess, const char *method,
-                   const url *u, char **hdrs, int nh)
+static int explain(const kf_ruleset *rs, const kf_rules_src *src, int inprocess,
+                   const char *method, const url *u, char **hdrs, int nh)
 {
     /* The head as a client would write it: request line, Host (unless
      * given with -H), then the -H headers in order. */
@@ -186,8 +188,14 @@ static int explain(const kf_ruleset *rs, const char *file, int inprocess, const 
     kf_req_set_host(req, req->hdr[hi].value);
     kf_str host0 = req->host;
     unsigned port0 = req->port;
+    kf_req_note_keys(req); /* the key repeated in another header is masked too */
 
-    printf("rules: built-in defaults%s%s\n", file ? " + " : "", file ? file : "");
+    char pl[5200];
+    if (src->fallback)
+        printf("rules: built-in defaults only -- %s\n",
+               kf_cli_esc(kf_rules_policy_line(src, pl, sizeof pl)));
+    else
+        printf("rules: built-in defaults%s%s\n", src->path[0] ? " + " : "", kf_cli_esc(src->path));
     printf("carrier: %s\n", inprocess ? "inprocess (cannot choose the upstream connection)"
                                       : "relay (can choose the upstream connection)");
     printf("\nbefore:\n");
@@ -210,7 +218,7 @@ static int explain(const kf_ruleset *rs, const char *file, int inprocess, const 
     for (unsigned i = 0; i < req->nskipped; i++)
         printf("skipped: %s (%s): has an 'upstream' action, which needs a carrier that can choose "
                "the connection; none of its actions applied\n",
-               kf_rule_name(req->skipped[i]), kf_rule_origin(req->skipped[i]));
+               kf_rule_name(req->skipped[i]), kf_cli_esc(kf_rule_origin(req->skipped[i])));
     if (req->upstream_host.n)
         printf("upstream: %.*s:%u (was %.*s:%u)\n", (int)req->upstream_host.n, req->upstream_host.p,
                req->port, (int)host0.n, host0.p, port0);
@@ -222,10 +230,12 @@ static int explain(const kf_ruleset *rs, const char *file, int inprocess, const 
         printf("connect-to: %s:%u -> %s%s%s:%u\n", hbuf, req->port, strchr(addr, ':') ? "[" : "",
                addr, strchr(addr, ':') ? "]" : "", aport);
     if (req->nfired) {
-        char text[2048];
+        char text[2048], shown[4096];
         kf_req_log_text(req, text, sizeof text);
+        /* masked and escaped as kf_vlog() would */
+        kf_mask_text(text, strlen(text), shown, sizeof shown, NULL, 0, KF_MASK_SECRETS | KF_MASK_ESCAPE);
         printf("log: kimifix[PID]: [%s] %.*s: %s\n", inprocess ? "inprocess" : "relay", (int)host0.n,
-               host0.p, text);
+               host0.p, shown);
     }
     free(head);
     free(req);
@@ -293,11 +303,16 @@ int kf_cli_explain(int argc, char **argv)
     url u;
     if (parse_url(target, &u))
         return 2;
+    /* A broken rules file: explained as every carrier runs it, with the
+     * built-in rules (kf_rules_policy.h); every error on stderr, exit 1. */
     char buf[4096];
-    kf_ruleset *rs = kf_cli_load_rules(&file, buf, sizeof buf);
+    kf_rules_src src;
+    if (!file)
+        file = kf_rules_default_path(buf, sizeof buf);
+    kf_ruleset *rs = kf_rules_load_policy(file, kf_cli_diag_stderr, NULL, &src);
     if (!rs)
-        return 1;
-    int rc = explain(rs, file, inprocess, method, &u, hdrs, nh);
+        return bad("out of memory", NULL);
+    int rc = explain(rs, &src, inprocess, method, &u, hdrs, nh);
     kf_ruleset_free(rs);
-    return rc;
+    return rc ? rc : src.fallback ? 1 : 0;
 }

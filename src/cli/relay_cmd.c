@@ -2,10 +2,14 @@
  *
  * start is idempotent and race-free: starters serialize on an flock of
  * RUNDIR/relay.start.lock, and a running relay (its own flock on
- * relay.run.lock, its pid alive, answering STATUS on the control channel)
- * is reused. The relay is started detached (double fork, setsid), logs to
- * RUNDIR/relay.log (0600) unless KIMIFIX_LOG says otherwise, and start
- * returns once its state file names it.
+ * relay.run.lock held, its port's listener ours, answering STATUS on the
+ * control channel) is reused. The relay is started detached (double fork,
+ * setsid), logs to RUNDIR/relay.log (0600) unless KIMIFIX_LOG says
+ * otherwise, and start returns once its state file names it.
+ *
+ * Every wait has a deadline (--wait-ms, default 10 s): the start lock
+ * (another start may hold it; a client's shim passes its own budget of
+ * under a second, docs/RELIABILITY.md finding 5) and the state file.
  */
 #include "cli.h"
 #include "cli_relay.h"
@@ -25,12 +29,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kf_log.h"
 #include "kf_paths.h"
 #include "kf_proxy.h"
 
+#define START_WAIT_MS 10000  /* `kimifix relay start` typed by the user */
+#define ENSURE_WAIT_MS 3000  /* the wrapper, before it runs the client */
+#define START_LOCK_BUSY 75   /* exit status: another start held the lock (the shim reads it) */
+
 static int usage(FILE *f)
 {
-    fputs("usage: kimifix relay start [--port PORT] [--idle SECS] [-v]\n"
+    fputs("usage: kimifix relay start [--port PORT] [--idle SECS] [-v] [--wait-ms MS]\n"
           "       kimifix relay stop | status\n"
           "       kimifix relay run [--port PORT] [--idle SECS] [-v]   (foreground)\n",
           f);
@@ -74,11 +83,41 @@ static int control(const kf_relay_state *st, const char *cmd, char *out, size_t 
     return got ? 0 : -1;
 }
 
-/* 1 when a relay answers for this state. */
+/* 1 when a live relay (kf_relay_live) answers for this state. */
 static int running(const char *rundir, kf_relay_state *st, char *reply, size_t n)
 {
-    return kf_relay_state_read(rundir, st) == 0 && kf_relay_state_alive(st) &&
+    char why[512];
+    return kf_relay_state_read(rundir, st) == 0 && kf_relay_live(rundir, st, why, sizeof why) &&
            control(st, "STATUS\n", reply, n) == 0;
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* The start lock, waiting at most until deadline. 0 or -1 (errno). */
+static int lock_until(int fd, long deadline)
+{
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        if (now_ms() >= deadline) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        nap_ms(10);
+    }
 }
 
 static const char *field(const char *reply, const char *key, char *buf, size_t n)
@@ -105,30 +144,48 @@ static void exec_relay(const char *prog, int argc, char **argv)
     execv(prog, args);
 }
 
-/* 1 when some process holds RUNDIR/relay.run.lock (a relay is alive). */
-static int run_lock_held(const char *rundir)
+/* out: where to say what happened (NULL: nothing on stdout; errors still
+ * go to stderr). */
+/* --wait-ms=N / --wait-ms N: ours, not the relay's; taken out of argv. */
+static long take_wait(int *argc, char **argv, long dflt)
 {
-    char p[4200];
-    kf_path_join(p, sizeof p, rundir, "relay.run.lock");
-    int fd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return 0;
-    int held = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-    close(fd); /* releases the lock if we got it */
-    return held;
+    long ms = dflt;
+    for (int i = 0; i < *argc; i++) {
+        const char *v = NULL;
+        int used = 0;
+        if (!strncmp(argv[i], "--wait-ms=", 10))
+            v = argv[i] + 10, used = 1;
+        else if (!strcmp(argv[i], "--wait-ms") && i + 1 < *argc)
+            v = argv[i + 1], used = 2;
+        if (!used)
+            continue;
+        char *end;
+        long x = strtol(v, &end, 10);
+        if (!*end && x > 0)
+            ms = x;
+        memmove(argv + i, argv + i + used, (size_t)(*argc - i - used + 1) * sizeof *argv);
+        *argc -= used;
+        i--;
+    }
+    return ms;
 }
 
 /* out: where to say what happened (NULL: nothing on stdout; errors still
  * go to stderr). */
-static int cmd_start(const char *rundir, int argc, char **argv, FILE *out)
+static int cmd_start(const char *rundir, int argc, char **argv, FILE *out, long wait_ms)
 {
-    char prog[4096], lockp[4200], logp[4200], reply[9000];
+    char prog[4096], lockp[4200], logp[4200], reply[9000], why[512];
     kf_relay_state st;
+    long deadline = now_ms() + take_wait(&argc, argv, wait_ms);
     kf_path_join(lockp, sizeof lockp, rundir, "relay.start.lock");
     int lfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (lfd < 0 || flock(lfd, LOCK_EX) < 0) {
-        fprintf(stderr, "kimifix relay: %s: %s\n", lockp, strerror(errno));
-        return 1;
+    if (lfd < 0 || lock_until(lfd, deadline) < 0) {
+        int busy = errno == ETIMEDOUT;
+        fprintf(stderr, "kimifix relay: %s: %s\n", lockp,
+                busy ? "another start holds it; gave up" : strerror(errno));
+        if (lfd >= 0)
+            close(lfd);
+        return busy ? START_LOCK_BUSY : 1;
     }
     if (running(rundir, &st, reply, sizeof reply)) {
         if (out)
@@ -143,6 +200,7 @@ static int cmd_start(const char *rundir, int argc, char **argv, FILE *out)
     }
     kf_path_join(logp, sizeof logp, rundir, "relay.log");
     time_t t0 = time(NULL);
+    long forked = now_ms();
     pid_t child = fork();
     if (child == 0) {
         if (fork() != 0)
@@ -163,9 +221,9 @@ static int cmd_start(const char *rundir, int argc, char **argv, FILE *out)
     }
     if (child > 0)
         waitpid(child, NULL, 0);
-    for (int i = 0; i < 100; i++) {
+    while (now_ms() < deadline) {
         if (kf_relay_state_read(rundir, &st) == 0 && st.started >= t0 - 1 &&
-            kf_relay_state_alive(&st)) {
+            kf_relay_live(rundir, &st, why, sizeof why)) {
             if (out)
                 fprintf(out, "kimifix relay: started (pid %ld, port %u)\n", (long)st.pid, st.port);
             close(lfd);
@@ -173,13 +231,13 @@ static int cmd_start(const char *rundir, int argc, char **argv, FILE *out)
         }
         /* The relay takes relay.run.lock first thing and holds it for life:
          * after a second, a free lock means it already died (bad CA dir,
-         * port in use...). Fail now: the shim waits for this command in a
-         * client's constructor. */
-        if (i >= 10 && !run_lock_held(rundir))
+         * port in use...). Fail now: a client may be waiting for this. */
+        if (now_ms() - forked >= 1000 && !kf_relay_run_lock_held(rundir))
             break;
-        usleep(100000);
+        nap_ms(20);
     }
-    fprintf(stderr, "kimifix relay: the relay did not start; see %s\n", logp);
+    fprintf(stderr, "kimifix relay: the relay did not start%s; see %s\n",
+            now_ms() >= deadline ? " in time" : "", logp);
     close(lfd);
     return 1;
 }
@@ -188,9 +246,15 @@ static int cmd_stop(const char *rundir)
 {
     kf_relay_state st;
     char reply[256];
-    if (kf_relay_state_read(rundir, &st) < 0 || !kf_relay_state_alive(&st)) {
+    char why[512];
+    if (kf_relay_state_read(rundir, &st) < 0 || !kf_relay_run_lock_held(rundir)) {
         printf("kimifix relay: not running\n");
         return 0;
+    }
+    /* STOP carries the token: only to a port that is ours. */
+    if (!kf_relay_live(rundir, &st, why, sizeof why)) {
+        fprintf(stderr, "kimifix relay: a relay holds the lock but %s; not stopping it\n", why);
+        return 1;
     }
     if (control(&st, "STOP\n", reply, sizeof reply) < 0) {
         /* Not answering: SIGTERM, but only if that pid really is a relay. */
@@ -208,9 +272,11 @@ static int cmd_stop(const char *rundir)
         }
         kill(st.pid, SIGTERM);
     }
-    for (int i = 0; i < 100 && kill(st.pid, 0) == 0; i++)
-        usleep(50000);
-    if (kill(st.pid, 0) == 0) {
+    /* Gone when its run lock is free (its pid may be reused at once). */
+    long deadline = now_ms() + START_WAIT_MS;
+    while (kf_relay_run_lock_held(rundir) && now_ms() < deadline)
+        nap_ms(20);
+    if (kf_relay_run_lock_held(rundir)) {
         fprintf(stderr, "kimifix relay: pid %ld did not stop\n", (long)st.pid);
         return 1;
     }
@@ -242,16 +308,27 @@ static int cmd_status(const char *rundir)
     return 0;
 }
 
+/* Messages of the core (a repaired or refused directory, a squatted
+ * /tmp/kimifix-UID) go to stderr, like ours. */
+static void log_to_stderr(void)
+{
+    if (kf_log_fd() >= 0)
+        return;
+    kf_log_open("stderr");
+    kf_log_set_level(KF_LOG_INFO);
+}
+
 int kf_relay_ensure(void)
 {
     char rundir[4096];
     char *none[] = { NULL };
+    log_to_stderr();
     if (kf_runtime_dir(rundir, sizeof rundir, 1) < 0) {
         fprintf(stderr, "kimifix: relay: runtime directory %s: %s\n", rundir, strerror(errno));
         return -1;
     }
     fflush(NULL); /* nothing buffered may be written twice by the fork */
-    return cmd_start(rundir, 0, none, NULL) == 0 ? 0 : -1;
+    return cmd_start(rundir, 0, none, NULL, ENSURE_WAIT_MS) == 0 ? 0 : -1;
 }
 
 int kf_cli_relay(int argc, char **argv)
@@ -262,12 +339,13 @@ int kf_cli_relay(int argc, char **argv)
     const char *sub = argv[1];
     if (!strcmp(sub, "-h") || !strcmp(sub, "--help") || !strcmp(sub, "help"))
         return usage(stdout);
+    log_to_stderr();
     if (kf_runtime_dir(rundir, sizeof rundir, 1) < 0) {
         fprintf(stderr, "kimifix relay: runtime directory %s: %s\n", rundir, strerror(errno));
         return 1;
     }
     if (!strcmp(sub, "start"))
-        return cmd_start(rundir, argc - 2, argv + 2, stdout);
+        return cmd_start(rundir, argc - 2, argv + 2, stdout, START_WAIT_MS);
     if (!strcmp(sub, "stop"))
         return argc == 2 ? cmd_stop(rundir) : usage(stderr);
     if (!strcmp(sub, "status"))

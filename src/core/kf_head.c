@@ -6,7 +6,9 @@
  * passes them, and everything after them, through unchanged.
  */
 #include "kf_head.h"
+#include "kf_scan.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -27,43 +29,18 @@ static const char tchar_map[256] = {
 };
 
 /* Bytes allowed in a field value: HTAB, SP, visible ASCII and obs-text;
- * never NUL, CR, LF or other controls. */
-static const char vchar_map[256] = { ['\t'] = 1, [0x20 ... 0x7e] = 1, [0x80 ... 0xff] = 1 };
+ * never NUL, CR, LF or other controls (kf_scan_ctl finds those). */
 
-static int is_token(kf_str s)
+/* First control byte other than HTAB in p[..end), or end: where a header
+ * value ends (CR or LF when it is well-formed). */
+static const char *line_content_end(const char *p, const char *end)
 {
-    if (s.n == 0)
-        return 0;
-    for (size_t i = 0; i < s.n; i++)
-        if (!tchar_map[(unsigned char)s.p[i]])
-            return 0;
-    return 1;
-}
-
-static int is_target(kf_str s)
-{
-    if (s.n == 0)
-        return 0;
-    for (size_t i = 0; i < s.n; i++) {
-        unsigned char c = (unsigned char)s.p[i];
-        if (c <= 0x20 || c == 0x7f)
-            return 0;
+    for (;;) {
+        p = kf_scan_ctl(p, end);
+        if (p == end || *p != '\t')
+            return p;
+        p++; /* HTAB: allowed in a value */
     }
-    return 1;
-}
-
-/* One line [p, end): returns the LF position or NULL; sets the content end
- * (before CR LF / LF). A CR anywhere else in the line is malformed. */
-static const char *line_end(const char *p, const char *end, const char **content_end)
-{
-    const char *lf = memchr(p, '\n', (size_t)(end - p));
-    if (!lf)
-        return NULL;
-    const char *ce = (lf > p && lf[-1] == '\r') ? lf - 1 : lf;
-    if (memchr(p, '\r', (size_t)(ce - p)))
-        return NULL;
-    *content_end = ce;
-    return lf;
 }
 
 static void split_target(kf_req *req, struct kf_headbuf *hb, kf_str t)
@@ -92,33 +69,66 @@ static void split_target(kf_req *req, struct kf_headbuf *hb, kf_str t)
     req->query = (kf_str){ q, (size_t)(end - q) };
 }
 
+#define METHOD_MAX 32 /* as the stream's scanner (kf_stream.c) */
+
+/* Past the tchars at q (letters, digits and '-' fast; the rest, like '_'
+ * or '.', one at a time). Inlined: it runs once per header line. */
+static inline __attribute__((always_inline)) const char *skip_tchars(const char *q, const char *end)
+{
+    for (;;) {
+        q = kf_scan_name(q, end);
+        if (q == end || !tchar_map[(unsigned char)*q])
+            return q;
+        q++;
+    }
+}
+
+/* The request line: METHOD SP TARGET SP HTTP/1.d (CR) LF. 0, or -1
+ * (malformed or incomplete). Exactly the rules of the stream's
+ * byte-at-a-time scanner, so that either may decide. */
 static int parse_request_line(struct kf_headbuf *hb, const char *p, const char *end,
                               const char **next)
 {
     kf_req *req = &hb->req;
-    const char *ce, *lf = line_end(p, end, &ce);
-    if (!lf)
+    const char *m = skip_tchars(p, end);
+    if (m == p || m >= end || *m != ' ' || m - p > METHOD_MAX)
         return -1;
+    const char *t = m + 1, *te = kf_scan_target(t, end);
+    if (te == t || te >= end || *te != ' ')
+        return -1;
+    const char *v = te + 1;
+    if (end - v < 9 || memcmp(v, "HTTP/1.", 7) != 0 || v[7] < '0' || v[7] > '9')
+        return -1;
+    const char *ce = v + 8, *lf;
+    if (*ce == '\n')
+        lf = ce;
+    else if (*ce == '\r' && ce + 1 < end && ce[1] == '\n')
+        lf = ce + 1;
+    else
+        return -1;
+    req->method = (kf_str){ p, (size_t)(m - p) };
+    req->version = (kf_str){ v, 8 };
     hb->rl_line = (kf_str){ p, (size_t)(lf + 1 - p) };
     hb->rl_eol = (kf_str){ ce, (size_t)(lf + 1 - ce) };
-    const char *sp1 = memchr(p, ' ', (size_t)(ce - p));
-    if (!sp1)
-        return -1;
-    const char *sp2 = memchr(sp1 + 1, ' ', (size_t)(ce - sp1 - 1));
-    if (!sp2)
-        return -1;
-    req->method = (kf_str){ p, (size_t)(sp1 - p) };
-    kf_str target = { sp1 + 1, (size_t)(sp2 - sp1 - 1) };
-    req->version = (kf_str){ sp2 + 1, (size_t)(ce - sp2 - 1) };
-    if (!is_token(req->method) || !is_target(target))
-        return -1;
-    if (req->version.n != 8 || memcmp(req->version.p, "HTTP/1.", 7) != 0 ||
-        req->version.p[7] < '0' || req->version.p[7] > '9')
-        return -1;
-    split_target(req, hb, target);
+    split_target(req, hb, (kf_str){ t, (size_t)(te - t) });
     *next = lf + 1;
     return 0;
 }
+
+/* s (a header name or token) equals lit (lower case letters and '-') in
+ * ASCII case? c | 0x20 folds exactly here: no other tchar folds onto a
+ * lower-case letter or '-'. */
+static int name_is(kf_str s, const char *lit, size_t n)
+{
+    if (s.n != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)s.p[i] | 0x20) != (unsigned char)lit[i])
+            return 0;
+    return 1;
+}
+
+#define NAME_IS(s, lit) name_is((s), (lit), sizeof(lit) - 1)
 
 /* Last comma-separated token of a header value, trimmed. */
 static kf_str last_token(kf_str v)
@@ -129,14 +139,14 @@ static kf_str last_token(kf_str v)
     return kf_str_trim((kf_str){ c, (size_t)(v.p + v.n - c) });
 }
 
-static int has_token_ci(kf_str v, const char *tok)
+static int has_upgrade_token(kf_str v)
 {
     const char *p = v.p, *end = v.p + v.n;
     while (p < end) {
         const char *c = memchr(p, ',', (size_t)(end - p));
         if (!c)
             c = end;
-        if (kf_str_ieq_c(kf_str_trim((kf_str){ p, (size_t)(c - p) }), tok))
+        if (NAME_IS(kf_str_trim((kf_str){ p, (size_t)(c - p) }), "upgrade"))
             return 1;
         p = c + 1;
     }
@@ -158,28 +168,47 @@ static int parse_length(kf_str v, uint64_t *out)
 }
 
 struct framing_seen {
-    int have_cl, have_te, upgrade, conn_upgrade;
+    int have_cl, have_te, upgrade, conn_upgrade, host_seen;
     uint64_t cl;
     kf_str te_last;
 };
 
-#define NAME_IS(name, lit) ((name).n == sizeof(lit) - 1 && kf_str_ieq_c((name), (lit)))
-
-static int note_framing(struct framing_seen *f, kf_str name, kf_str value)
+/* Headers that frame the body, and Host. The name's length picks the one
+ * candidate before any byte is compared. */
+static int note_header(struct framing_seen *f, kf_req *req, kf_str name, kf_str value)
 {
-    if (NAME_IS(name, "content-length")) {
-        uint64_t n;
-        if (parse_length(value, &n) != 0 || (f->have_cl && n != f->cl))
-            return -1;
-        f->have_cl = 1;
-        f->cl = n;
-    } else if (NAME_IS(name, "transfer-encoding")) {
-        f->have_te = 1;
-        f->te_last = last_token(value);
-    } else if (NAME_IS(name, "upgrade")) {
-        f->upgrade = 1;
-    } else if (NAME_IS(name, "connection")) {
-        f->conn_upgrade |= has_token_ci(value, "upgrade");
+    switch (name.n) {
+    case 4:
+        if (NAME_IS(name, "host")) {
+            if (f->host_seen++)
+                return -1;
+            kf_req_set_host(req, value);
+        }
+        break;
+    case 7:
+        f->upgrade |= NAME_IS(name, "upgrade");
+        break;
+    case 10:
+        if (NAME_IS(name, "connection"))
+            f->conn_upgrade |= has_upgrade_token(value);
+        break;
+    case 14:
+        if (NAME_IS(name, "content-length")) {
+            uint64_t n;
+            if (parse_length(value, &n) != 0 || (f->have_cl && n != f->cl))
+                return -1;
+            f->have_cl = 1;
+            f->cl = n;
+        }
+        break;
+    case 17:
+        if (NAME_IS(name, "transfer-encoding")) {
+            f->have_te = 1;
+            f->te_last = last_token(value);
+        }
+        break;
+    default:
+        break;
     }
     return 0;
 }
@@ -190,7 +219,7 @@ static void decide_framing(const kf_req *req, const struct framing_seen *f, kf_h
     if (kf_str_eq(req->method, KF_STR("CONNECT")) || (f->upgrade && f->conn_upgrade))
         info->framing = KF_FRAME_TUNNEL;
     else if (f->have_te)
-        info->framing = kf_str_ieq_c(f->te_last, "chunked") ? KF_FRAME_CHUNKED : KF_FRAME_TUNNEL;
+        info->framing = NAME_IS(f->te_last, "chunked") ? KF_FRAME_CHUNKED : KF_FRAME_TUNNEL;
     else if (f->have_cl) {
         info->framing = f->cl ? KF_FRAME_LENGTH : KF_FRAME_NONE;
         info->length = f->cl;
@@ -198,64 +227,75 @@ static void decide_framing(const kf_req *req, const struct framing_seen *f, kf_h
         info->framing = KF_FRAME_NONE;
 }
 
-int kf_head_parse(struct kf_headbuf *hb, const kf_ctx *ctx, const char *head, size_t n,
-                  kf_head_info *info)
+/* The value of a header line from v (just after the ':'): bytes up to CR LF
+ * or LF, trimmed. Returns the next line, or NULL (malformed, or the bytes
+ * end first). */
+static const char *header_value(const char *v, const char *end, kf_str *value)
+{
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    const char *ce = line_content_end(v, end), *lf;
+    if (ce < end && *ce == '\n')
+        lf = ce;
+    else if (ce + 1 < end && ce[0] == '\r' && ce[1] == '\n')
+        lf = ce + 1;
+    else
+        return NULL; /* NUL, bare CR, other controls, or no line end */
+    while (ce > v && (ce[-1] == ' ' || ce[-1] == '\t'))
+        ce--;
+    *value = (kf_str){ v, (size_t)(ce - v) };
+    return lf + 1;
+}
+
+long kf_head_parse_prefix(struct kf_headbuf *hb, const kf_ctx *ctx, const char *head, size_t n,
+                          kf_head_info *info)
 {
     kf_req *req = &hb->req;
     const char *p = head, *end = head + n;
     struct framing_seen f = { 0 };
-    int host_seen = 0;
 
     kf_req_init(req);
     req->tls = ctx->tls;
     if (parse_request_line(hb, p, end, &p) != 0)
         return -1;
     for (;;) {
-        if (p >= end)
-            return -1;
-        if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')) {
-            hb->end_line = (kf_str){ p, (size_t)(end - p) };
-            if (hb->end_line.n != (size_t)(*p == '\n' ? 1 : 2))
-                return -1;
-            break;
-        }
-        if (*p == ' ' || *p == '\t')
-            return -1; /* obs-fold: meaning depends on the server; don't touch */
         /* One pass over the line: token name, ':', value bytes, CR LF or LF. */
-        const char *q = p;
-        while (q < end && tchar_map[(unsigned char)*q])
-            q++;
-        if (q == p || q >= end || *q != ':')
-            return -1;
-        kf_str name = { p, (size_t)(q - p) };
-        const char *v = ++q;
-        while (q < end && vchar_map[(unsigned char)*q])
-            q++;
-        const char *ce = q, *lf;
-        if (q < end && *q == '\n')
-            lf = q;
-        else if (q + 1 < end && q[0] == '\r' && q[1] == '\n')
-            lf = q + 1;
-        else
-            return -1; /* NUL, bare CR, other controls, or no line end */
-        kf_str value = kf_str_trim((kf_str){ v, (size_t)(ce - v) });
-        if (kf_req_add_header(req, name, value, (kf_str){ p, (size_t)(lf + 1 - p) }) != 0)
-            return -1;
-        if (note_framing(&f, name, value) != 0)
-            return -1;
-        if (NAME_IS(name, "host")) {
-            if (host_seen++)
+        const char *q = skip_tchars(p, end);
+        if (q == p || q >= end || *q != ':') {
+            if (q != p || p >= end)
                 return -1;
-            kf_req_set_host(req, value);
+            if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')) {
+                hb->end_line = (kf_str){ p, (size_t)(*p == '\n' ? 1 : 2) };
+                p += hb->end_line.n;
+                break;
+            }
+            return -1; /* obs-fold (meaning depends on the server), or junk */
         }
-        p = lf + 1;
+        kf_str name = { p, (size_t)(q - p) }, value;
+        const char *next = header_value(q + 1, end, &value);
+        if (!next || req->nhdr >= KF_MAX_HEADERS)
+            return -1;
+        kf_hdr *h = &req->hdr[req->nhdr++];
+        h->name = name;
+        h->value = h->orig_value = value;
+        h->line = (kf_str){ p, (size_t)(next - p) };
+        h->state = KF_HDR_ORIG;
+        if (note_header(&f, req, name, value) != 0)
+            return -1;
+        p = next;
     }
-    if (!host_seen && ctx->host) {
+    if (!f.host_seen && ctx->host) {
         req->host = kf_str_c(ctx->host);
         req->port = ctx->port ? ctx->port : (ctx->tls ? 443u : 80u);
     }
     decide_framing(req, &f, info);
-    return 0;
+    return (long)(p - head);
+}
+
+int kf_head_parse(struct kf_headbuf *hb, const kf_ctx *ctx, const char *head, size_t n,
+                  kf_head_info *info)
+{
+    return kf_head_parse_prefix(hb, ctx, head, n, info) == (long)n ? 0 : -1;
 }
 
 static kf_str line_eol(kf_str line)
@@ -290,45 +330,79 @@ size_t kf_head_size(const struct kf_headbuf *hb)
     return n + hb->end_line.n;
 }
 
-static char *put(char *o, kf_str s)
+/* Output that copies runs of untouched bytes at once: consecutive original
+ * lines are adjacent in the head, so an unchanged stretch (often all but
+ * one line) is one memcpy. */
+typedef struct emitter {
+    char *o;
+    const char *run, *run_end; /* pending original bytes */
+} emitter;
+
+static void flush(emitter *e)
 {
-    memcpy(o, s.p, s.n);
-    return o + s.n;
+    size_t n = (size_t)(e->run_end - e->run);
+    if (n)
+        memcpy(e->o, e->run, n);
+    e->o += n;
+    e->run = e->run_end = NULL;
 }
 
-static char *put_field(char *o, const kf_hdr *h, kf_str eol)
+static void put_orig(emitter *e, kf_str s)
 {
-    o = put(o, h->name);
-    *o++ = ':';
-    *o++ = ' ';
-    o = put(o, h->value);
-    return put(o, eol);
+    if (e->run_end != s.p || !e->run) {
+        flush(e);
+        e->run = s.p;
+    }
+    e->run_end = s.p + s.n;
+}
+
+static void put(emitter *e, kf_str s)
+{
+    flush(e);
+    memcpy(e->o, s.p, s.n);
+    e->o += s.n;
+}
+
+static void put_c(emitter *e, char c)
+{
+    flush(e);
+    *e->o++ = c;
+}
+
+static void put_field(emitter *e, const kf_hdr *h, kf_str eol)
+{
+    put(e, h->name);
+    put_c(e, ':');
+    put_c(e, ' ');
+    put(e, h->value);
+    put(e, eol);
 }
 
 size_t kf_head_write(const struct kf_headbuf *hb, char *out)
 {
     const kf_req *req = &hb->req;
-    char *o = out;
+    emitter e = { out, NULL, NULL };
     if (path_changed(hb)) {
-        o = put(o, req->method);
-        *o++ = ' ';
-        o = put(o, hb->target_prefix);
-        o = put(o, req->path);
-        o = put(o, req->query);
-        *o++ = ' ';
-        o = put(o, req->version);
-        o = put(o, hb->rl_eol);
+        put(&e, req->method);
+        put_c(&e, ' ');
+        put(&e, hb->target_prefix);
+        put(&e, req->path);
+        put(&e, req->query);
+        put_c(&e, ' ');
+        put(&e, req->version);
+        put(&e, hb->rl_eol);
     } else
-        o = put(o, hb->rl_line);
+        put_orig(&e, hb->rl_line);
     for (unsigned i = 0; i < req->nhdr; i++) {
         const kf_hdr *h = &req->hdr[i];
         switch (h->state) {
-        case KF_HDR_ORIG: o = put(o, h->line); break;
-        case KF_HDR_CHANGED: o = put_field(o, h, line_eol(h->line)); break;
-        case KF_HDR_ADDED: o = put_field(o, h, hb->rl_eol); break;
+        case KF_HDR_ORIG: put_orig(&e, h->line); break;
+        case KF_HDR_CHANGED: put_field(&e, h, line_eol(h->line)); break;
+        case KF_HDR_ADDED: put_field(&e, h, hb->rl_eol); break;
         default: break;
         }
     }
-    o = put(o, hb->end_line);
-    return (size_t)(o - out);
+    put_orig(&e, hb->end_line);
+    flush(&e);
+    return (size_t)(e.o - out);
 }

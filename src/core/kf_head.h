@@ -26,6 +26,13 @@ typedef struct kf_head_info {
 int kf_head_parse(struct kf_headbuf *hb, const kf_ctx *ctx, const char *head, size_t n,
                   kf_head_info *info);
 
+/* Parse the head at the start of in[0..n) (more bytes may follow it).
+ * Returns its length when a complete, well-formed head is there; -1 when
+ * it is malformed or the bytes end before it does (callers then take the
+ * byte-at-a-time path, which tells the two apart). */
+long kf_head_parse_prefix(struct kf_headbuf *hb, const kf_ctx *ctx, const char *in, size_t n,
+                          kf_head_info *info);
+
 /* Bytes needed to write hb->req back out. */
 size_t kf_head_size(const struct kf_headbuf *hb);
 /* Write hb->req into out (kf_head_size bytes); returns bytes written. */

@@ -1,25 +1,56 @@
-/* kf_log.c - one-line logging with secrets redacted.
+/* kf_log.c - one-line logging that never blocks its host (kf_log.h).
  *
- * Every line is formatted into a stack buffer and written with one write()
- * so lines from several threads or processes sharing the file do not
- * interleave (O_APPEND makes each write land at the end). Nothing here
- * allocates, and nothing ever goes to stdout: we run inside other people's
- * programs, whose stdout may be a pipe someone parses.
+ * Every line is formatted into a stack buffer, masked and escaped
+ * (kf_mask.c) and written with one write() so lines from several threads
+ * or processes sharing the file do not interleave (O_APPEND makes each
+ * write land at the end). Nothing here allocates, and nothing ever goes to
+ * stdout: we run inside other people's programs, whose stdout may be a
+ * pipe someone parses.
+ *
+ * Where a line may go, and why (docs/RELIABILITY.md, finding 4):
+ *  - a KIMIFIX_LOG path: a regular file owned by the user and not
+ *    accessible to others (created 0600), or a character device that is
+ *    the user's own (their tty) or a sink (/dev/null, /dev/zero, /dev/full,
+ *    /dev/tty). Opened O_NONBLOCK|O_NOFOLLOW|O_NOCTTY|O_CLOEXEC: a FIFO
+ *    planted at the path by another user neither blocks the open (no
+ *    reader: ENXIO) nor gets a line (refused after fstat). O_NONBLOCK
+ *    stays set: it is meaningless for a regular file and makes a stopped
+ *    tty drop a line instead of freezing the host.
+ *  - stderr: the host's own file description. We must not change its
+ *    flags (O_NONBLOCK is shared with the host), so a pipe or socket is
+ *    written with pwritev2(RWF_NOWAIT) (a full pipe nobody reads: the line
+ *    is dropped, where a plain write() would block the host forever), or,
+ *    for a terminal or on kernels without RWF_NOWAIT for pipes, only after
+ *    poll() says it is writable; SIGPIPE is blocked around the write and a
+ *    SIGPIPE our write raised is consumed, so a closed reader costs a line,
+ *    not the host.
+ *    The host's own writes to stderr behave exactly as before.
+ *  - either: before each line we check that the fd still names the file
+ *    we opened (a host that closes "all fds" and reuses the number must not
+ *    get our lines in its socket); if not, logging stops.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kf_log.h"
+#include "kf_mask.h"
 
 #define KF_LOG_LINE 1024
 
 static int log_fd = -1;
 static int log_owned; /* we opened log_fd and must close it */
+static dev_t log_dev;  /* identity of what we opened (owned fds) */
+static ino_t log_ino;
 static int log_level = KF_LOG_INFO;
 static kf_write_fn log_write = write;
 
@@ -36,6 +67,59 @@ void kf_log_close(void)
     log_owned = 0;
 }
 
+/* 0 when a log may go to this file, else the errno to refuse it with. */
+static int acceptable(const struct stat *st)
+{
+    if (S_ISREG(st->st_mode))
+        /* A log holds request summaries: refuse a regular file others can
+         * read or write (we do not silently chmod a file somebody else set
+         * up), and one owned by another user. */
+        return (st->st_mode & 077) || st->st_uid != geteuid() ? EPERM : 0;
+    if (S_ISCHR(st->st_mode)) {
+        unsigned ma = major(st->st_rdev), mi = minor(st->st_rdev);
+        int sink = ma == 1 && (mi == 3 || mi == 5 || mi == 7); /* null, zero, full */
+        int own_tty = ma == 5 && mi == 0;                      /* /dev/tty: our terminal */
+        /* Another user's terminal (mesg y) would show them our log. */
+        return st->st_uid == geteuid() || sink || own_tty ? 0 : EPERM;
+    }
+    if (S_ISLNK(st->st_mode))
+        return ELOOP;
+    if (S_ISDIR(st->st_mode))
+        return EISDIR;
+    return ENOTSUP; /* FIFO, socket, block device */
+}
+
+static int open_path(const char *spec)
+{
+    struct stat before, st;
+    int had = lstat(spec, &before) == 0;
+    int e = had ? acceptable(&before) : 0;
+    if (e) { /* refuse without even opening it: opening a FIFO wakes its reader */
+        errno = e;
+        return -1;
+    }
+    int fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
+                  0600);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0)
+        e = errno;
+    else if (had && (st.st_dev != before.st_dev || st.st_ino != before.st_ino))
+        e = EAGAIN; /* swapped under us between lstat and open: try again later */
+    else
+        e = acceptable(&st);
+    if (e) {
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    log_fd = fd;
+    log_owned = 1;
+    log_dev = st.st_dev;
+    log_ino = st.st_ino;
+    return 0;
+}
+
 int kf_log_open(const char *spec)
 {
     kf_log_close();
@@ -45,27 +129,7 @@ int kf_log_open(const char *spec)
         log_fd = 2;
         return 0;
     }
-    int fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -1;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    /* A log holds request summaries: refuse a regular file others can read
-     * or write (we do not silently chmod a file somebody else set up), and
-     * one owned by another user. Devices such as /dev/null are fine. */
-    if (S_ISREG(st.st_mode) && ((st.st_mode & 077) || st.st_uid != geteuid())) {
-        close(fd);
-        errno = EPERM;
-        return -1;
-    }
-    log_fd = fd;
-    log_owned = 1;
-    return 0;
+    return open_path(spec);
 }
 
 void kf_log_set_level(int level)
@@ -96,38 +160,95 @@ static size_t put_uint(char *p, unsigned long v)
     return k;
 }
 
+static ssize_t write_retry(int fd, const char *p, size_t n)
+{
+    ssize_t w;
+    do {
+        w = log_write(fd, p, n);
+    } while (w < 0 && errno == EINTR);
+    return w;
+}
+
+/* A line to the host's stderr when it is a pipe, socket or terminal:
+ * never block, never die of SIGPIPE (see the top of the file). */
+static void write_nowait(int fd, const char *p, size_t n)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    int was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    struct iovec iov = { (void *)p, n };
+    ssize_t w;
+    do {
+        w = pwritev2(fd, &iov, 1, -1, RWF_NOWAIT);
+    } while (w < 0 && errno == EINTR);
+    if (w < 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)) {
+        /* No RWF_NOWAIT here (ttys; pipes before Linux 5.x). A line is
+         * under PIPE_BUF, so a pipe that polls writable takes it whole. */
+        struct pollfd pf = { fd, POLLOUT, 0 };
+        if (poll(&pf, 1, 0) == 1 && (pf.revents & POLLOUT) && !(pf.revents & (POLLERR | POLLHUP)))
+            w = write_retry(fd, p, n);
+    }
+    if (w < 0 && errno == EPIPE && !was_pending) {
+        /* SIGPIPE for a write is sent to the writing thread: ours. */
+        struct timespec zero = { 0, 0 };
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void write_line(const char *p, size_t n)
+{
+    int fd = log_fd;
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0)
+        return; /* closed under us (a host closing every fd): drop */
+    if (log_owned) {
+        if (st.st_dev != log_dev || st.st_ino != log_ino) {
+            log_fd = -1; /* the number is the host's now: never write there */
+            log_owned = 0;
+            return;
+        }
+        write_retry(fd, p, n);
+    } else if (S_ISREG(st.st_mode)) {
+        write_retry(fd, p, n);
+    } else {
+        write_nowait(fd, p, n);
+    }
+}
+
 void kf_vlog(int level, const char *fmt, va_list ap)
 {
     if (!kf_log_enabled(level))
         return;
-    char line[KF_LOG_LINE];
+    char raw[KF_LOG_LINE], line[KF_LOG_LINE];
     size_t n = 0;
     memcpy(line, "kimifix[", 8);
     n = 8;
     n += put_uint(line + n, (unsigned long)getpid());
     memcpy(line + n, "]: ", 3);
     n += 3;
-    size_t room = sizeof line - n - 1; /* keep one byte for '\n' */
-    int k = vsnprintf(line + n, room + 1, fmt, ap);
-    if (k < 0)
-        k = 0;
-    size_t body = (size_t)k;
-    if (body > room) {
-        body = room;
-        memcpy(line + n + body - 3, "...", 3);
-    }
+    int k = vsnprintf(raw, sizeof raw, fmt, ap);
+    size_t rn = k < 0 ? 0 : (size_t)k < sizeof raw ? (size_t)k : sizeof raw - 1;
     /* One event, one line: a CR or LF smuggled in through a header value
-     * or a file name must not forge a second log line. */
-    for (size_t i = n; i < n + body; i++)
-        if (line[i] == '\n' || line[i] == '\r')
-            line[i] = ' ';
+     * or a file name must not forge a second log line, nor an escape
+     * sequence drive the terminal of whoever reads the log; keys an
+     * upstream echoes in its error message are masked. */
+    size_t room = sizeof line - n - 1; /* keep one byte for '\n' */
+    const unsigned how = KF_MASK_SECRETS | KF_MASK_ESCAPE;
+    size_t body = kf_mask_text(raw, rn, line + n, room + 1, NULL, 0, how);
+    if (body > room || k >= (int)sizeof raw) { /* cut: say so, whole escapes only */
+        kf_mask_text(raw, rn, line + n, room - 3 + 1, NULL, 0, how);
+        body = strlen(line + n);
+        memcpy(line + n + body, "...", 3);
+        body += 3;
+    }
     n += body;
     line[n++] = '\n';
     int saved = errno;
-    ssize_t w;
-    do {
-        w = log_write(log_fd, line, n);
-    } while (w < 0 && errno == EINTR);
+    write_line(line, n);
     errno = saved;
 }
 
@@ -137,140 +258,4 @@ void kf_log(int level, const char *fmt, ...)
     va_start(ap, fmt);
     kf_vlog(level, fmt, ap);
     va_end(ap);
-}
-
-/* ---- redaction ---- */
-
-static unsigned char lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
-}
-
-/* Does `word` occur in s (case-insensitive) at the start or right after a
- * separator ('-', '_', '.')? */
-static int has_word_after_sep(kf_str s, const char *word)
-{
-    size_t wn = strlen(word);
-    for (size_t i = 0; i + wn <= s.n; i++) {
-        if (i > 0 && s.p[i - 1] != '-' && s.p[i - 1] != '_' && s.p[i - 1] != '.')
-            continue;
-        size_t j = 0;
-        while (j < wn && lower((unsigned char)s.p[i + j]) == (unsigned char)word[j])
-            j++;
-        if (j == wn)
-            return 1;
-    }
-    return 0;
-}
-
-static int contains_ci(kf_str s, const char *word)
-{
-    size_t wn = strlen(word);
-    for (size_t i = 0; i + wn <= s.n; i++) {
-        size_t j = 0;
-        while (j < wn && lower((unsigned char)s.p[i + j]) == (unsigned char)word[j])
-            j++;
-        if (j == wn)
-            return 1;
-    }
-    return 0;
-}
-
-int kf_is_secret_header(kf_str name)
-{
-    static const char *const exact[] = { "authorization", "proxy-authorization", "x-api-key",
-                                         "api-key",       "cookie",              "set-cookie" };
-    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
-        if (kf_str_ieq_c(name, exact[i]))
-            return 1;
-    return has_word_after_sep(name, "token") || has_word_after_sep(name, "secret") ||
-           has_word_after_sep(name, "key");
-}
-
-static size_t copy_out(char *buf, size_t n, size_t at, const char *s, size_t k)
-{
-    if (n == 0 || at >= n - 1)
-        return at;
-    if (k > n - 1 - at)
-        k = n - 1 - at;
-    memcpy(buf + at, s, k);
-    buf[at + k] = '\0';
-    return at + k;
-}
-
-static const char redacted[] = "[redacted]";
-
-size_t kf_redact_value(kf_str name, kf_str value, char *buf, size_t n)
-{
-    if (n)
-        buf[0] = '\0';
-    if (kf_is_secret_header(name))
-        return copy_out(buf, n, 0, redacted, sizeof redacted - 1);
-    return copy_out(buf, n, 0, value.p, value.n);
-}
-
-static int secret_param(kf_str name, kf_str value)
-{
-    static const char *const words[] = { "key", "token", "secret", "password", "sig", "auth", "code" };
-    if (value.n >= 3 && memcmp(value.p, "sk-", 3) == 0)
-        return 1;
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-        if (contains_ci(name, words[i]))
-            return 1;
-    return 0;
-}
-
-size_t kf_redact_target(kf_str path, kf_str query, char *buf, size_t n)
-{
-    size_t at = 0;
-    if (n)
-        buf[0] = '\0';
-    /* Path segments that are keys ("/sk-...") are redacted too. */
-    size_t i = 0;
-    while (i < path.n) {
-        size_t j = i;
-        while (j < path.n && path.p[j] != '/')
-            j++;
-        kf_str seg = { path.p + i, j - i };
-        if (seg.n >= 3 && memcmp(seg.p, "sk-", 3) == 0)
-            at = copy_out(buf, n, at, redacted, sizeof redacted - 1);
-        else
-            at = copy_out(buf, n, at, seg.p, seg.n);
-        if (j < path.n)
-            at = copy_out(buf, n, at, "/", 1);
-        i = j + 1;
-    }
-    if (query.n == 0)
-        return at;
-    /* query: "?a=b&c=d" */
-    size_t q = 0;
-    if (query.p[0] == '?') {
-        at = copy_out(buf, n, at, "?", 1);
-        q = 1;
-    }
-    while (q <= query.n) {
-        size_t e = q;
-        while (e < query.n && query.p[e] != '&')
-            e++;
-        kf_str param = { query.p + q, e - q };
-        const char *eq = memchr(param.p, '=', param.n);
-        if (eq) {
-            kf_str pname = { param.p, (size_t)(eq - param.p) };
-            kf_str pval = { eq + 1, param.n - pname.n - 1 };
-            at = copy_out(buf, n, at, pname.p, pname.n + 1);
-            if (pval.n && secret_param(pname, pval))
-                at = copy_out(buf, n, at, redacted, sizeof redacted - 1);
-            else
-                at = copy_out(buf, n, at, pval.p, pval.n);
-        } else if (param.n >= 3 && memcmp(param.p, "sk-", 3) == 0) {
-            at = copy_out(buf, n, at, redacted, sizeof redacted - 1);
-        } else {
-            at = copy_out(buf, n, at, param.p, param.n);
-        }
-        if (e >= query.n)
-            break;
-        at = copy_out(buf, n, at, "&", 1);
-        q = e + 1;
-    }
-    return at;
 }

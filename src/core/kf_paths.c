@@ -7,15 +7,20 @@
  * before anything in it is trusted.
  */
 #include "kf_paths.h"
+#include "kf_log.h"
 #include "kf_req.h"
+#include "kf_sockdiag.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 char *kf_path_join(char *buf, size_t n, const char *dir, const char *name)
@@ -24,27 +29,113 @@ char *kf_path_join(char *buf, size_t n, const char *dir, const char *name)
     return (r < 0 || (size_t)r >= n) ? NULL : buf;
 }
 
+/* Why a directory failed kf_private_dir (for the caller's message). */
+enum { PD_OK = 0, PD_ERRNO, PD_NOT_OURS, PD_WRITABLE };
+
+/* Check (and with create=1 make) a private directory through one
+ * descriptor: open(O_NOFOLLOW|O_DIRECTORY) refuses a symlink or a file,
+ * fstat/fchmod act on exactly what was checked (no rename race). A mode
+ * with group/other bits that lets nobody else write (e.g. 0755) is ours to
+ * repair: chmod 0700, said once. Writable by others: somebody could have
+ * planted files in it, so it is refused (the user checks and chmods). */
+static int private_dir_check(const char *path, int create, uid_t *owner, unsigned *mode)
+{
+    if (create && mkdir(path, 0700) < 0 && errno != EEXIST)
+        return PD_ERRNO;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ELOOP)
+            errno = ENOTDIR; /* a symlink where a directory must be */
+        return PD_ERRNO;
+    }
+    struct stat st;
+    int r = PD_OK;
+    if (fstat(fd, &st) < 0) {
+        r = PD_ERRNO;
+    } else if (st.st_uid != geteuid()) {
+        r = PD_NOT_OURS;
+    } else if (st.st_mode & 022) {
+        r = PD_WRITABLE;
+    } else if (st.st_mode & 077) {
+        if (fchmod(fd, 0700) < 0)
+            r = PD_ERRNO;
+        else
+            kf_log(KF_LOG_WARN, "%s had mode %04o: repaired to 0700 (kimifix keeps keys and "
+                                "tokens there)", path, (unsigned)(st.st_mode & 07777));
+    }
+    *owner = st.st_uid;
+    *mode = (unsigned)(st.st_mode & 07777);
+    int e = errno;
+    syscall(SYS_close, fd);
+    errno = e;
+    if (r == PD_NOT_OURS || r == PD_WRITABLE)
+        errno = EPERM;
+    return r;
+}
+
 int kf_private_dir(const char *path, int create)
 {
-    struct stat st;
-    if (create && mkdir(path, 0700) < 0 && errno != EEXIST)
-        return -1;
-    if (lstat(path, &st) < 0)
-        return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    if (st.st_uid != geteuid() || (st.st_mode & 022)) {
-        errno = EPERM;
-        return -1;
-    }
-    return 0;
+    uid_t owner = 0;
+    unsigned mode = 0;
+    int r = private_dir_check(path, create, &owner, &mode);
+    if (r == PD_NOT_OURS)
+        kf_log(KF_LOG_ERROR, "%s belongs to uid %u, not to you (uid %u): refusing to use it",
+               path, (unsigned)owner, (unsigned)geteuid());
+    else if (r == PD_WRITABLE)
+        kf_log(KF_LOG_ERROR, "%s has mode %04o (others may write there): refusing to use it; "
+                             "check its contents, then chmod 700 it", path, mode);
+    return r == PD_OK ? 0 : -1;
 }
 
 static int absolute(const char *s)
 {
     return s && s[0] == '/';
+}
+
+/* mkdir -p for the parents of a directory under the user's home. */
+static void make_parents(char *path)
+{
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        mkdir(path, 0700);
+        *p = '/';
+    }
+}
+
+/* The runtime dir when /tmp/kimifix-UID is not ours (another user made it
+ * first, or planted a symlink or file there): $XDG_CACHE_HOME/kimifix/run,
+ * else ~/.cache/kimifix/run. Every process of the user computes the same. */
+static int runtime_fallback(char *buf, size_t n, int create, const char *squatted,
+                            uid_t owner, int why)
+{
+    const char *x = secure_getenv("XDG_CACHE_HOME"), *home = secure_getenv("HOME");
+    int r;
+    if (absolute(x))
+        r = snprintf(buf, n, "%s/kimifix/run", x);
+    else if (absolute(home))
+        r = snprintf(buf, n, "%s/.cache/kimifix/run", home);
+    else
+        return -1;
+    if (r < 0 || (size_t)r >= n) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    /* INFO: every process under the shim comes here; the relay and the
+     * kimifix command (which log INFO) tell the user. */
+    static atomic_int said;
+    if (!atomic_exchange(&said, 1)) {
+        if (why == PD_NOT_OURS)
+            kf_log(KF_LOG_INFO, "%s belongs to uid %u, not to you: using %s instead", squatted,
+                   (unsigned)owner, buf);
+        else
+            kf_log(KF_LOG_INFO, "%s is not a directory of yours (%s): using %s instead", squatted,
+                   why == PD_WRITABLE ? "others may write there" : "a symlink or a file", buf);
+    }
+    if (create)
+        make_parents(buf);
+    return kf_private_dir(buf, create);
 }
 
 int kf_runtime_dir(char *buf, size_t n, int create)
@@ -59,19 +150,19 @@ int kf_runtime_dir(char *buf, size_t n, int create)
         errno = ENAMETOOLONG;
         return -1;
     }
-    return kf_private_dir(buf, create);
-}
-
-/* mkdir -p for the parents of the data dir (they are the user's own). */
-static void make_parents(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        mkdir(path, 0700);
-        *p = '/';
-    }
+    if (absolute(x))
+        return kf_private_dir(buf, create);
+    /* /tmp is shared: what is there may not be ours. */
+    uid_t owner = 0;
+    unsigned mode = 0;
+    int why = private_dir_check(buf, create, &owner, &mode);
+    if (why == PD_OK)
+        return 0;
+    if (why == PD_ERRNO && errno != ENOTDIR)
+        return -1; /* ENOENT without create: no runtime dir (yet) */
+    char tmp[128];
+    snprintf(tmp, sizeof tmp, "%s", buf);
+    return runtime_fallback(buf, n, create, tmp, owner, why);
 }
 
 int kf_data_dir(char *buf, size_t n, int create)
@@ -204,4 +295,44 @@ int kf_relay_state_write(const char *dir, const kf_relay_state *st)
 int kf_relay_state_alive(const kf_relay_state *st)
 {
     return st->pid > 0 && kill(st->pid, 0) == 0; /* EPERM: not ours */
+}
+
+/* Held by a live relay for its whole life (it takes LOCK_EX at start).
+ * Probed with a shared non-blocking lock, released at once. */
+int kf_relay_run_lock_held(const char *dir)
+{
+    char p[4200];
+    if (!kf_path_join(p, sizeof p, dir, KF_RELAY_RUN_LOCK))
+        return 0;
+    int fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+    syscall(SYS_close, fd); /* drops our lock, if we got it */
+    return held;
+}
+
+int kf_relay_live(const char *dir, const kf_relay_state *st, char *why, size_t wn)
+{
+    int saved = errno;
+    int r = 0;
+    if (!kf_relay_run_lock_held(dir)) {
+        snprintf(why, wn, "no relay holds %s/%s (relay.state is stale)", dir, KF_RELAY_RUN_LOCK);
+    } else {
+        switch (kf_tcp_listener_owner(st->port, st->v6, geteuid())) {
+        case KF_LISTEN_OURS:
+            r = 1;
+            break;
+        case KF_LISTEN_NONE:
+            snprintf(why, wn, "nothing of yours listens on 127.0.0.1:%u", st->port);
+            break;
+        case KF_LISTEN_FOREIGN:
+            snprintf(why, wn, "port %u belongs to another user", st->port);
+            break;
+        default:
+            snprintf(why, wn, "cannot tell who listens on port %u", st->port);
+        }
+    }
+    errno = saved;
+    return r;
 }

@@ -3,7 +3,10 @@
  * libc only, no allocation: the shim calls these from its constructor and
  * from its connect() hook. Environment is read with secure_getenv.
  *
- *   runtime dir  $XDG_RUNTIME_DIR/kimifix, else /tmp/kimifix-UID  (0700)
+ *   runtime dir  $XDG_RUNTIME_DIR/kimifix, else /tmp/kimifix-UID  (0700);
+ *                when /tmp/kimifix-UID is not ours (squatted by another
+ *                user, a symlink or a file): $XDG_CACHE_HOME/kimifix/run,
+ *                else ~/.cache/kimifix/run
  *                relay.state, relay.start.lock, relay.run.lock, trust-*.pem
  *   data dir     $XDG_DATA_HOME/kimifix, else ~/.local/share/kimifix (0700)
  *                ca.key (0600), ca.pem, ca-bundle.pem, ca.names, leaf.key,
@@ -18,8 +21,10 @@
 #include "kf_proxy.h"
 
 /* Check (and with create=1 make, mode 0700) a private directory: a real
- * directory (not a symlink), owned by us, not group/other-writable.
- * Returns 0, or -1 with errno (EPERM: wrong owner or mode). */
+ * directory (not a symlink), owned by us, not group/other-writable. Ours
+ * with group/other read or search bits (e.g. 0755): repaired to 0700 and
+ * logged (kf_log). Returns 0, or -1 with errno (EPERM: another owner or
+ * writable by others, logged as an error; ENOTDIR: a symlink or a file). */
 int kf_private_dir(const char *path, int create);
 
 /* Fill buf with the directory's path; with create=1 make it (and missing
@@ -39,6 +44,7 @@ typedef struct kf_relay_state {
 } kf_relay_state;
 
 #define KF_RELAY_STATE_FILE "relay.state"
+#define KF_RELAY_RUN_LOCK "relay.run.lock"
 
 /* Read DIR/relay.state (written atomically by the relay, 0600, ours).
  * Returns 0, or -1 (missing, unreadable, not ours, malformed). It does not
@@ -46,8 +52,17 @@ typedef struct kf_relay_state {
 int kf_relay_state_read(const char *dir, kf_relay_state *st);
 /* Write it: temporary file 0600, fsync-free rename over the old one. */
 int kf_relay_state_write(const char *dir, const kf_relay_state *st);
-/* The pid exists (kill(pid, 0) is not ESRCH). */
+/* The pid exists (kill(pid, 0) is not ESRCH). Not proof of a relay: the
+ * pid may have been reused. Use kf_relay_live(). */
 int kf_relay_state_alive(const kf_relay_state *st);
+/* 1 when the relay st describes is alive: DIR/relay.run.lock is held (a
+ * non-blocking flock probe) and every listener a loopback connect to
+ * st->port could reach belongs to this user (kf_sockdiag.h). Else 0, with
+ * the reason in why. No waiting. */
+int kf_relay_live(const char *dir, const kf_relay_state *st, char *why, size_t wn);
+/* 1 when some process holds DIR/relay.run.lock (probe: LOCK_SH|LOCK_NB,
+ * released at once). */
+int kf_relay_run_lock_held(const char *dir);
 
 /* Hex helpers: encode n bytes into out (2n+1 chars); decode exactly n
  * bytes from 2n hex chars (returns 0 or -1). */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kf_log.h"
+#include "kf_mask.h"
 #include "kf_req.h"
 #include "kf_rules.h"
 
@@ -43,12 +44,20 @@ int kf_req_add_header(kf_req *req, kf_str name, kf_str value, kf_str line)
     return 0;
 }
 
+static int ieq(kf_str a, kf_str b);
+
 int kf_req_find_header(const kf_req *req, kf_str name, unsigned from)
 {
+    if (name.n == 0)
+        return -1; /* no header has an empty name */
+    /* Length, then the first byte folded (| 0x20 never makes two letters
+     * equal that differ in more than case; a false candidate is caught by
+     * the full compare), then the whole name. */
+    unsigned char c0 = (unsigned char)(name.p[0] | 0x20);
     for (unsigned i = from; i < req->nhdr; i++) {
         const kf_hdr *h = &req->hdr[i];
-        /* length first: most names differ in length, no call needed */
-        if (h->name.n == name.n && h->state != KF_HDR_REMOVED && kf_str_ieq(h->name, name))
+        if (h->name.n == name.n && (unsigned char)(h->name.p[0] | 0x20) == c0 &&
+            h->state != KF_HDR_REMOVED && ieq(h->name, name))
             return (int)i;
     }
     return -1;
@@ -227,14 +236,21 @@ int kf_str_eq(kf_str a, kf_str b)
     return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
 }
 
-int kf_str_ieq(kf_str a, kf_str b)
+static int ieq(kf_str a, kf_str b)
 {
     if (a.n != b.n)
         return 0;
+    if (a.n == 0 || memcmp(a.p, b.p, a.n) == 0)
+        return 1; /* the same spelling: the common case for header names */
     for (size_t i = 0; i < a.n; i++)
         if (lower((unsigned char)a.p[i]) != lower((unsigned char)b.p[i]))
             return 0;
     return 1;
+}
+
+int kf_str_ieq(kf_str a, kf_str b)
+{
+    return ieq(a, b);
 }
 
 int kf_str_ieq_c(kf_str a, const char *b)
@@ -250,17 +266,6 @@ int kf_str_ieq_c(kf_str a, const char *b)
 kf_str kf_str_c(const char *s)
 {
     return (kf_str){ s, s ? strlen(s) : 0 };
-}
-
-kf_str kf_str_trim(kf_str s)
-{
-    while (s.n && (s.p[0] == ' ' || s.p[0] == '\t')) {
-        s.p++;
-        s.n--;
-    }
-    while (s.n && (s.p[s.n - 1] == ' ' || s.p[s.n - 1] == '\t'))
-        s.n--;
-    return s;
 }
 
 /* Iterative glob with single-star backtracking: linear in practice, no
@@ -310,8 +315,32 @@ size_t kf_rule_names(const struct kf_rule *const *r, unsigned nr, char *buf, siz
     return used;
 }
 
+/* The values of the request's secret headers (as received and as sent):
+ * "Authorization: Bearer K", "x-api-key: K", "apikey: K"... A client may
+ * repeat its key elsewhere (a query value, a header a rule copies it to),
+ * and an upstream may echo it. kf_redact_*() and every log line mask noted
+ * keys: the summary needs no key list of its own (and so stays a function
+ * of the request's non-secret bytes, as fuzz_relay_head checks). */
+void kf_req_note_keys(const kf_req *req)
+{
+    unsigned noted = 0;
+    for (unsigned i = 0; i < req->nhdr && noted < 8; i++) {
+        const kf_hdr *h = &req->hdr[i];
+        if (!kf_is_secret_header(h->name))
+            continue;
+        kf_mask_note_key(h->orig_value); /* skips "Bearer " and keys under 8 bytes */
+        if (h->value.p != h->orig_value.p)
+            kf_mask_note_key(h->value);
+        noted++;
+    }
+}
+
 size_t kf_req_log_text(const kf_req *req, char *buf, size_t n)
 {
+    /* This request is being logged: from now on its keys are masked in any
+     * line this process logs (an upstream's error message may echo them;
+     * the relay logs it: resp_tap.c). */
+    kf_req_note_keys(req);
     size_t used = req->nfired ? kf_rule_names(req->fired, req->nfired, buf, n) : 0;
     if (used && used + 2 < n) {
         buf[used++] = ':';

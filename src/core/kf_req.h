@@ -101,6 +101,12 @@ kf_str kf_req_api_key(const kf_req *req);
  * Returns the length written (always NUL-terminated when n > 0). */
 size_t kf_req_summary(const kf_req *req, char *buf, size_t n);
 
+/* Note the values of the request's secret headers (its API key, "Bearer
+ * K" without the scheme) with kf_mask_note_key(): every later masked text
+ * of this process (log lines, redacted values) hides them wherever they
+ * are repeated. kf_req_log_text() does it. */
+void kf_req_note_keys(const kf_req *req);
+
 /* "rule NAME" or "rules A, B" for a list of rules (log lines). */
 size_t kf_rule_names(const struct kf_rule *const *r, unsigned nr, char *buf, size_t n);
 
@@ -113,9 +119,21 @@ int kf_str_eq(kf_str a, kf_str b);          /* exact */
 int kf_str_ieq(kf_str a, kf_str b);         /* ASCII case-insensitive */
 int kf_str_ieq_c(kf_str a, const char *b);  /* against a C string */
 kf_str kf_str_c(const char *s);
-kf_str kf_str_trim(kf_str s);               /* strip SP/HTAB both ends */
+
 int kf_hexval(char c);                     /* 0..15, or -1 */
 int kf_glob(const char *pat, kf_str s);     /* '*' and '?' glob, case-sensitive */
 int kf_glob_ci(const char *pat, kf_str s);  /* same, ASCII case-insensitive */
+
+/* Strip SP/HTAB at both ends (inline: the head parser calls it per field). */
+static inline kf_str kf_str_trim(kf_str s)
+{
+    while (s.n && (s.p[0] == ' ' || s.p[0] == '\t')) {
+        s.p++;
+        s.n--;
+    }
+    while (s.n && (s.p[s.n - 1] == ' ' || s.p[s.n - 1] == '\t'))
+        s.n--;
+    return s;
+}
 
 #endif

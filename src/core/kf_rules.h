@@ -15,9 +15,13 @@ typedef struct kf_rule kf_rule;
  * "FILE:LINE: error: ..." or "FILE:LINE: warning: ...". */
 typedef void (*kf_diag_fn)(void *ud, const char *line);
 
-/* The built-in rules text (rules/default.rules compiled in). */
+/* The built-in rules text (rules/default.rules compiled in), and what
+ * scripts/embed-rules.sh worked out about it at build time: 1 when a rule
+ * names a host (`host` line), so relay steering is possible without
+ * parsing them (tests/unit/test_rules_lazy.c holds it to the parser). */
 extern const char kf_default_rules[];
 extern const size_t kf_default_rules_len;
+extern const int kf_default_rules_name_hosts;
 
 /* Build a ruleset: the built-in defaults, then `user_path` (NULL: none).
  * `defaults off` / `disable NAME` in the user's file act on the built-ins.
@@ -35,6 +39,20 @@ kf_ruleset *kf_ruleset_load_text(const char *text, size_t len, const char *origi
  * ~/.config/kimifix/rules, else /etc/kimifix/rules, if readable.
  * Uses secure_getenv. Writes into buf; returns buf or NULL (none). */
 const char *kf_rules_default_path(char *buf, size_t n);
+
+/* Does the file at `path` hold no directive at all (only blank lines and
+ * comments, no NUL byte)? Then it changes nothing about the built-ins.
+ * 0 when it has one, or cannot be read (loading it reports why). */
+int kf_rules_file_is_blank(const char *path);
+
+/* The process's ruleset, built on first need: the first caller runs
+ * load(ud) (under a lock; other threads wait for it), everyone gets its
+ * result, NULL when it failed. A call from inside load() on the same
+ * thread (a signal handler) gets NULL. Forks are handled by
+ * kf_rules_fork_*. */
+const kf_ruleset *kf_rules_lazy(kf_ruleset *(*load)(void *ud), void *ud);
+/* Has the build run (successfully or not)? */
+int kf_rules_lazy_tried(void);
 
 /* Only the built-ins (never fails unless out of memory). */
 kf_ruleset *kf_ruleset_builtin(void);

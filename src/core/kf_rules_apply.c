@@ -43,6 +43,8 @@ int kf_host_match(const kf_hostpat *hp, kf_str host, unsigned port)
     } else if (host.n != hp->name.n) {
         return 0;
     }
+    if (memcmp(host.p, hp->name.p, host.n) == 0)
+        return 1; /* hosts are usually written in lower case already */
     for (size_t i = 0; i < host.n; i++)
         if (lower((unsigned char)host.p[i]) != (unsigned char)hp->name.p[i])
             return 0;
@@ -86,10 +88,12 @@ typedef struct host_cache {
  * thread itself (a signal handler writing during fork) cannot wait for its
  * own lock: it is reported as no match, and the bytes pass unchanged. */
 static pthread_rwlock_t regex_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
-static _Thread_local int forking_thread;
+/* initial-exec: no allocation on a thread's first access (signal-safe) */
+static __thread __attribute__((tls_model("initial-exec"))) int forking_thread;
 
 void kf_rules_fork_prepare(void)
 {
+    kf_rules_lazy_fork_prepare();
     pthread_rwlock_wrlock(&regex_fork_lock);
     forking_thread = 1;
 }
@@ -98,6 +102,7 @@ void kf_rules_fork_parent(void)
 {
     forking_thread = 0;
     pthread_rwlock_unlock(&regex_fork_lock);
+    kf_rules_lazy_fork_parent();
 }
 
 /* In the child the lock's recorded writer is the parent's thread id, which
@@ -106,6 +111,7 @@ void kf_rules_fork_child(void)
 {
     forking_thread = 0;
     pthread_rwlock_init(&regex_fork_lock, NULL);
+    kf_rules_lazy_fork_child();
 }
 
 static int regexec_locked(const regex_t *re, const char *s, size_t nm, regmatch_t *m, int flags)
@@ -118,7 +124,7 @@ static int regexec_locked(const regex_t *re, const char *s, size_t nm, regmatch_
     return rc;
 }
 
-/* Match r's regex against path, filling m[0..nm). */
+/* Match r's regex against path with glibc, filling m[0..nm). */
 static int path_regexec(const kf_rule *r, kf_str path, size_t nm, regmatch_t *m)
 {
 #if defined(REG_STARTEND) && !KF_SANITIZED
@@ -126,7 +132,7 @@ static int path_regexec(const kf_rule *r, kf_str path, size_t nm, regmatch_t *m)
      * REG_STARTEND bounds the match without a copy. */
     m[0].rm_so = 0;
     m[0].rm_eo = (regoff_t)path.n;
-    return regexec_locked(&r->re, path.p ? path.p : "", nm, m, REG_STARTEND) == 0;
+    return regexec_locked(r->re, path.p ? path.p : "", nm, m, REG_STARTEND) == 0;
 #else
     /* No REG_STARTEND, or ASan, whose regexec interceptor reads up to a
      * NUL even with REG_STARTEND (a false positive): match a copy. The
@@ -137,7 +143,7 @@ static int path_regexec(const kf_rule *r, kf_str path, size_t nm, regmatch_t *m)
     if (path.n)
         memcpy(tmp, path.p, path.n);
     tmp[path.n] = '\0';
-    return regexec_locked(&r->re, tmp, nm, m, 0) == 0;
+    return regexec_locked(r->re, tmp, nm, m, 0) == 0;
 #endif
 }
 
@@ -168,8 +174,13 @@ static int rule_matches(const kf_rule *r, const kf_req *req, regmatch_t *m, host
         return 0;
     if (r->path_kind != KF_PATH_REGEX)
         return 1;
-    size_t nm = r->uses_groups ? MAX_GROUPS : 1;
-    if (!path_regexec(r, req->path, nm, m))
+    size_t nm = (size_t)r->uses_groups + 1;
+    /* kf_pat answers yes/no for its whole subset, and sub-matches for the
+     * patterns pinned to regexec's (kf_rules_parse.c choose_matcher). */
+    int hit = r->pat.ops && (nm == 1 || r->pat_groups)
+                  ? kf_pat_match(&r->pat, req->path.p ? req->path.p : "", req->path.n, m, nm)
+                  : r->re && path_regexec(r, req->path, nm, m);
+    if (!hit)
         return 0;
     for (size_t i = nm; i < MAX_GROUPS; i++)
         m[i].rm_so = m[i].rm_eo = -1;
@@ -191,26 +202,27 @@ static int set_path_from_scratch(kf_req *req, size_t start, size_t len)
 static int do_rewrite(kf_req *req, kf_str tpl, kf_str path, const regmatch_t *m)
 {
     size_t start = req->scratch_used, o = start;
-    for (size_t i = 0; i < tpl.n; i++) {
+    for (size_t i = 0; i < tpl.n;) {
         const char *src = &tpl.p[i];
-        size_t n = 1;
-        if (tpl.p[i] == '\\' && i + 1 < tpl.n) {
-            char e = tpl.p[++i];
-            if (e >= '0' && e <= '9') {
-                if (e == '0') {
-                    src = path.p;
-                    n = path.n;
-                } else {
-                    const regmatch_t *g = &m[e - '0'];
-                    if (g->rm_so < 0 || g->rm_eo < g->rm_so) {
-                        n = 0;
-                    } else {
-                        src = path.p + g->rm_so;
-                        n = (size_t)(g->rm_eo - g->rm_so);
-                    }
-                }
+        size_t n;
+        if (tpl.p[i] != '\\' || i + 1 == tpl.n) {
+            /* a literal run up to the next backslash: one copy */
+            const char *bs = memchr(src + 1, '\\', tpl.n - i - 1);
+            n = bs ? (size_t)(bs - src) : tpl.n - i;
+            i += n;
+        } else {
+            char e = tpl.p[i + 1];
+            i += 2;
+            n = 1;
+            if (e == '0') {
+                src = path.p;
+                n = path.n;
+            } else if (e >= '1' && e <= '9') {
+                const regmatch_t *g = &m[e - '0'];
+                src = path.p + (g->rm_so < 0 ? 0 : g->rm_so);
+                n = g->rm_so < 0 || g->rm_eo < g->rm_so ? 0 : (size_t)(g->rm_eo - g->rm_so);
             } else {
-                src = &tpl.p[i]; /* "\\" */
+                src = &tpl.p[i - 1]; /* "\\": one backslash */
             }
         }
         if (n > KF_SCRATCH - o)

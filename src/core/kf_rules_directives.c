@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kf_psl.h"
 #include "kf_rules_parse_int.h"
 
 int kf_p_cond_host(kf_parser *p, kf_rule *r, kf_tok *t, int nt)
@@ -22,6 +23,11 @@ int kf_p_cond_host(kf_parser *p, kf_rule *r, kf_tok *t, int nt)
         int wild;
         if (kf_p_parse_hostport(p, "host", t[i].s, t[i].n, 1, &h, &hp->port, &wild))
             continue;
+        const char *wide = kf_psl_too_wide(h.p + wild, h.n - (size_t)wild, wild); /* kf_psl.h */
+        if (wide) {
+            ERR(p, "host: '%s': %s", t[i].s, wide);
+            continue;
+        }
         hp->wild = (unsigned char)wild;
         hp->name.p = kf_p_sdup(p, h.p, h.n);
         hp->name.n = h.n;
@@ -83,14 +89,31 @@ int kf_p_cond_path(kf_parser *p, kf_rule *r, kf_tok *t, int nt)
     const char *cost = regex_too_costly(t[2].s, t[2].n);
     if (cost)
         return ERR(p, "path: regular expression too costly to compile (%s)", cost);
-    int rc = regcomp(&r->re, t[2].s, REG_EXTENDED);
-    if (rc != 0) {
-        char eb[256];
-        regerror(rc, &r->re, eb, sizeof eb);
-        return ERR(p, "path: bad regular expression '%s': %s", t[2].s, eb);
+    kf_pat_op ops[KF_PAT_MAX_OPS];
+    kf_pat pat;
+    if (kf_pat_compile(t[2].s, t[2].n, ops, &pat) == 0) {
+        /* In kf_pat's subset: no regcomp (end_rule may still need one for
+         * a user pattern's sub-matches). */
+        kf_pat_op *keep = kf_rs_alloc(p->rs, pat.nops * sizeof *ops);
+        if (!keep)
+            return p->oom = 1, ERR(p, "out of memory");
+        pat.ops = memcpy(keep, ops, pat.nops * sizeof *ops);
+        r->pat = pat;
+        r->re_nsub = pat.ngroups;
+    } else {
+        regex_t *rx = malloc(sizeof *rx);
+        if (!rx)
+            return p->oom = 1, ERR(p, "out of memory");
+        int rc = regcomp(rx, t[2].s, REG_EXTENDED);
+        if (rc != 0) {
+            char eb[256];
+            regerror(rc, rx, eb, sizeof eb);
+            free(rx);
+            return ERR(p, "path: bad regular expression '%s': %s", t[2].s, eb);
+        }
+        r->re = rx;
+        r->re_nsub = (unsigned)rx->re_nsub;
     }
-    r->re_ok = 1;
-    r->re_nsub = (unsigned)r->re.re_nsub;
     r->path_kind = KF_PATH_REGEX;
     r->path_src = kf_p_sdup(p, t[2].s, t[2].n);
     char pre[256];

@@ -2,8 +2,12 @@
  *
  * Shared by kf_rules_parse.c (builds it), kf_rules_apply.c (matches and
  * applies it) and kf_rules_dump.c (prints it). Every string is
- * NUL-terminated and lives in the ruleset's arena, so views handed to a
+ * NUL-terminated and lives in the ruleset's memory, so views handed to a
  * kf_req stay valid for the ruleset's lifetime.
+ *
+ * Two lives: the parser builds a ruleset in pieces (an arena of chunks,
+ * arrays that grow); kf_rs_compact() then copies it into one allocation
+ * (the ruleset a caller gets), and the pieces are freed.
  */
 #ifndef KF_RULES_INT_H
 #define KF_RULES_INT_H
@@ -11,6 +15,7 @@
 #include <regex.h>
 
 #include "kf_rules.h"
+#include "kf_rules_pat.h"
 
 #define KF_RULE_MAX_HOSTS 32
 #define KF_RULE_MAX_METHODS 16
@@ -49,35 +54,39 @@ typedef struct kf_action {
 
 enum kf_path_kind { KF_PATH_ANY = 0, KF_PATH_PREFIX, KF_PATH_REGEX };
 
+/* Fields in the order kf_rules_apply() reads them: the conditions of the
+ * ~13 enabled rules a request goes through fit in a few cache lines. The
+ * variable parts (hosts, methods, header conditions, actions, the matcher
+ * program) are arrays in the ruleset's single allocation. */
 struct kf_rule {
+    unsigned host_group;     /* first rule with the same host list (apply caches the answer) */
+    unsigned char enabled;
+    unsigned char path_kind;
+    unsigned char needs_upstream;
+    unsigned char uses_groups;  /* highest \N a template refers to (0: none) */
+    unsigned char pat_groups;   /* sub-matches may come from `pat` (pinned to regexec by tests) */
+    unsigned char builtin;
+    unsigned nhosts, nmethods, nhconds, nacts;
+    /* path: for KF_PATH_PREFIX the prefix; for KF_PATH_REGEX the literal
+     * prefix every match must start with (from a leading '^'), checked
+     * with memcmp before any matcher. */
+    kf_str path_prefix;
+    kf_pat pat;              /* pat.ops != NULL: the pattern is in kf_pat's subset */
+    regex_t *re;             /* glibc's, only when `pat` cannot answer (see kf_rules_pat.h) */
+    const char *key_glob;
+    kf_hostpat *hosts;
+    kf_str *methods;
+    kf_hcond *hconds;
+    kf_action *acts;
+
     kf_str name;
     const char *origin;      /* "builtin:12", "FILE:12" */
     const char *file;
     int line;
-    unsigned char builtin;
-    unsigned char enabled;
-    unsigned char path_kind;
-    unsigned char needs_upstream;
-    unsigned char uses_groups;  /* a template refers to \1..\9 */
-    unsigned char re_ok;
     const char *disabled_by; /* origin of the `disable`/`defaults off` line */
-
-    unsigned host_group;     /* first rule with the same host list (apply caches the answer) */
-    unsigned nhosts, nmethods, nhconds, nacts;
     int host_line, path_line, method_line, key_line;
-    kf_hostpat hosts[KF_RULE_MAX_HOSTS];
-    kf_str methods[KF_RULE_MAX_METHODS];
-    kf_hcond hconds[KF_RULE_MAX_HCONDS];
-    kf_action acts[KF_RULE_MAX_ACTIONS];
-
-    /* path: for KF_PATH_PREFIX the prefix; for KF_PATH_REGEX the literal
-     * prefix every match must start with (from a leading '^'), checked
-     * with memcmp before regexec. */
-    kf_str path_prefix;
-    const char *path_src; /* the regex as written */
-    regex_t re;
+    const char *path_src;    /* the regex as written */
     unsigned re_nsub;
-    const char *key_glob;
 };
 
 typedef struct kf_connect {
@@ -100,15 +109,31 @@ struct kf_ruleset {
     unsigned nconn, conncap;
     const char *user_origin;      /* NULL when only built-ins */
     const char *defaults_off_at;  /* origin of `defaults off` */
-    kf_chunk *arena;
+    kf_chunk *arena;              /* while parsing; NULL once compact */
 };
 
 /* kf_rules_parse.c: parse the built-ins, then `text` (NULL: none) as the
  * user's file named `origin`; returns the number of errors reported. */
 int kf_rules_parse(kf_ruleset *rs, const char *text, size_t len, const char *origin,
                    kf_diag_fn diag, void *ud);
+/* The parse-time arena (kf_rules_lex.c): copies / room that live until
+ * the ruleset is compacted or freed. */
 char *kf_rs_strdup(kf_ruleset *rs, const char *s, size_t n);
+void *kf_rs_alloc(kf_ruleset *rs, size_t n);
 void kf_rs_free_arena(kf_ruleset *rs);
+
+/* kf_rules_compact.c: one allocation holding all of `rs` (its regexes move
+ * over); NULL when out of memory. `rs` is left to kf_rs_free_parsed(). */
+kf_ruleset *kf_rs_compact(kf_ruleset *rs);
+/* Free a ruleset as the parser left it (regexes not moved are freed). */
+void kf_rs_free_parsed(kf_ruleset *rs);
+/* The glibc regexes a ruleset owns (either form). */
+void kf_rs_free_regexes(kf_ruleset *rs);
+
+/* kf_rules_lazy.c: its part of kf_rules_fork_prepare/parent/child */
+void kf_rules_lazy_fork_prepare(void);
+void kf_rules_lazy_fork_parent(void);
+void kf_rules_lazy_fork_child(void);
 
 /* kf_rules_apply.c */
 int kf_host_match(const kf_hostpat *hp, kf_str host, unsigned port);

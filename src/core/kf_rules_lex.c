@@ -1,5 +1,6 @@
 /* kf_rules_lex.c - the rules parser's low level: the string arena,
  * diagnostics, splitting a line into words, and value validators. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,14 +12,17 @@
 struct kf_chunk {
     kf_chunk *next;
     size_t used, size;
-    char data[];
+    _Alignas(max_align_t) char data[];
 };
 
-char *kf_rs_strdup(kf_ruleset *rs, const char *s, size_t n)
+/* n bytes aligned for any of the ruleset's structs. */
+void *kf_rs_alloc(kf_ruleset *rs, size_t n)
 {
+    const size_t al = _Alignof(max_align_t);
     kf_chunk *c = rs->arena;
-    if (!c || c->size - c->used < n + 1) {
-        size_t size = n + 1 > 4000 ? n + 1 : 4000;
+    size_t at = c ? (c->used + al - 1) & ~(al - 1) : 0;
+    if (!c || at > c->size || c->size - at < n) {
+        size_t size = n > 4000 ? n : 4000;
         c = malloc(sizeof *c + size);
         if (!c)
             return NULL;
@@ -26,12 +30,20 @@ char *kf_rs_strdup(kf_ruleset *rs, const char *s, size_t n)
         c->used = 0;
         c->size = size;
         rs->arena = c;
+        at = 0;
     }
-    char *p = c->data + c->used;
+    c->used = at + n;
+    return c->data + at;
+}
+
+char *kf_rs_strdup(kf_ruleset *rs, const char *s, size_t n)
+{
+    char *p = kf_rs_alloc(rs, n + 1);
+    if (!p)
+        return NULL;
     if (n)
         memcpy(p, s, n);
     p[n] = '\0';
-    c->used += n + 1;
     return p;
 }
 

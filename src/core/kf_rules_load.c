@@ -3,21 +3,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kf_rules_int.h"
 
+/* A ruleset callers get is compact (kf_rules_compact.c): one block, plus
+ * the glibc regexes of patterns outside kf_pat's subset. */
 void kf_ruleset_free(kf_ruleset *rs)
 {
     if (!rs)
         return;
-    for (unsigned i = 0; i < rs->nrules; i++)
-        if (rs->rules[i].re_ok)
-            regfree(&rs->rules[i].re);
-    free(rs->rules);
-    free(rs->conn);
-    free(rs->active);
-    kf_rs_free_arena(rs);
+    kf_rs_free_regexes(rs);
     free(rs);
 }
 
@@ -32,36 +29,48 @@ static int same_hosts(const kf_rule *a, const kf_rule *b)
     return 1;
 }
 
-static kf_ruleset *load(const char *text, size_t len, const char *origin, kf_diag_fn diag,
-                        void *ud, int *nerrors)
+/* Host groups and the enabled list, then the one-block copy. */
+static kf_ruleset *finish(kf_ruleset *tmp)
 {
-    kf_ruleset *rs = calloc(1, sizeof *rs);
-    if (!rs) {
-        if (nerrors)
-            *nerrors = 1;
+    tmp->active = malloc((tmp->nrules ? tmp->nrules : 1) * sizeof *tmp->active);
+    if (!tmp->active)
         return NULL;
-    }
-    int nerr = kf_rules_parse(rs, text, len, origin, diag, ud);
-    rs->active = malloc((rs->nrules ? rs->nrules : 1) * sizeof *rs->active);
-    if (!rs->active && !nerr)
-        nerr = 1;
-    for (unsigned i = 0; rs->active && i < rs->nrules; i++) {
-        kf_rule *r = &rs->rules[i];
+    for (unsigned i = 0; i < tmp->nrules; i++) {
+        kf_rule *r = &tmp->rules[i];
         r->host_group = i;
         for (unsigned j = 0; j < i; j++)
-            if (same_hosts(r, &rs->rules[j])) {
-                r->host_group = rs->rules[j].host_group;
+            if (same_hosts(r, &tmp->rules[j])) {
+                r->host_group = tmp->rules[j].host_group;
                 break;
             }
         if (r->enabled)
-            rs->active[rs->nactive++] = i;
+            tmp->active[tmp->nactive++] = i;
+    }
+    return kf_rs_compact(tmp);
+}
+
+static kf_ruleset *load(const char *text, size_t len, const char *origin, kf_diag_fn diag,
+                        void *ud, int *nerrors)
+{
+    kf_ruleset *tmp = calloc(1, sizeof *tmp), *rs = NULL;
+    int nerr = 0;
+    if (tmp) {
+        nerr = kf_rules_parse(tmp, text, len, origin, diag, ud);
+        if (!nerr && !(rs = finish(tmp)))
+            nerr = -1;
+        kf_rs_free_parsed(tmp);
+    } else {
+        nerr = -1;
+    }
+    if (nerr < 0) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "%s:0: error: out of memory", origin ? origin : "builtin");
+        if (diag)
+            diag(ud, msg);
+        nerr = 1;
     }
     if (nerrors)
         *nerrors = nerr;
-    if (nerr) {
-        kf_ruleset_free(rs);
-        return NULL;
-    }
     return rs;
 }
 
@@ -151,4 +160,50 @@ const char *kf_rules_default_path(char *buf, size_t n)
         return buf;
     }
     return NULL;
+}
+
+/* ---- a user file that changes nothing ---- */
+
+/* Mirrors what parse_text and kf_p_tokenize make of a line: one trailing
+ * CR is dropped, blanks are skipped, '#' ends the line, a NUL anywhere is
+ * an error; anything else is a word. */
+int kf_rules_file_is_blank(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 && access(path, R_OK) == 0)
+        return 1; /* the common case, an empty file: no FILE, no buffer, no read */
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    setvbuf(f, NULL, _IONBF, 0); /* read into buf below: no stdio buffer to allocate */
+    char buf[4096];
+    int comment = 0, cr = 0, blank = 1;
+    size_t k, total = 0;
+    while (blank && (k = fread(buf, 1, sizeof buf, f)) > 0) {
+        total += k;
+        if (total >= (16u << 20))
+            blank = 0; /* "file too large" is the loader's to say */
+        for (size_t i = 0; i < k && blank; i++) {
+            char c = buf[i];
+            if (c == '\0' || (cr && c != '\n')) {
+                blank = 0; /* NUL: an error; a CR that does not end its line: a word */
+                break;
+            }
+            cr = 0;
+            if (c == '\n')
+                comment = 0;
+            else if (comment)
+                continue;
+            else if (c == '#')
+                comment = 1;
+            else if (c == '\r')
+                cr = 1;
+            else if (c != ' ' && c != '\t')
+                blank = 0;
+        }
+    }
+    if (ferror(f))
+        blank = 0;
+    fclose(f);
+    return blank;
 }

@@ -31,6 +31,59 @@ int kf_p_find_rule(const kf_ruleset *rs, unsigned from, unsigned to, kf_str name
     return -1;
 }
 
+/* Copy the open rule's array `n` elements of `size` into the arena. */
+static void *keep(kf_parser *p, const void *a, size_t n, size_t size)
+{
+    if (n == 0)
+        return NULL;
+    void *k = kf_rs_alloc(p->rs, n * size);
+    if (!k) {
+        if (!p->oom)
+            p->oom = 1, ERR(p, "out of memory");
+        return NULL;
+    }
+    return memcpy(k, a, n * size);
+}
+
+/* Is `src` the text of a built-in rule's pattern? Those are the patterns
+ * whose sub-matches tests/unit/test_rules_pat.c pins to regexec's. */
+static int builtin_pattern(const kf_ruleset *rs, const char *src)
+{
+    for (unsigned i = 0; i < rs->nbuiltin; i++)
+        if (rs->rules[i].path_src && strcmp(rs->rules[i].path_src, src) == 0)
+            return 1;
+    return 0;
+}
+
+/* The path regex of a finished rule: which matcher answers. kf_pat (no
+ * glibc) says yes/no for every pattern in its subset, and gives the
+ * sub-matches of pinned patterns; anything else compiles with regcomp,
+ * now, so that its errors are reported with the rules file's others. */
+static void choose_matcher(kf_parser *p, kf_rule *r)
+{
+    if (r->path_kind != KF_PATH_REGEX || r->re || !r->path_src)
+        return;
+    r->pat_groups = r->pat.ops && (r->builtin || builtin_pattern(p->rs, r->path_src));
+    if (r->pat.ops && (r->uses_groups == 0 || r->pat_groups))
+        return;
+    regex_t *re = malloc(sizeof *re);
+    if (!re) {
+        if (!p->oom)
+            p->oom = 1, ERR_AT(p, r->path_line, "out of memory");
+        return;
+    }
+    int rc = regcomp(re, r->path_src, REG_EXTENDED);
+    if (rc != 0) {
+        char eb[256];
+        regerror(rc, re, eb, sizeof eb);
+        free(re);
+        ERR_AT(p, r->path_line, "path: bad regular expression '%s': %s", r->path_src, eb);
+        return;
+    }
+    r->re = re;
+    r->re_nsub = (unsigned)re->re_nsub;
+}
+
 static void end_rule(kf_parser *p)
 {
     kf_rule *r = kf_p_cur_rule(p);
@@ -53,12 +106,18 @@ static void end_rule(kf_parser *p)
             unsigned g = (unsigned)(c - '0');
             if (r->path_kind != KF_PATH_REGEX)
                 ERR_AT(p, a->line, "rewrite-path: \\%u needs a 'path ~ REGEX' condition with groups", g);
-            else if (r->re_ok && g > r->re_nsub)
+            else if (g > r->re_nsub)
                 ERR_AT(p, a->line, "rewrite-path: \\%u but the path regex has %u group%s", g,
                        r->re_nsub, r->re_nsub == 1 ? "" : "s");
-            r->uses_groups = 1;
+            else if (g > r->uses_groups)
+                r->uses_groups = (unsigned char)g;
         }
     }
+    choose_matcher(p, r);
+    r->hosts = keep(p, r->hosts, r->nhosts, sizeof *r->hosts);
+    r->methods = keep(p, r->methods, r->nmethods, sizeof *r->methods);
+    r->hconds = keep(p, r->hconds, r->nhconds, sizeof *r->hconds);
+    r->acts = keep(p, r->acts, r->nacts, sizeof *r->acts);
 }
 
 static int start_rule(kf_parser *p, kf_tok *t, int nt)
@@ -98,6 +157,10 @@ static int start_rule(kf_parser *p, kf_tok *t, int nt)
     r->line = p->line;
     r->builtin = (unsigned char)p->builtin;
     r->enabled = 1;
+    r->hosts = p->hosts;
+    r->methods = p->methods;
+    r->hconds = p->hconds;
+    r->acts = p->acts;
     if (!r->name.p || !r->origin)
         return -1;
     p->cur = (int)rs->nrules++;
@@ -176,20 +239,24 @@ static void parse_text(kf_parser *p, const char *text, size_t len)
     p->cur = -1;
     p->first = p->rs->nrules;
     while (i < len) {
-        size_t e = i;
-        while (e < len && text[e] != '\n')
-            e++;
+        const char *nl = memchr(text + i, '\n', len - i), *ln = text + i;
+        size_t e = nl ? (size_t)(nl - text) : len;
         p->line++;
         size_t n = e - i;
         if (n && text[i + n - 1] == '\r')
             n--;
-        memcpy(buf, text + i, n);
-        buf[n] = '\0';
         i = e + 1;
-        if (memchr(buf, '\0', n)) {
+        if (memchr(ln, '\0', n)) {
             ERR(p, "NUL byte in the line");
             continue;
         }
+        size_t k = 0;
+        while (k < n && (ln[k] == ' ' || ln[k] == '\t'))
+            k++;
+        if (k == n || ln[k] == '#')
+            continue; /* blank or comment (most of the built-in text): no words */
+        memcpy(buf, ln, n);
+        buf[n] = '\0';
         kf_tok t[MAX_TOKENS];
         int nt = kf_p_tokenize(p, buf, t);
         if (nt > 0)

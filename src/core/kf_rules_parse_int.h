@@ -21,6 +21,12 @@ typedef struct kf_parser {
     /* `disable` lines of the user's file, resolved after parsing */
     struct { char *name; int line; } *dis;
     unsigned ndis;
+    /* The open rule's arrays (its pointers point here until end_rule()
+     * copies them into the arena, sized). */
+    kf_hostpat hosts[KF_RULE_MAX_HOSTS];
+    kf_str methods[KF_RULE_MAX_METHODS];
+    kf_hcond hconds[KF_RULE_MAX_HCONDS];
+    kf_action acts[KF_RULE_MAX_ACTIONS];
 } kf_parser;
 
 #define MAX_TOKENS 64

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -22,13 +23,18 @@ int kf_steer_wanted(const kf_ruleset *rs, const char *host, unsigned port, int m
     return !tls_interposable || kf_rules_host_needs_upstream(rs, host, port);
 }
 
-int kf_relay_lookup(kf_relay_state *st)
+int kf_relay_lookup(kf_relay_state *st, char *why, size_t wn)
 {
     char dir[4096];
-    if (kf_runtime_dir(dir, sizeof dir, 0) < 0 || kf_relay_state_read(dir, st) < 0 ||
-        !kf_relay_state_alive(st))
+    if (kf_runtime_dir(dir, sizeof dir, 0) < 0) {
+        snprintf(why, wn, "no runtime directory");
         return -1;
-    return 0;
+    }
+    if (kf_relay_state_read(dir, st) < 0) {
+        snprintf(why, wn, "no %s/%s", dir, KF_RELAY_STATE_FILE);
+        return -1;
+    }
+    return kf_relay_live(dir, st, why, wn) ? 0 : -1;
 }
 
 static int relay_addr(int fd, int family, const kf_relay_state *st, struct sockaddr_storage *ss,

@@ -4,7 +4,8 @@
  * which passes its real_* functions so nothing re-enters the hooks.
  *
  *   kf_steer_wanted()  should this connection go through the relay?
- *   kf_relay_lookup()  the running relay of this user (state file + pid)
+ *   kf_relay_lookup()  the running relay of this user (state file, run lock
+ *                      held, its port's listener ours)
  *   kf_steer_connect() connect fd to the relay instead of dst and write the
  *                      PROXY v2 preamble (dst, authority, token)
  */
@@ -29,8 +30,9 @@ enum kf_mode { KF_MODE_AUTO = 0, KF_MODE_INPROCESS, KF_MODE_RELAY, KF_MODE_OFF }
 int kf_steer_wanted(const kf_ruleset *rs, const char *host, unsigned port, int mode,
                     int tls_interposable);
 
-/* Read this user's relay state and check its pid. 0, or -1 (no relay). */
-int kf_relay_lookup(kf_relay_state *st);
+/* Read this user's relay state and check that the relay is alive
+ * (kf_relay_live). 0, or -1 (no relay; why says why). No waiting. */
+int kf_relay_lookup(kf_relay_state *st, char *why, size_t wn);
 
 typedef struct kf_steer_io {
     int (*connect)(int fd, const struct sockaddr *sa, socklen_t len); /* real connect */

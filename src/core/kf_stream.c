@@ -31,7 +31,7 @@ enum rl_phase { RL_METHOD = 0, RL_TARGET, RL_VERSION, RL_EOL, RL_LF, RL_DONE };
 enum scan_result { SCAN_MORE, SCAN_DONE, SCAN_BAD };
 enum chunk_result { CHUNK_MORE, CHUNK_DONE, CHUNK_BAD };
 
-#define METHOD_MAX 32
+#define METHOD_MAX 32 /* also in kf_head.c's parse_request_line */
 
 void kf_stream_init(kf_stream *s)
 {
@@ -48,6 +48,11 @@ void kf_stream_reset(kf_stream *s)
 int kf_stream_is_passthrough(const kf_stream *s)
 {
     return s->state == ST_PASS && !kf_stream_has_pending(s) && s->carry == 0;
+}
+
+int kf_stream_at_boundary(const kf_stream *s)
+{
+    return s->state == ST_IDLE && !kf_stream_has_pending(s) && s->carry == 0 && !s->held;
 }
 
 uint64_t kf_stream_pass_budget(const kf_stream *s)
@@ -328,31 +333,17 @@ static void enter_body(kf_stream *s, const kf_head_info *info)
     }
 }
 
-/* A complete head: parse, apply the rules, emit. `consumed` = bytes of the
- * current input that belong to it; `in_place` = head points into that input. */
-static void finish_head(kf_stream *s, const kf_ctx *ctx, const char *head, size_t hn,
-                        size_t consumed, int in_place, kf_feed *f)
+/* A parsed head: apply the rules, emit. */
+static void rewrite_head(kf_stream *s, const kf_ctx *ctx, const char *head, size_t hn,
+                         size_t consumed, const kf_head_info *info, kf_feed *f)
 {
     struct kf_headbuf *hb = s->hb;
-    kf_head_info info;
-    /* An in-place head may have to outlive the caller's buffer if it cannot
-     * be sent at once: make sure there is room to keep it. */
-    if (in_place && kf_headbuf_reserve_out(hb, hn) != 0) {
-        give_up(s, ctx, "out of memory: passing this connection through unchanged", hn, f);
-        return;
-    }
-    if (kf_head_parse(hb, ctx, head, hn, &info) != 0) {
-        notice(ctx, "malformed HTTP/1 request head: passing this connection through unchanged");
-        go_pass(s);
-        set_emit(s, f, head, hn, consumed);
-        return;
-    }
     /* CONNECT names an authority, not a resource: no rule applies to it. */
     if (ctx->rs && !kf_str_eq(hb->req.method, KF_STR("CONNECT")))
         kf_rules_apply(ctx->rs, &hb->req, ctx->caps);
     if (ctx->on_head)
         ctx->on_head(ctx->ud, &hb->req);
-    enter_body(s, &info);
+    enter_body(s, info);
     if (hb->req.nfired == 0) {
         set_emit(s, f, head, hn, consumed);
         return;
@@ -364,6 +355,33 @@ static void finish_head(kf_stream *s, const kf_ctx *ctx, const char *head, size_
         return;
     }
     set_emit(s, f, hb->obuf, kf_head_write(hb, hb->obuf), consumed);
+}
+
+/* An in-place head may have to outlive the caller's buffer if it cannot be
+ * sent at once: make sure there is room to keep it. */
+static int keep_room(kf_stream *s, const kf_ctx *ctx, size_t hn, kf_feed *f)
+{
+    if (kf_headbuf_reserve_out(s->hb, hn) == 0)
+        return 0;
+    give_up(s, ctx, "out of memory: passing this connection through unchanged", hn, f);
+    return -1;
+}
+
+/* A complete head: parse, apply the rules, emit. `consumed` = bytes of the
+ * current input that belong to it; `in_place` = head points into that input. */
+static void finish_head(kf_stream *s, const kf_ctx *ctx, const char *head, size_t hn,
+                        size_t consumed, int in_place, kf_feed *f)
+{
+    kf_head_info info;
+    if (in_place && keep_room(s, ctx, hn, f) != 0)
+        return;
+    if (kf_head_parse(s->hb, ctx, head, hn, &info) != 0) {
+        notice(ctx, "malformed HTTP/1 request head: passing this connection through unchanged");
+        go_pass(s);
+        set_emit(s, f, head, hn, consumed);
+        return;
+    }
+    rewrite_head(s, ctx, head, hn, consumed, &info, f);
 }
 
 static void feed_head(kf_stream *s, const kf_ctx *ctx, const char *in, size_t len, kf_feed *f)
@@ -380,6 +398,18 @@ static void feed_head(kf_stream *s, const kf_ctx *ctx, const char *in, size_t le
             return;
         }
         s->state = ST_HEAD;
+        /* The common case, a whole head at the start of one write: one
+         * parsing pass. Anything else (a partial, malformed or oversized
+         * head) takes the byte-at-a-time scanner below, which decides. */
+        kf_head_info info;
+        long hn = s->hb->in_len == 0 && s->hb->rl_phase == RL_METHOD
+                      ? kf_head_parse_prefix(s->hb, ctx, in, len, &info)
+                      : -1;
+        if (hn > 0 && hn <= KF_HEAD_MAX) {
+            if (keep_room(s, ctx, (size_t)hn, f) == 0)
+                rewrite_head(s, ctx, in, (size_t)hn, (size_t)hn, &info, f);
+            return;
+        }
     }
     struct kf_headbuf *hb = s->hb;
     size_t end = 0;

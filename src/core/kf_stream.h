@@ -68,6 +68,10 @@ void kf_stream_reset(kf_stream *s);
  * then forget the connection. */
 int kf_stream_is_passthrough(const kf_stream *s);
 
+/* True between requests: no head or body in progress and nothing pending
+ * (the relay returns an upstream connection to its pool only here). */
+int kf_stream_at_boundary(const kf_stream *s);
+
 /* How many next bytes are certain to pass through verbatim without any
  * state but a counter changing (body with known length, passthrough).
  * Lets a carrier forward a whole iovec array in one real call. */

@@ -303,7 +303,9 @@ KF_EXPORT int curl_easy_perform(CURL *h)
         kf_log_once(&miss_perform, "libcurl: curl_easy_perform not found");
         return KF_CURLE_FAILED_INIT;
     }
+    unsigned eng = kf_held_enter(KF_HOLD_ENGINE); /* signal handlers: kf_shim.h */
     kf_curl_apply(h);
+    kf_held_leave(eng);
     return real(h);
 }
 
@@ -316,7 +318,9 @@ KF_EXPORT int curl_multi_add_handle(CURLM *m, CURL *h)
         kf_log_once(&miss_perform, "libcurl: curl_multi_add_handle not found");
         return KF_CURLM_INTERNAL_ERROR;
     }
+    unsigned eng = kf_held_enter(KF_HOLD_ENGINE); /* signal handlers: kf_shim.h */
     kf_curl_apply(h);
+    kf_held_leave(eng);
     return real(m, h);
 }
 

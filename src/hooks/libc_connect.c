@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "dnsfd.h"
 #include "fdtab.h"
 #include "kf_shim.h"
 
@@ -57,6 +58,13 @@ static int kf_connect(int fd, const struct sockaddr *sa, socklen_t len,
         errno = saved;
         return real(fd, sa, len);
     }
+    /* proxy-carrier: the relay's own proxy port is the relay's to rewrite:
+     * never tracked for in-process rewriting, never steered (carrier.c). */
+    if (kf_carrier_relay_dst(sa)) {
+        kf_fd_forget(fd);
+        errno = saved;
+        return real(fd, sa, len);
+    }
     unsigned port = ntohs(sa->sa_family == AF_INET ? ((const struct sockaddr_in *)sa)->sin_port
                                                    : ((const struct sockaddr_in6 *)sa)->sin6_port);
     char host[KF_HOSTMAX];
@@ -82,12 +90,12 @@ static int kf_connect(int fd, const struct sockaddr *sa, socklen_t len,
     }
     int relevant = !named || kf_rules_host_relevant(rs, host, port);
 
-    /* Relay steering (steer.c): the relay rewrites this connection, so it
-     * is not tracked for in-process rewriting. dst is the address after
-     * connect-to: the relay connects there (or where `upstream` says). */
+    /* Relay steering (steer.c): the relay rewrites this connection; the
+     * fd table marks it steered, so no in-process carrier rewrites it too.
+     * dst is the address after connect-to: the relay connects there (or
+     * where `upstream` says). */
     errno = saved;
     if (named && kf_steer_try(fd, dst, dlen, host, port)) {
-        kf_fd_forget(fd);
         errno = saved;
         return 0;
     }
@@ -110,6 +118,8 @@ KF_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG arg, socklen_t len)
 {
     const struct sockaddr *sa = KF_SA(arg);
     __typeof__(&connect) real = KF_REAL(connect);
+    if (sa)
+        kf_dnsfd_connect(fd, sa, len); /* port 53: its answers name addresses (libc_recv.c) */
     if (!sa || len < sizeof(struct sockaddr_in) ||
         (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
         (sa->sa_family == AF_INET6 && len < sizeof(struct sockaddr_in6)))

@@ -1,11 +1,15 @@
-/* libc_dns.c - getaddrinfo/gethostbyname* hooks.
+/* libc_dns.c - getaddrinfo/gethostbyname* hooks, and the address -> name
+ * memory they share with names learned from DNS answers (dns_learn.c).
  *
- * Two jobs:
+ * Three jobs:
  *  - a name with a `connect-to` entry is answered with the entry's address
  *    (numeric: no DNS query leaves the machine for it);
  *  - every rule-relevant name resolved is remembered (address -> name, a
  *    small bounded table), so connect() can name its destination: that
- *    name picks the port-specific connect-to entry and is the default Host.
+ *    name picks the port-specific connect-to entry and is the default Host;
+ *  - programs with their own DNS client (c-ares) never call the resolver
+ *    hooks: the receive hooks (libc_recv.c) hand us each answer they read
+ *    from port 53 and the same table learns from it (kf_dns_learn).
  * Without rules (off, or a bad file) everything goes straight through.
  */
 #include <arpa/inet.h>
@@ -61,7 +65,9 @@ static void kf_dns_remember_raw(int family, const void *addr, const char *name)
 {
     size_t alen = family == AF_INET ? 4 : 16;
     size_t l = strnlen(name, KF_HOSTMAX - 1);
-    pthread_mutex_lock(&kf_dns_lock);
+    if (kf_reentered())
+        return; /* a signal handler inside the shim: never wait (kf_shim.h) */
+    unsigned held = kf_lock(&kf_dns_lock, KF_HOLD_DNS);
     struct kf_dns_ent *e = NULL;
     for (unsigned i = 0; i < kf_dns_n; i++)
         if (kf_dns[i].family == family && memcmp(kf_dns[i].addr, addr, alen) == 0)
@@ -77,7 +83,7 @@ static void kf_dns_remember_raw(int family, const void *addr, const char *name)
     memcpy(e->addr, addr, alen);
     memcpy(e->name, name, l);
     e->name[l] = 0;
-    pthread_mutex_unlock(&kf_dns_lock);
+    kf_unlock(&kf_dns_lock, held);
 }
 
 void kf_dns_remember(const struct sockaddr *sa, const char *name)
@@ -92,10 +98,10 @@ int kf_dns_name_of(const struct sockaddr *sa, char *name, size_t n)
 {
     int fam, found = 0;
     unsigned char a[16];
-    if (!sa || !kf_addr_key(sa, &fam, a) || n == 0)
-        return 0;
+    if (!sa || !kf_addr_key(sa, &fam, a) || n == 0 || kf_reentered())
+        return 0; /* a handler's connect goes unnamed: direct, untracked */
     size_t alen = fam == AF_INET ? 4 : 16;
-    pthread_mutex_lock(&kf_dns_lock);
+    unsigned held = kf_lock(&kf_dns_lock, KF_HOLD_DNS);
     for (unsigned i = 0; i < kf_dns_n; i++)
         if (kf_dns[i].family == fam && memcmp(kf_dns[i].addr, a, alen) == 0) {
             size_t l = strnlen(kf_dns[i].name, n - 1);
@@ -103,13 +109,16 @@ int kf_dns_name_of(const struct sockaddr *sa, char *name, size_t n)
             name[l] = 0;
             found = 1;
         }
-    pthread_mutex_unlock(&kf_dns_lock);
+    kf_unlock(&kf_dns_lock, held);
     return found;
 }
 
 void kf_dns_prepare(void) { pthread_mutex_lock(&kf_dns_lock); }
 void kf_dns_parent(void) { pthread_mutex_unlock(&kf_dns_lock); }
-void kf_dns_child(void) { pthread_mutex_init(&kf_dns_lock, NULL); }
+void kf_dns_child(void)
+{
+    pthread_mutex_init(&kf_dns_lock, NULL);
+}
 
 /* ---- helpers ---- */
 

@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "dnsfd.h"
 #include "fdtab.h"
 #include "kf_shim.h"
 
@@ -26,6 +27,7 @@ KF_EXPORT int close(int fd)
         kf_fd_forget(fd);
         errno = saved;
     }
+    kf_dnsfd_forget(fd);
     __typeof__(&close) real = KF_REAL(close);
     return real ? real(fd) : (int)syscall(SYS_close, fd);
 }
@@ -34,6 +36,7 @@ static void kf_after_dup(int oldfd, int newfd)
 {
     if (newfd < 0 || oldfd == newfd)
         return;
+    kf_dnsfd_forget(newfd); /* dup2/dup3 closed what newfd was; a copy is not read as DNS */
     if (kf_fd_peek(oldfd) || kf_fd_peek(newfd)) {
         int saved = errno;
         kf_fd_share(oldfd, newfd); /* newfd: oldfd's connection, or untracked */
@@ -97,6 +100,7 @@ KF_EXPORT int close_range(unsigned int lo, unsigned int hi, int flags)
     if (!(flags & CLOSE_RANGE_CLOEXEC)) {
         int saved = errno;
         kf_fd_forget_range(lo, hi);
+        kf_dnsfd_forget_range(lo, hi);
         errno = saved;
     }
     if (!real) {
@@ -112,6 +116,7 @@ KF_EXPORT void closefrom(int lo)
     if (lo >= 0) {
         int saved = errno;
         kf_fd_forget_range((unsigned)lo, UINT_MAX);
+        kf_dnsfd_forget_range((unsigned)lo, UINT_MAX);
         errno = saved;
     }
     if (real)

@@ -3,9 +3,11 @@
  *
  * Untracked fds (every pipe, file and socket we do not care about) take the
  * fast path: kf_fd_peek() and the real function, nothing else. Tracked TCP
- * client sockets go through the engine's pump (kf_stream_write/writev) with
- * a send callback that calls the real function with the caller's flags; the
- * pump keeps the return value in the caller's bytes.
+ * client sockets go through the engine's vector pump (kf_stream_writev, one
+ * iovec for write/send/sendto) with send callbacks that call the real
+ * function with the caller's flags: a rewritten head and the body bytes of
+ * the same call leave in one writev/sendmsg (docs/pump.md); the pump keeps
+ * the return value in the caller's bytes.
  * sendfile's bytes bypass us: flush what is pending first, then account for
  * what the kernel sent (kf_stream_external), so body framing holds.
  */
@@ -17,6 +19,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "dnsfd.h"
 #include "fdtab.h"
 #include "kf_shim.h"
 
@@ -111,7 +114,10 @@ static ssize_t kf_send_common(int fd, const void *buf, size_t n, struct kf_io *i
     kf_ctx ctx;
     kf_conn_ctx(c, &ctx);
     errno = saved;
-    ssize_t r = kf_stream_write(&c->st, &ctx, buf, n, KF_WR_PARTIAL, kf_io_send, io);
+    /* Through the vector pump: a rewritten head and the body bytes behind
+     * it leave in one writev/sendmsg, as they came in one call. */
+    struct iovec one = { (void *)buf, n };
+    ssize_t r = kf_stream_writev(&c->st, &ctx, &one, 1, kf_io_send, kf_io_sendv, io);
     kf_fd_release(fd, c);
     return kf_io_done(r, io, saved);
 }
@@ -151,6 +157,8 @@ KF_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_S
                          socklen_t tolen)
 {
     const struct sockaddr *to = KF_SA(arg);
+    if (to)
+        kf_dnsfd_sendto(fd, to, tolen); /* to port 53: a resolver's socket (libc_recv.c) */
     if (__builtin_expect(kf_fd_peek(fd) == NULL, 1))
         return KF_REAL(sendto)(fd, buf, n, flags, to, tolen);
     /* Tracked fds are connected TCP sockets: the kernel ignores `to`. */
@@ -228,6 +236,8 @@ static ssize_t kf_raw_sendmsg(const struct kf_io *io, const struct iovec *iov, i
 
 KF_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+    if (msg && msg->msg_name)
+        kf_dnsfd_sendto(fd, msg->msg_name, msg->msg_namelen); /* as in sendto */
     if (__builtin_expect(kf_fd_peek(fd) == NULL, 1) || !msg || msg->msg_iovlen == 0 ||
         msg->msg_iovlen > INT_MAX)
         return KF_REAL(sendmsg)(fd, msg, flags);

@@ -1,7 +1,8 @@
 /* resolve.c - finding the real functions behind the hooks.
  *
- * libc functions: dlsym(RTLD_NEXT) once per symbol (the constructor does all
- * of them; a hook that runs before the constructor resolves its own lazily).
+ * libc functions: dlsym(RTLD_NEXT) once per symbol, by the first call of its
+ * hook (the constructor resolves only write): a process pays for the
+ * functions it uses, not 23 lookups at every start.
  *
  * Library functions (libssl, GnuTLS, libcurl): the caller's object first.
  * Why: Python loads libssl with RTLD_LOCAL through its _ssl module, so
@@ -34,6 +35,8 @@ static const char *const kf_libc_names[KF_LIBC_NSYMS] = {
     [KF_LIBC_gethostbyname_r] = "gethostbyname_r",
     [KF_LIBC_gethostbyname2_r] = "gethostbyname2_r",
     [KF_LIBC_getpeername] = "getpeername",
+    [KF_LIBC_recv] = "recv", [KF_LIBC_recvfrom] = "recvfrom", [KF_LIBC_recvmsg] = "recvmsg",
+    [KF_LIBC_dlopen] = "dlopen", [KF_LIBC_dlmopen] = "dlmopen",
 };
 
 _Atomic(void *) kf_libc_slots[KF_LIBC_NSYMS];
@@ -98,12 +101,6 @@ void *kf_libc_fn_slow(int sym)
     return p;
 }
 
-void kf_libc_resolve_all(void)
-{
-    for (int i = 0; i < KF_LIBC_NSYMS; i++)
-        (void)kf_libc_fn(i);
-}
-
 ssize_t kf_real_write_slow(int fd, const void *buf, size_t n)
 {
     ssize_t (*w)(int, const void *, size_t) = KF_REAL(write);
@@ -127,29 +124,33 @@ static pthread_mutex_t kf_rlock = PTHREAD_MUTEX_INITIALIZER;
 static struct kf_rent kf_rcache[KF_RCACHE];
 static unsigned kf_rnext;
 
+/* Both skip the cache when this thread already holds its lock (a signal
+ * handler that interrupted it here and called a library hook). */
 static void *kf_rcache_get(const char *sym, const void *key)
 {
     void *fn = NULL;
-    pthread_mutex_lock(&kf_rlock);
+    if (kf_holding(KF_HOLD_RCACHE))
+        return NULL;
+    unsigned held = kf_lock(&kf_rlock, KF_HOLD_RCACHE);
     for (unsigned i = 0; i < KF_RCACHE && kf_rcache[i].fn; i++)
         if (kf_rcache[i].key == key && strcmp(kf_rcache[i].sym, sym) == 0) {
             fn = kf_rcache[i].fn;
             break;
         }
-    pthread_mutex_unlock(&kf_rlock);
+    kf_unlock(&kf_rlock, held);
     return fn;
 }
 
 static void kf_rcache_put(const char *sym, const void *key, void *fn)
 {
-    if (strlen(sym) >= KF_SYMLEN)
+    if (strlen(sym) >= KF_SYMLEN || kf_holding(KF_HOLD_RCACHE))
         return;
-    pthread_mutex_lock(&kf_rlock);
+    unsigned held = kf_lock(&kf_rlock, KF_HOLD_RCACHE);
     struct kf_rent *e = &kf_rcache[kf_rnext++ % KF_RCACHE]; /* a cache: oldest goes */
     strcpy(e->sym, sym);
     e->key = key;
     e->fn = fn;
-    pthread_mutex_unlock(&kf_rlock);
+    kf_unlock(&kf_rlock, held);
 }
 
 void kf_resolve_lock(void) { pthread_mutex_lock(&kf_rlock); }

@@ -7,10 +7,12 @@
  *                  Unset: only errors and one-time warnings, to stderr.
  *                  "off": nothing at all.
  *   KIMIFIX_MODE   auto (default), inprocess (never steer to the relay),
- *                  relay (steer every rule host's connection), off
+ *                  relay (steer every rule host's connection), proxy (the
+ *                  relay is the program's HTTP proxy: kf_envplan.h), off
  *
- * Rule: never break the host. A bad rules file is one log line and then
- * every hook passes bytes through (kf_shim_rules() == NULL).
+ * Rule: never break the host. A bad rules file is one log line (when the
+ * rules are first needed) and then every hook passes bytes through
+ * (kf_shim_rules() == NULL).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -25,12 +27,17 @@
 #include <unistd.h>
 
 #include "fdtab.h"
+#include "kf_rules_hosts.h"
 #include "kf_shim.h"
 
 static pthread_once_t kf_once = PTHREAD_ONCE_INIT;
-static __thread int kf_tl_initing; /* tiny TLS: hooks re-entered during init */
+/* Tiny TLS, initial-exec: plain %fs-relative accesses, safe in a signal
+ * handler (global-dynamic TLS may allocate on a thread's first access when
+ * the library was dlopen()ed). */
+#define KF_TLS __thread __attribute__((tls_model("initial-exec")))
+static KF_TLS int kf_tl_initing; /* hooks re-entered during init (same thread) */
+KF_TLS unsigned kf_tl_held;       /* shim locks this thread holds (kf_shim.h) */
 static atomic_int kf_ready;
-static _Atomic(const kf_ruleset *) kf_rules;
 static int kf_mode = KF_MODE_AUTO;
 
 /* ---- rules loading ---- */
@@ -51,27 +58,35 @@ static void kf_diag(void *ud, const char *line)
     }
 }
 
-static void kf_load_rules(void)
+/* The rules source is chosen at init (the environment as the program
+ * started); the rules are built by the first hooked call that needs them
+ * (kf_shim_rules), so a process that never opens a socket never parses
+ * them. Errors are reported then, once, in one line. */
+static char kf_rules_buf[4096];
+static const char *kf_rules_file; /* NULL: built-ins only */
+
+static kf_ruleset *kf_load_rules(void *ud)
 {
-    char buf[4096];
+    (void)ud;
     struct kf_diag_state d;
     d.first[0] = 0;
     d.nerr = 0;
-    const char *path = kf_rules_default_path(buf, sizeof buf);
     int nerr = 0;
-    kf_ruleset *rs = kf_ruleset_load(path, kf_diag, &d, &nerr);
+    kf_ruleset *rs = kf_ruleset_load(kf_rules_file, kf_diag, &d, &nerr);
     if (!rs) {
         if (d.first[0])
             kf_log(KF_LOG_ERROR, "%s (%d error%s); rules not loaded, passing everything through",
                    d.first, d.nerr, d.nerr == 1 ? "" : "s");
         else
             kf_log(KF_LOG_ERROR, "%s: cannot load rules; passing everything through",
-                   path ? path : "built-in rules");
-        return;
+                   kf_rules_file ? kf_rules_file : "built-in rules");
+        return NULL;
     }
+    kf_log(KF_LOG_DEBUG, "rules: %u loaded on first use (built-ins%s%s)", kf_ruleset_count(rs),
+           kf_rules_file ? " and " : "", kf_rules_file ? kf_rules_file : "");
     /* Immutable from here on; never freed (hooks may run at exit, and a
      * carrier may still hold the pointer). */
-    atomic_store(&kf_rules, rs);
+    return rs;
 }
 
 /* ---- TLS out of reach ---- */
@@ -87,8 +102,9 @@ static void kf_check_static_tls(void)
     void *p = dlsym(RTLD_DEFAULT, "SSL_write");
     Dl_info di;
     struct link_map *lm = NULL;
-    kf_static_tls = p && dladdr1(p, &di, (void **)&lm, RTLD_DL_LINKMAP) && lm && lm->l_name &&
-                    lm->l_name[0] == 0;
+    /* Our own hook (the main program has none): no dladdr1 needed. */
+    kf_static_tls = p && !kf_is_own_addr(p) && dladdr1(p, &di, (void **)&lm, RTLD_DL_LINKMAP) &&
+                    lm && lm->l_name && lm->l_name[0] == 0;
     if (kf_static_tls && kf_mode == KF_MODE_INPROCESS)
         kf_log(KF_LOG_WARN, "TLS is compiled into this program; with KIMIFIX_MODE=inprocess "
                             "kimifix can only fix its plain-HTTP requests (use auto or relay)");
@@ -110,7 +126,7 @@ static unsigned kf_once_n;
  * write()s or close()s a tracked fd there would otherwise wait for a lock
  * its own thread holds (cwrap's signal-during-fork regression). The old
  * mask fits in 64 bits (signals 1..64 on Linux). */
-static __thread unsigned long long kf_fork_saved_mask;
+static KF_TLS unsigned long long kf_fork_saved_mask;
 
 static void kf_fork_block_signals(void)
 {
@@ -178,7 +194,11 @@ static void kf_do_init(void)
 {
     int saved = errno;
     kf_tl_initing = 1;
-    kf_libc_resolve_all();
+    /* Other libc functions are resolved by their hook's first call
+     * (kf_libc_fn): a dlsym each for those a process uses, not for all
+     * at every start. write() now: the log writes with it, and signal
+     * handlers use it more than any other. */
+    (void)kf_libc_fn(KF_LIBC_write);
     kf_log_set_writer(kf_real_write);
 
     const char *log = secure_getenv("KIMIFIX_LOG");
@@ -203,18 +223,19 @@ static void kf_do_init(void)
         kf_mode = KF_MODE_RELAY;
     } else if (strcmp(mode, "off") == 0) {
         kf_mode = KF_MODE_OFF;
+    } else if (strcmp(mode, "proxy") == 0) {
+        kf_mode = KF_MODE_AUTO; /* proxy-carrier: kf_envplan reads the mode itself */
     } else {
-        kf_log(KF_LOG_ERROR, "KIMIFIX_MODE=%s: unknown mode (auto, inprocess, relay, off); "
+        kf_log(KF_LOG_ERROR, "KIMIFIX_MODE=%s: unknown mode (auto, inprocess, relay, proxy, off); "
                              "using auto", mode);
         kf_mode = KF_MODE_AUTO;
     }
 
     if (kf_mode != KF_MODE_OFF) {
         kf_fdtab_init();
-        kf_load_rules();
-    }
-    if (atomic_load(&kf_rules))
+        kf_rules_file = kf_rules_default_path(kf_rules_buf, sizeof kf_rules_buf);
         kf_check_static_tls();
+    }
     pthread_atfork(kf_atfork_prepare, kf_atfork_parent, kf_atfork_child);
     atomic_store_explicit(&kf_ready, 1, memory_order_release);
     kf_tl_initing = 0;
@@ -250,7 +271,22 @@ const kf_ruleset *kf_shim_rules(void)
             return NULL; /* a hook fired inside our own init: pass through */
         kf_shim_init();
     }
-    return kf_mode == KF_MODE_OFF ? NULL : atomic_load_explicit(&kf_rules, memory_order_acquire);
+    return kf_mode == KF_MODE_OFF ? NULL : kf_rules_lazy(kf_load_rules, NULL);
+}
+
+int kf_shim_rules_name_hosts(void)
+{
+    if (kf_shim_mode() == KF_MODE_OFF)
+        return 0;
+    /* Known without parsing: only the built-ins (or a user file without a
+     * single directive, which changes nothing about them). */
+    if (!kf_rules_lazy_tried() &&
+        (!kf_rules_file || kf_rules_file_is_blank(kf_rules_file)))
+        return kf_default_rules_name_hosts;
+    const kf_ruleset *rs = kf_shim_rules();
+    const char *name;
+    int wild;
+    return rs && kf_rules_host_at(rs, 0, &name, &wild);
 }
 
 int kf_shim_tls_interposable(void)
@@ -304,11 +340,16 @@ void kf_shim_on_head(void *ud, const kf_req *req)
 
 static int kf_first_time(const char *key)
 {
+    /* A signal handler that interrupted this thread inside this function
+     * and got here (through a hook that is not async-signal-safe, such as
+     * SSL_write): stay quiet rather than wait for our own lock. */
+    if (kf_holding(KF_HOLD_ONCE))
+        return 0;
     unsigned long h = 5381;
     for (const unsigned char *p = (const unsigned char *)key; *p; p++)
         h = h * 33 + *p;
     int first = 1;
-    pthread_mutex_lock(&kf_once_lock);
+    unsigned held = kf_lock(&kf_once_lock, KF_HOLD_ONCE);
     for (unsigned i = 0; i < kf_once_n; i++)
         if (kf_once_seen[i] == h)
             first = 0;
@@ -316,7 +357,7 @@ static int kf_first_time(const char *key)
         kf_once_seen[kf_once_n++] = h;
     else if (first)
         first = 0; /* table full: stay quiet rather than flood */
-    pthread_mutex_unlock(&kf_once_lock);
+    kf_unlock(&kf_once_lock, held);
     return first;
 }
 

@@ -330,7 +330,9 @@ static ssize_t kf_gnutls_send(gnutls_session_t s, const void *data, size_t size,
         return two ? real2(s, data, size, pad, flags) : real1(s, data, size);
     struct gt_io io = { s, real1, real2, pad, flags };
     gt_depth++;
+    unsigned eng = kf_held_enter(KF_HOLD_ENGINE); /* signal handlers: kf_shim.h */
     ssize_t r = gt_write(c, rs, &io, data, size);
+    kf_held_leave(eng);
     gt_depth--;
     return r;
 }

@@ -415,8 +415,11 @@ static int kf_SSL_write(SSL *ssl, const void *buf, int num, const void *caller)
             return real(ssl, buf, num);
     }
     const kf_ruleset *rs = kf_shim_rules();
-    if (!rs || num <= 0 || !buf || !(c = ossl_conn_for_write(ssl, rs, caller)))
+    unsigned eng = kf_held_enter(KF_HOLD_ENGINE); /* signal handlers: kf_shim.h */
+    if (!rs || num <= 0 || !buf || !(c = ossl_conn_for_write(ssl, rs, caller))) {
+        kf_held_leave(eng);
         return real(ssl, buf, num);
+    }
     c->real_write = real;
     kf_ctx ctx;
     ossl_ctx(&ctx, rs, c);
@@ -427,6 +430,7 @@ static int kf_SSL_write(SSL *ssl, const void *buf, int num, const void *caller)
                                 c->partial ? KF_WR_PARTIAL : KF_WR_ALL_OR_NOTHING, ossl_send, &io);
     ossl_depth--;
     c->busy = 0;
+    kf_held_leave(eng);
     return r > INT_MAX ? INT_MAX : (int)r;
 }
 
@@ -451,8 +455,11 @@ static int kf_SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *writte
             return real(ssl, buf, num, written);
     }
     const kf_ruleset *rs = kf_shim_rules();
-    if (!rs || num == 0 || !buf || !(c = ossl_conn_for_write(ssl, rs, caller)))
+    unsigned eng = kf_held_enter(KF_HOLD_ENGINE); /* signal handlers: kf_shim.h */
+    if (!rs || num == 0 || !buf || !(c = ossl_conn_for_write(ssl, rs, caller))) {
+        kf_held_leave(eng);
         return real(ssl, buf, num, written);
+    }
     c->real_write_ex = real;
     kf_ctx ctx;
     ossl_ctx(&ctx, rs, c);
@@ -463,6 +470,7 @@ static int kf_SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *writte
                                 c->partial ? KF_WR_PARTIAL : KF_WR_ALL_OR_NOTHING, ossl_send_ex, &io);
     ossl_depth--;
     c->busy = 0;
+    kf_held_leave(eng);
     if (r > 0) {
         if (written)
             *written = (size_t)r;

@@ -2,12 +2,23 @@
  *
  * The CA is EC P-256, made once per user, and name-constrained (critical
  * nameConstraints, permitted dNSName subtrees = the explicit hosts of the
- * enabled rules). OpenSSL, BoringSSL, Go and browsers then refuse any leaf
- * it signs for another name, even if the key leaked. Matching (OpenSSL
+ * enabled rules, excluded iPAddress subtrees 0.0.0.0/0 and ::/0). OpenSSL,
+ * BoringSSL, Go and browsers then refuse any leaf it signs for another
+ * name, even if the key leaked. Why the IP exclusion: constraints apply
+ * per name type, so a CA that permits only DNS subtrees leaves IP names
+ * unconstrained (a leaf for IP:10.1.2.3 would verify). Matching (OpenSSL
  * nc_dns, RFC 5280): the subtree "api.kimi.com" permits api.kimi.com and
  * its subdomains; ".example.org" (from a rule host "*.example.org")
- * permits subdomains only. When the rules name a host the CA does not
- * cover, a new CA replaces it (logged; clients pick it up when they start).
+ * permits subdomains only; rules at or above a public suffix are refused
+ * when they load (kf_psl.c). When the CA's constraints are not exactly
+ * what the rules need (a host added or dropped, or a CA made by an older
+ * kimifix without the IP exclusion), a new CA replaces it (logged; clients
+ * pick it up when they start).
+ *
+ * Keys (ca.key, leaf.key) are used only when they are regular files of
+ * ours that nobody else can read (0600). A key that was group- or
+ * world-readable may be known to others: chmod would not un-leak it, so a
+ * new key (and for ca.key a new CA) replaces it, with a warning.
  *
  * Leaves: one shared P-256 key (leaf.key), a certificate per host, valid 7
  * days, re-minted a day before expiry, cached in memory and in certs/.
@@ -115,11 +126,33 @@ static X509 *load_cert(const char *path)
     return x;
 }
 
-static EVP_PKEY *load_key(const char *path)
+/* A private key, if its file is safe to use: a regular file (not a
+ * link), ours, with no group or other permission bits. Otherwise NULL, and
+ * *unsafe says why (left alone when the file is just missing or bad). */
+static EVP_PKEY *load_key(const char *path, char *unsafe, size_t n)
 {
-    FILE *f = fopen(path, "re");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0) {
+        if (errno == ELOOP)
+            snprintf(unsafe, n, "%s is a symbolic link", path);
         return NULL;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & 077)) {
+        snprintf(unsafe, n, "%s is %s (mode %04o, owner uid %u)", path,
+                 !S_ISREG(st.st_mode)       ? "not a regular file"
+                 : st.st_uid != geteuid() ? "owned by another user"
+                                          : "readable or writable by others",
+                 (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        close(fd);
+        return NULL;
+    }
     EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
     fclose(f);
     return k;
@@ -149,18 +182,39 @@ static int set_serial(X509 *x)
     return ok ? 0 : -1;
 }
 
-/* The permitted DNS subtrees a CA carries, space-separated, into out. */
-static void ca_permitted(X509 *ca, char *out, size_t n)
+/* Is this subtree "every address" of one family (0.0.0.0/0 or ::/0)? */
+static int any_ip(const GENERAL_SUBTREE *st, int len)
+{
+    if (st->base->type != GEN_IPADD || st->base->d.iPAddress->length != len)
+        return 0;
+    for (int i = 0; i < len; i++)
+        if (st->base->d.iPAddress->data[i])
+            return 0;
+    return 1;
+}
+
+/* The permitted DNS subtrees a CA carries, space-separated, into out.
+ * Returns 1 when its constraints are of the form make_ca() writes: only
+ * DNS subtrees permitted, and every IPv4 and IPv6 address excluded. */
+static int ca_permitted(X509 *ca, char *out, size_t n)
 {
     out[0] = 0;
     NAME_CONSTRAINTS *nc = X509_get_ext_d2i(ca, NID_name_constraints, NULL, NULL);
     if (!nc)
-        return;
+        return 0;
+    int v4 = 0, v6 = 0, other = 0;
+    for (int i = 0; i < sk_GENERAL_SUBTREE_num(nc->excludedSubtrees); i++) {
+        const GENERAL_SUBTREE *st = sk_GENERAL_SUBTREE_value(nc->excludedSubtrees, i);
+        v4 |= any_ip(st, 8);
+        v6 |= any_ip(st, 32);
+    }
     size_t used = 0;
     for (int i = 0; i < sk_GENERAL_SUBTREE_num(nc->permittedSubtrees); i++) {
         GENERAL_SUBTREE *st = sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, i);
-        if (st->base->type != GEN_DNS)
+        if (st->base->type != GEN_DNS) {
+            other = 1;
             continue;
+        }
         ASN1_IA5STRING *s = st->base->d.dNSName;
         int w = snprintf(out + used, n - used, "%s%.*s", used ? " " : "", s->length,
                          (const char *)s->data);
@@ -169,6 +223,7 @@ static void ca_permitted(X509 *ca, char *out, size_t n)
         used += (size_t)w;
     }
     NAME_CONSTRAINTS_free(nc);
+    return v4 && v6 && !other;
 }
 
 /* Every word of need is a word of have (case-insensitive). */
@@ -207,6 +262,8 @@ static X509 *make_ca(EVP_PKEY *key)
     char *save;
     for (char *w = strtok_r(tmp, " ", &save); w; w = strtok_r(NULL, " ", &save))
         used += (size_t)snprintf(nc + used, sizeof nc - used, ",permitted;DNS:%s", w);
+    /* IP names are otherwise unconstrained (see the top of the file). */
+    snprintf(nc + used, sizeof nc - used, ",excluded;IP:0.0.0.0/0.0.0.0,excluded;IP:::/::");
     if (!x || !X509_set_version(x, 2) || set_serial(x) ||
         !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
         !X509_gmtime_adj(X509_getm_notAfter(x), (long)CA_DAYS * 86400) ||
@@ -299,26 +356,42 @@ static void collect_names(const kf_ruleset *rs)
     }
 }
 
+/* Why the CA on disk cannot stay (NULL: it can). Its constraints must be
+ * exactly what the rules need: a wider CA (hosts the rules dropped, a
+ * `host *.com` an older kimifix accepted, no IP exclusion) is replaced. */
+static const char *ca_unfit(const char *key_unsafe)
+{
+    char have[8192];
+    const char *need = names[0] ? names : "invalid";
+    if (key_unsafe[0])
+        return "its key may be known to others";
+    if (!ca_key || !ca_cert)
+        return "none yet";
+    if (X509_check_private_key(ca_cert, ca_key) != 1)
+        return "ca.key does not match ca.pem";
+    if (X509_cmp_time(X509_get0_notAfter(ca_cert), &(time_t){time(NULL) + CA_RENEW_DAYS * 86400L}) <= 0)
+        return "it expires soon";
+    if (!ca_permitted(ca_cert, have, sizeof have))
+        return "its name constraints do not exclude IP addresses (made by an older kimifix)";
+    if (!covers(have, need))
+        return "the rules name hosts it does not cover";
+    if (!covers(need, have))
+        return "it covers hosts the rules no longer name";
+    return NULL;
+}
+
 int ca_init(const char *datadir, const kf_ruleset *rs)
 {
-    char p[4200], have[8192];
-    const char *why = NULL;
+    char p[4200], have[8192], unsafe[4400] = "";
     snprintf(dir, sizeof dir, "%s", datadir);
     collect_names(rs);
 
-    ca_key = load_key(path_of(p, sizeof p, "ca.key"));
+    ca_key = load_key(path_of(p, sizeof p, "ca.key"), unsafe, sizeof unsafe);
     ca_cert = load_cert(path_of(p, sizeof p, "ca.pem"));
-    if (!ca_key || !ca_cert)
-        why = "none yet";
-    else if (X509_check_private_key(ca_cert, ca_key) != 1)
-        why = "ca.key does not match ca.pem";
-    else if (X509_cmp_time(X509_get0_notAfter(ca_cert), &(time_t){time(NULL) + CA_RENEW_DAYS * 86400L}) <= 0)
-        why = "it expires soon";
-    else {
-        ca_permitted(ca_cert, have, sizeof have);
-        if (!covers(have, names[0] ? names : "invalid"))
-            why = "the rules name hosts it does not cover";
-    }
+    if (unsafe[0])
+        kf_log(KF_LOG_WARN, "relay: %s: whoever could read it could sign for the rules' hosts; "
+                            "not using it", unsafe);
+    const char *why = ca_unfit(unsafe);
     if (why) {
         kf_log(KF_LOG_INFO, "relay: making a new kimifix CA (%s) for: %s", why,
                names[0] ? names : "(no rule hosts)");
@@ -341,7 +414,10 @@ int ca_init(const char *datadir, const kf_ruleset *rs)
     if (write_bundle() < 0)
         kf_log(KF_LOG_WARN, "relay: cannot write ca-bundle.pem: %s", strerror(errno));
 
-    leaf_key = load_key(path_of(p, sizeof p, "leaf.key"));
+    unsafe[0] = 0;
+    leaf_key = load_key(path_of(p, sizeof p, "leaf.key"), unsafe, sizeof unsafe);
+    if (unsafe[0])
+        kf_log(KF_LOG_WARN, "relay: %s: not using it; making a new leaf key", unsafe);
     if (!leaf_key) {
         leaf_key = EVP_EC_gen("P-256");
         if (!leaf_key || save_pem(p, pem_w_key, leaf_key, 0600)) {

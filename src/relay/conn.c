@@ -1,247 +1,453 @@
-/* conn.c - one client connection, start to end (one thread each).
+/* conn.c - one client connection: its phases and its end.
  *
- *  1. PROXY v2 preamble (5 s): original destination, authority, token.
- *     Wrong or missing token: dropped. LOCAL command: control channel.
- *  2. TLS (first byte 0x16) terminated with a leaf for the SNI, or plain.
- *  3. Client bytes run through the kf_stream into a buffer until the first
- *     request head has been seen: an `upstream` rule may choose where the
- *     connection goes (sk-kimi- key on api.moonshot.ai -> api.kimi.com).
- *  4. Upstream: that host (by name), else the original destination; TLS
- *     with SNI and verification. Failure: 502 with a JSON body, logged.
- *  5. pump_run() until both directions are done.
- * The upstream is chosen once per connection. A later request on the same
- * connection that an `upstream` rule would send elsewhere is logged.
+ *  CS_PREAMBLE  pending: PROXY v2 preamble and token (front.c), 5 s
+ *  CS_CONTROL   LOCAL command with the token: one line (front.c)
+ *  CS_FIRSTBYTE after the preamble: 0x16 = TLS, else plain HTTP, 30 s
+ *  CS_TLS       TLS handshake, leaf for the SNI (tlsterm.c), 15 s
+ *  CS_PUMP      first head (120 s), upstream choice, bytes both ways
+ *               (pump.c); the upstream connection is borrowed per exchange
+ *  CS_CLOSING   a final answer (502, control reply) is flushed, then close
+ *  CS_PROXY_HEAD, CS_TUNNEL  the HTTP proxy front end (proxyfront.c,
+ *               tunnel.c): a CONNECT to a rule host continues at
+ *               CS_FIRSTBYTE with the target by name, an absolute-form
+ *               request at CS_PUMP with its upstream head fed in first
+ *
+ * The first request head decides where the connection's requests go: an
+ * `upstream` rule (sk-kimi- key on api.moonshot.ai -> api.kimi.com), else
+ * the original destination. A later request that a rule would send
+ * elsewhere is logged and goes to the same place.
  */
 #include "relay.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <malloc.h>
-#include <poll.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
-#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "kf_log.h"
-#include "kf_stream.h"
 
-#define PREAMBLE_MS 5000
-#define FIRST_BYTE_MS 30000
-#define HANDSHAKE_MS 15000
-#define FIRST_HEAD_MS 120000 /* clients may open a connection before they need it */
-#define EARLY_MAX (KF_HEAD_MAX + 2 * EP_QCAP)
+struct conn_info {
+    struct sockaddr_storage dst;  /* the client's original destination */
+    char authority[KF_PROXY_AUTH_MAX + 1];
+    unsigned dport;
+    char host[256];               /* the client's idea of the host (SNI/authority) */
+    int rerouted;
+    int by_name;                  /* proxy carrier: dst is authority:dport, resolved */
+    upkey key;                    /* where the requests go, after the first head */
+    tlsterm_info *ti;             /* during the handshake only */
+};
 
-typedef struct conn {
-    endpoint c, u;
-    kf_proxy_info pi;
-    tlsterm_info ti;
-    kf_stream st;
-    kf_ctx ctx;
-    resp_tap *tap;
-    char *early;
-    size_t early_len, early_cap;
-    int nheads, tls, rerouted;
-    char host[256];      /* the client's idea of the host (SNI/authority) */
-    char up_host[256];   /* where this connection goes */
-    unsigned dport, up_port;
-    char first_line[TAP_LINE_MAX];
-} conn;
-
-static long now_ms(void)
+const upkey *conn_key(const conn *k)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
+    return &k->info->key;
 }
 
-static int wait_ev(int fd, short ev, long deadline)
+const char *conn_host(const conn *k)
 {
-    long left = deadline - now_ms();
-    struct pollfd p = {.fd = fd, .events = ev};
-    if (left <= 0)
+    return k->info ? k->info->host : "";
+}
+
+static void on_timer(worker *w, rtimer *t);
+
+conn *conn_new(worker *w, int fd)
+{
+    conn *k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL;
+    k->h.kind = H_CONN;
+    k->w = w;
+    rio_init(&k->c, fd);
+    k->state = CS_PREAMBLE;
+    k->pending = 1;
+    k->born = k->last_io = relay_now_ms();
+    timer_init(&k->tm, on_timer);
+    if (worker_add(w, fd, &k->h) < 0 || timer_arm(w, &k->tm, k->born + RELAY_PREAMBLE_MS) < 0) {
+        timer_cancel(w, &k->tm);
+        free(k);
+        return NULL;
+    }
+    k->pprev = w->pend_tail;
+    if (w->pend_tail)
+        w->pend_tail->pnext = k;
+    else
+        w->pend_head = k;
+    w->pend_tail = k;
+    w->npend++;
+    atomic_store(&w->npend_pub, w->npend);
+    atomic_fetch_add(&g_relay.active, 1);
+    atomic_fetch_add(&g_relay.total, 1);
+    atomic_store(&g_relay.last_activity, (long)time(NULL));
+    return k;
+}
+
+static void unlink_conn(conn *k)
+{
+    worker *w = k->w;
+    conn **head = k->pending ? &w->pend_head : &w->live;
+    if (k->pprev)
+        k->pprev->pnext = k->pnext;
+    else
+        *head = k->pnext;
+    if (k->pnext)
+        k->pnext->pprev = k->pprev;
+    else if (k->pending)
+        w->pend_tail = k->pprev; /* the live list has no tail */
+    if (k->pending) {
+        w->npend--;
+        atomic_store(&w->npend_pub, w->npend);
+    }
+    k->pnext = k->pprev = NULL;
+}
+
+void conn_leave_pending(conn *k)
+{
+    unlink_conn(k);
+    k->pending = 0;
+    k->pnext = k->w->live;
+    if (k->pnext)
+        k->pnext->pprev = k;
+    k->w->live = k;
+}
+
+void conn_close(conn *k)
+{
+    if (k->h.dead)
+        return;
+    worker *w = k->w;
+    unlink_conn(k);
+    timer_cancel(w, &k->tm);
+    if (k->up)
+        upconn_free(k->up);
+    k->up = NULL;
+    if (k->tap) {
+        tap_finish(k->tap);
+        tap_free(k->tap);
+    }
+    kf_stream_reset(&k->st);
+    free(k->px);
+    rbuf_free(&k->toup);
+    rbuf_free(&k->toc);
+    rbuf_free(&k->replay);
+    rio_close(&k->c);
+    if (k->info) {
+        free(k->info->ti);
+        free(k->info);
+    }
+    relay_ctx_put(k->ctx);
+    atomic_fetch_sub(&g_relay.active, 1);
+    atomic_store(&g_relay.last_activity, (long)time(NULL));
+    worker_bury(w, &k->h);
+}
+
+/* ---- request heads (kf_stream callbacks) ------------------------------- */
+
+static int header_has(const kf_req *req, const char *name, const char *token)
+{
+    int i = kf_req_find_header(req, kf_str_c(name), 0);
+    if (i < 0)
         return 0;
-    int r;
-    while ((r = poll(&p, 1, (int)left)) < 0 && errno == EINTR)
-        ;
-    return r > 0;
-}
-
-/* Read exactly n bytes from a non-blocking plain socket before deadline. */
-static int read_exact(int fd, void *buf, size_t n, long deadline)
-{
-    char *p = buf;
-    while (n) {
-        ssize_t r = recv(fd, p, n, 0);
-        if (r > 0) {
-            p += r;
-            n -= (size_t)r;
-        } else if (r == 0 || (errno != EAGAIN && errno != EINTR) || !wait_ev(fd, POLLIN, deadline)) {
-            return -1;
-        }
-    }
+    if (!token)
+        return 1;
+    kf_str v = req->hdr[i].value;
+    size_t tl = strlen(token);
+    for (size_t j = 0; j + tl <= v.n; j++)
+        if (!strncasecmp(v.p + j, token, tl))
+            return 1;
     return 0;
-}
-
-static int read_preamble(conn *k)
-{
-    unsigned char buf[KF_PROXY_MAX];
-    long deadline = now_ms() + PREAMBLE_MS;
-    if (read_exact(k->c.fd, buf, KF_PROXY_HDR_MIN, deadline) < 0)
-        return -1;
-    ssize_t total = kf_proxy_total_len(buf, KF_PROXY_HDR_MIN);
-    if (total < 0 || read_exact(k->c.fd, buf + KF_PROXY_HDR_MIN,
-                                (size_t)total - KF_PROXY_HDR_MIN, deadline) < 0)
-        return -1;
-    return kf_proxy_parse(buf, (size_t)total, &k->pi) == total ? 0 : -1;
-}
-
-/* LOCAL command with the token: one-line commands for `kimifix relay`. */
-static void control(conn *k)
-{
-    char cmd[32] = "";
-    long deadline = now_ms() + PREAMBLE_MS;
-    size_t n = 0;
-    while (n < sizeof cmd - 1 && wait_ev(k->c.fd, POLLIN, deadline)) {
-        ssize_t r = recv(k->c.fd, cmd + n, 1, 0);
-        if (r <= 0 || cmd[n] == '\n')
-            break;
-        n++;
-    }
-    cmd[n] = 0;
-    char out[9000];
-    int len;
-    if (!strcmp(cmd, "STATUS")) {
-        len = snprintf(out, sizeof out,
-                       "pid %ld\nport %u\nuptime %ld\nactive %d\ntotal %lu\nca %s/ca.pem\n"
-                       "names %s\nheap_in_use %zu\n",
-                       (long)getpid(), g_relay.port, (long)time(NULL) - g_relay.started,
-                       atomic_load(&g_relay.active) - 1, atomic_load(&g_relay.total) - 1,
-                       g_relay.datadir, ca_names(), mallinfo2().uordblks);
-    } else if (!strcmp(cmd, "STOP")) {
-        atomic_store(&g_relay.stopping, 1);
-        len = snprintf(out, sizeof out, "stopping\n");
-    } else {
-        len = snprintf(out, sizeof out, "error unknown command\n");
-    }
-    ep_write_all(&k->c, out, (size_t)(len < (int)sizeof out ? len : (int)sizeof out - 1), 2000);
-}
-
-static int tls_accept(conn *k)
-{
-    SSL *ssl = SSL_new(g_relay.srv_ctx);
-    if (!ssl)
-        return -1;
-    k->ti.authority = k->pi.authority;
-    k->ti.port = k->dport;
-    SSL_set_ex_data(ssl, tlsterm_ex_index(), &k->ti);
-    SSL_set_fd(ssl, k->c.fd);
-    k->c.ssl = ssl;
-    long deadline = now_ms() + HANDSHAKE_MS;
-    for (;;) {
-        ERR_clear_error();
-        int r = SSL_accept(ssl);
-        if (r == 1)
-            return 0;
-        int e = SSL_get_error(ssl, r);
-        if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) &&
-            wait_ev(k->c.fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))
-            continue;
-        if (k->ti.why[0])
-            kf_log(KF_LOG_WARN, "[relay] refused TLS from a client: %s", k->ti.why);
-        else {
-            unsigned long le = ERR_peek_error();
-            kf_log(KF_LOG_DEBUG, "[relay] client TLS handshake failed: %s",
-                   le ? ERR_reason_error_string(le) : "closed or timed out");
-        }
-        return -1;
-    }
-}
-
-static ssize_t early_send(void *io, const void *buf, size_t len)
-{
-    conn *k = io;
-    if (k->early_len + len > k->early_cap) {
-        size_t cap = (k->early_len + len) * 2;
-        char *nb = realloc(k->early, cap);
-        if (!nb) {
-            errno = ENOMEM;
-            return -1;
-        }
-        k->early = nb;
-        k->early_cap = cap;
-    }
-    memcpy(k->early + k->early_len, buf, len);
-    k->early_len += len;
-    return (ssize_t)len;
 }
 
 static void on_head(void *ud, const kf_req *req)
 {
     conn *k = ud;
+    struct conn_info *in = k->info;
     char line[TAP_LINE_MAX];
+    if (k->absolute && k->nheads) {
+        /* One request per absolute-form proxy connection (httpproxy_head.c):
+         * from a second head on nothing is forwarded (up_send drops it),
+         * and the client connection closes after the first answer
+         * (pump_run). */
+        if (!k->over)
+            kf_log(KF_LOG_DEBUG, "[relay] proxy: a second request on an absolute-form connection: "
+                   "not forwarded");
+        k->over = 1;
+        return;
+    }
+    k->head_next = 1; /* up_send: chained plain HTTP gets the absolute form */
     kf_req_log_text(req, line, sizeof line);
     if (k->nheads++ == 0) {
-        snprintf(k->first_line, sizeof k->first_line, "%s", line);
-        if (req->upstream_host.n && req->upstream_host.n < sizeof k->up_host) {
-            memcpy(k->up_host, req->upstream_host.p, req->upstream_host.n);
-            k->up_host[req->upstream_host.n] = 0;
-            k->up_port = req->upstream_port ? req->upstream_port : (k->tls ? 443 : 80);
-            k->rerouted = 1;
+        if (req->upstream_host.n && req->upstream_host.n < sizeof in->key.host) {
+            memcpy(in->key.host, req->upstream_host.p, req->upstream_host.n);
+            in->key.host[req->upstream_host.n] = 0;
+            in->key.port = req->upstream_port ? req->upstream_port : (k->tls ? 443 : 80);
+            in->rerouted = 1;
         }
     } else if (req->upstream_host.n &&
-               (!k->rerouted || req->upstream_host.n != strlen(k->up_host) ||
-                memcmp(req->upstream_host.p, k->up_host, req->upstream_host.n))) {
-        kf_log(KF_LOG_WARN, "[relay] %s: a later request on this connection wants upstream "
-               "%.*s, but the connection already goes to %s: sent there",
-               k->host, (int)req->upstream_host.n, req->upstream_host.p,
-               k->rerouted ? k->up_host : "the original destination");
+               (!in->rerouted || req->upstream_host.n != strlen(in->key.host) ||
+                memcmp(req->upstream_host.p, in->key.host, req->upstream_host.n))) {
+        relay_log(k->ctx, KF_LOG_WARN, "[relay] %s: a later request on this connection wants upstream "
+                  "%.*s, but the connection already goes to %s: sent there",
+                  in->host, (int)req->upstream_host.n, req->upstream_host.p,
+                  in->rerouted ? in->key.host : "the original destination");
     }
+    if (!k->tap)
+        k->tap = tap_new(in->host);
     tap_request(k->tap, line, kf_str_ieq_c(req->method, "HEAD"), req->nfired > 0);
+    /* These end the upstream connection's reuse after this exchange. */
+    if (kf_str_ieq_c(req->version, "HTTP/1.0") || header_has(req, "connection", "close") ||
+        header_has(req, "upgrade", NULL))
+        tap_request_no_reuse(k->tap);
 }
 
 static void on_notice(void *ud, const char *msg)
 {
     conn *k = ud;
-    kf_log(KF_LOG_INFO, "[relay] %s: %s", k->host, msg);
+    relay_log(k->ctx, KF_LOG_INFO, "[relay] %s: %s", k->info->host, msg);
 }
 
-/* Feed the client's bytes until the first head is through (or it is not
- * HTTP). Returns 0 to go on, -1 when the client left first. */
-static int first_head(conn *k)
+/* The first head is through (or the bytes are not HTTP): fix the target. */
+void conn_choose_target(conn *k)
 {
-    /* Read into the client's output queue: nothing goes to the client in
-     * this phase, and a stack buffer would deepen every thread's stack. */
-    char *buf = k->c.q;
-    long deadline = now_ms() + FIRST_HEAD_MS;
-    while (k->nheads == 0 && !kf_stream_is_passthrough(&k->st) && k->early_len < EARLY_MAX) {
-        k->c.want = 0;
-        ssize_t r = ep_read(&k->c, buf, EP_QCAP);
-        if (r == 0)
-            return -1;
-        if (r < 0) {
-            if (!wait_ev(k->c.fd, (short)k->c.want, deadline))
-                return -1;
-            continue;
-        }
-        for (size_t off = 0; off < (size_t)r;) {
-            ssize_t w = kf_stream_write(&k->st, &k->ctx, buf + off, (size_t)r - off,
-                                        KF_WR_PARTIAL, early_send, k);
-            if (w <= 0)
-                return -1;
-            off += (size_t)w;
-        }
+    struct conn_info *in = k->info;
+    upkey *key = &in->key;
+    k->first_done = 1;
+    if (!in->rerouted && in->by_name) {
+        key->by_addr = 0; /* the CONNECT/URL host: resolved, connect-to honoured */
+        snprintf(key->host, sizeof key->host, "%s", in->authority);
+        key->port = in->dport;
+        snprintf(key->sni, sizeof key->sni, "%s", k->tls ? in->host : "");
+    } else if (!in->rerouted && in->host[0] && relay_ctx_proxy_for(k->ctx, in->host, in->dport)) {
+        /* Through the user's proxy the name goes in the CONNECT: the proxy
+         * resolves it (its network may be the only one that can). */
+        key->by_addr = 0;
+        snprintf(key->host, sizeof key->host, "%s", in->host);
+        key->port = in->dport;
+        snprintf(key->sni, sizeof key->sni, "%s", k->tls ? in->host : "");
+    } else if (!in->rerouted) {
+        key->by_addr = 1;
+        key->addr = in->dst;
+        relay_addr_text((struct sockaddr *)&in->dst, key->host, sizeof key->host);
+        key->port = in->dport;
+        snprintf(key->sni, sizeof key->sni, "%s", k->tls ? in->host : "");
+    } else {
+        snprintf(key->sni, sizeof key->sni, "%s", k->tls ? key->host : "");
     }
+    key->sslctx = k->tls ? relay_ctx_upstream_ssl_ctx(k->ctx) : NULL;
+    key->raw = k->state == CS_TUNNEL;
+    key->proxy = (char *)relay_ctx_proxy_for(k->ctx, key->host, key->port);
+    upkey_seal(key);
+}
+
+/* ---- phases -------------------------------------------------------------- */
+
+/* head: bytes that go through the rewriter before the client's (the
+ * absolute form's upstream head), or NULL. */
+static void start_pump(conn *k, const char *head, size_t n)
+{
+    struct conn_info *in = k->info;
+    kf_stream_init(&k->st);
+    k->kctx = (kf_ctx){.rs = relay_ctx_rules(k->ctx), .host = in->host[0] ? in->host : NULL,
+                       .port = in->dport, .tls = k->tls, .caps = KF_CAP_UPSTREAM,
+                       .on_head = on_head, .notice = on_notice, .ud = k};
+    k->state = CS_PUMP;
+    k->last_io = relay_now_ms();
+    timer_arm(k->w, &k->tm, k->last_io + RELAY_FIRST_HEAD_MS);
+    if (head && pump_feed(k, head, n) < 0)
+        return;
+    pump_run(k);
+}
+
+int conn_set_proxy_target(conn *k, const char *host, unsigned port)
+{
+    struct conn_info *in = calloc(1, sizeof *in);
+    if (!in) {
+        conn_close(k);
+        return -1;
+    }
+    k->info = in;
+    snprintf(in->authority, sizeof in->authority, "%s", host);
+    in->dport = port;
+    in->by_name = 1;
+    int one = 1;
+    setsockopt(k->c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return 0;
+}
+
+void conn_after_connect(conn *k)
+{
+    k->state = CS_FIRSTBYTE;
+    timer_arm(k->w, &k->tm, relay_now_ms() + RELAY_FIRST_BYTE_MS);
+    conn_run(k);
+}
+
+void conn_start_absolute(conn *k, const char *head, size_t n)
+{
+    snprintf(k->info->host, sizeof k->info->host, "%s", k->info->authority);
+    k->absolute = 1;
+    start_pump(k, head, n);
+}
+
+void conn_after_preamble(conn *k, const kf_proxy_info *pi)
+{
+    conn_leave_pending(k);
+    struct conn_info *in = calloc(1, sizeof *in);
+    if (!in) {
+        conn_close(k);
+        return;
+    }
+    k->info = in;
+    in->dst = pi->dst;
+    snprintf(in->authority, sizeof in->authority, "%s", pi->authority);
+    in->dport = ntohs(pi->family == AF_INET6 ? ((const struct sockaddr_in6 *)&pi->dst)->sin6_port
+                                              : ((const struct sockaddr_in *)&pi->dst)->sin_port);
+    k->ctx = relay_ctx_for_conn(pi);
+    int one = 1;
+    setsockopt(k->c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* SSE: no Nagle */
+    k->state = CS_FIRSTBYTE;
+    timer_arm(k->w, &k->tm, relay_now_ms() + RELAY_FIRST_BYTE_MS);
+    conn_run(k);
+}
+
+static void first_byte(conn *k)
+{
+    unsigned char b;
+    ssize_t r = recv(k->c.fd, &b, 1, MSG_PEEK);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        k->c.ready &= (uint8_t)~RIO_IN;
+        return;
+    }
+    if (r <= 0) {
+        conn_close(k);
+        return;
+    }
+    struct conn_info *in = k->info;
+    k->tls = b == 0x16;
+    if (!k->tls) {
+        snprintf(in->host, sizeof in->host, "%s", in->authority);
+        start_pump(k, NULL, 0);
+        return;
+    }
+    SSL *ssl = SSL_new(g_relay.srv_ctx);
+    in->ti = calloc(1, sizeof *in->ti);
+    if (!ssl || !in->ti) {
+        SSL_free(ssl);
+        conn_close(k);
+        return;
+    }
+    in->ti->authority = in->authority;
+    in->ti->port = in->dport;
+    SSL_set_ex_data(ssl, tlsterm_ex_index(), in->ti);
+    SSL_set_fd(ssl, k->c.fd);
+    k->c.ssl = ssl;
+    k->state = CS_TLS;
+    timer_arm(k->w, &k->tm, relay_now_ms() + RELAY_HANDSHAKE_MS);
+    conn_run(k);
+}
+
+static void tls_failed(conn *k)
+{
+    tlsterm_info *ti = k->info->ti;
+    if (ti && ti->why[0]) {
+        relay_log(k->ctx, KF_LOG_WARN, "[relay] refused TLS from a client: %s", ti->why);
+    } else {
+        unsigned long le = ERR_peek_error();
+        relay_log(k->ctx, KF_LOG_DEBUG, "[relay] client TLS handshake failed: %s",
+                  le ? ERR_reason_error_string(le) : "closed or timed out");
+    }
+    conn_close(k);
+}
+
+static void tls_step(conn *k)
+{
+    ERR_clear_error();
+    int r = SSL_accept(k->c.ssl);
+    if (r == 1) {
+        struct conn_info *in = k->info;
+        snprintf(in->host, sizeof in->host, "%s", in->ti->host);
+        free(in->ti);
+        in->ti = NULL;
+        rio_trim(&k->c);
+        start_pump(k, NULL, 0);
+        return;
+    }
+    int e = SSL_get_error(k->c.ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        k->c.ready &= (uint8_t)~RIO_IN;
+    else if (e == SSL_ERROR_WANT_WRITE)
+        k->c.ready &= (uint8_t)~RIO_OUT;
+    else
+        tls_failed(k);
+}
+
+/* Read and drop what the client still sends: 1 at its end (or past a
+ * bound), 0 when it may send more. */
+static int drained(conn *k)
+{
+    for (int i = 0; i < 64; i++) {
+        ssize_t r = recv(k->c.fd, k->w->buf, RELAY_BUF, 0);
+        if (r == 0)
+            return 1;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            k->c.ready &= (uint8_t)~RIO_IN;
+            return 0;
+        }
+        if (r < 0 && errno != EINTR)
+            return 1;
+    }
+    return 1; /* a client that keeps sending gets the reset it asked for */
+}
+
+static void closing_step(conn *k)
+{
+    int f = rio_flush(&k->c, &k->toc);
+    if (f == 0)
+        return;
+    if (f > 0)
+        rio_shutdown(&k->c);
+    if (f > 0 && k->drain && !drained(k))
+        return;
+    conn_close(k);
+}
+
+void conn_refuse(conn *k, const char *reply, size_t n)
+{
+    /* Still pending when refused before the credentials: the pending cap
+     * and its drop-the-oldest apply while it drains. */
+    if (rbuf_add(&k->toc, reply, n) < 0) {
+        conn_close(k);
+        return;
+    }
+    k->drain = 1;
+    k->state = CS_CLOSING;
+    timer_arm(k->w, &k->tm, relay_now_ms() + RELAY_CLOSE_MS);
+    k->c.ready |= RIO_OUT | RIO_IN;
+    closing_step(k);
+}
+
+void conn_finish(conn *k, const char *reply, size_t n)
+{
+    if (k->up)
+        upconn_free(k->up);
+    k->up = NULL;
+    rbuf_free(&k->toup);
+    if (k->pending)
+        conn_leave_pending(k);
+    if (rbuf_add(&k->toc, reply, n) < 0) {
+        conn_close(k);
+        return;
+    }
+    k->state = CS_CLOSING;
+    timer_arm(k->w, &k->tm, relay_now_ms() + RELAY_CLOSE_MS);
+    k->c.ready |= RIO_OUT; /* try at once; a full socket clears it */
+    closing_step(k);
 }
 
 static void json_escape(const char *in, char *out, size_t n)
@@ -255,124 +461,102 @@ static void json_escape(const char *in, char *out, size_t n)
     out[o] = 0;
 }
 
-static void send_502(conn *k, const char *why)
+void conn_fail_502(conn *k, const char *why)
 {
-    char esc[1000], body[1200], resp[1400];
-    json_escape(why, esc, sizeof esc);
+    conn_fail(k, 502, why);
+}
+
+/* The upstream could not be reached (or broke before any answer): the
+ * waiting request gets a 502 (504: the user's proxy did not answer) with a
+ * JSON body, and the log says why. */
+void conn_fail(conn *k, int status, const char *why)
+{
+    const struct conn_info *in = k->info;
+    const upkey *key = &in->key;
+    /* The name the user knows: the rule's host, else the client's. */
+    const char *name = in->rerouted || !in->host[0] ? key->host : in->host;
+    const char *line = k->tap ? tap_oldest_line(k->tap) : NULL;
+    relay_log(k->ctx, KF_LOG_WARN, "[relay] %s: %s => %d (upstream %s:%u: %s)", in->host,
+              line ? line : "(no request)", status, name, key->port, why);
+    if (!line) {
+        conn_close(k);
+        return;
+    }
+    if (k->tap)
+        tap_drop_oldest(k->tap); /* logged above: no "no response" line */
+    char esc[1000], body[1400], resp[1700];
+    char full[900];
+    snprintf(full, sizeof full, "upstream %s:%u: %s", name, key->port, why);
+    json_escape(full, esc, sizeof esc);
     int bl = snprintf(body, sizeof body,
                       "{\"error\":{\"type\":\"kimifix_relay_error\",\"message\":\"kimifix relay: %s\"}}",
                       esc);
     int rl = snprintf(resp, sizeof resp,
-                      "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\n"
+                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                       "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-                      bl, body);
-    ep_write_all(&k->c, resp, (size_t)rl, 5000);
-    ep_shutdown(&k->c);
+                      status, status == 504 ? "Gateway Timeout" : "Bad Gateway", bl, body);
+    conn_finish(k, resp, (size_t)rl);
 }
 
-static int connect_upstream(conn *k)
+void conn_run(conn *k)
 {
-    char err[512];
-    const char *host = k->rerouted ? k->up_host : k->host;
-    unsigned port = k->rerouted ? k->up_port : k->dport;
-    int fd = upstream_connect(k->rerouted ? NULL : (struct sockaddr *)&k->pi.dst, host, port, err,
-                              sizeof err);
-    SSL *ssl = NULL;
-    if (fd >= 0 && k->tls && !(ssl = upstream_tls(fd, host, err, sizeof err))) {
-        close(fd);
-        fd = -1;
+    switch (k->state) {
+    case CS_PREAMBLE:
+    case CS_CONTROL:
+        front_step(k);
+        break;
+    case CS_FIRSTBYTE:
+        first_byte(k);
+        break;
+    case CS_TLS:
+        tls_step(k);
+        break;
+    case CS_PUMP:
+        pump_run(k);
+        break;
+    case CS_CLOSING:
+        closing_step(k);
+        break;
+    case CS_PROXY_HEAD:
+        proxyfront_step(k);
+        break;
+    case CS_TUNNEL:
+        tunnel_run(k);
+        break;
     }
-    if (fd < 0) {
-        kf_log(KF_LOG_WARN, "[relay] %s: %s => 502 (upstream %s:%u: %s)", k->host,
-               k->nheads ? k->first_line : "(no request)", host, port, err);
-        if (k->nheads) {
-            char why[900];
-            snprintf(why, sizeof why, "upstream %s:%u: %s", host, port, err);
-            send_502(k, why);
-        }
-        tap_free(k->tap); /* logged above: no "no response" line */
-        k->tap = NULL;
-        return -1;
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    k->u.fd = fd;
-    k->u.ssl = ssl;
-    return 0;
 }
 
-static void serve(conn *k)
+void conn_on_event(conn *k, uint32_t ev)
 {
-    if (read_preamble(k) < 0) {
-        kf_log(KF_LOG_DEBUG, "[relay] dropped a connection: no valid PROXY v2 preamble");
-        return;
-    }
-    if (!k->pi.has_token ||
-        CRYPTO_memcmp(k->pi.token, g_relay.token, KF_PROXY_TOKEN_LEN) != 0) {
-        kf_log(KF_LOG_WARN, "[relay] dropped a connection without the right token");
-        return;
-    }
-    if (k->pi.local) {
-        control(k);
-        return;
-    }
-    k->dport = ntohs(k->pi.family == AF_INET6 ? ((struct sockaddr_in6 *)&k->pi.dst)->sin6_port
-                                              : ((struct sockaddr_in *)&k->pi.dst)->sin_port);
-    unsigned char first;
-    long deadline = now_ms() + FIRST_BYTE_MS;
-    ssize_t r;
-    while ((r = recv(k->c.fd, &first, 1, MSG_PEEK)) < 0 && (errno == EAGAIN || errno == EINTR))
-        if (!wait_ev(k->c.fd, POLLIN, deadline))
-            return;
-    if (r <= 0)
-        return;
-    k->tls = first == 0x16;
-    if (k->tls) {
-        if (tls_accept(k) < 0)
-            return;
-        snprintf(k->host, sizeof k->host, "%s", k->ti.host);
-    } else {
-        snprintf(k->host, sizeof k->host, "%s", k->pi.authority);
-    }
-    k->tap = tap_new(k->host);
-    kf_stream_init(&k->st);
-    k->ctx = (kf_ctx){.rs = g_relay.rs, .host = k->host[0] ? k->host : NULL, .port = k->dport,
-                      .tls = k->tls, .caps = KF_CAP_UPSTREAM, .on_head = on_head,
-                      .notice = on_notice, .ud = k};
-    if (first_head(k) == 0 && connect_upstream(k) == 0 &&
-        (k->early_len == 0 || ep_write_all(&k->u, k->early, k->early_len, 30000) == 0)) {
-        free(k->early);
-        k->early = NULL;
-        pump_run(&k->c, &k->u, &k->st, &k->ctx, k->tap);
-    }
-    tap_finish(k->tap);
-    kf_stream_reset(&k->st);
+    rio_event(&k->c, ev);
+    conn_run(k);
 }
 
-void *conn_thread(void *arg)
+static void on_timer(worker *w, rtimer *t)
 {
-    conn *k = calloc(1, sizeof *k);
-    int fd = (int)(intptr_t)arg;
-    if (k) {
-        k->c.fd = fd;
-        k->u.fd = -1;
-        k->c.q = malloc(EP_QCAP);
-        k->u.q = malloc(EP_QCAP);
-        if (k->c.q && k->u.q)
-            serve(k);
-        if (k->u.ssl)
-            SSL_free(k->u.ssl);
-        if (k->u.fd >= 0)
-            close(k->u.fd);
-        if (k->c.ssl)
-            SSL_free(k->c.ssl);
-        tap_free(k->tap);
-        free(k->c.q);
-        free(k->u.q);
-        free(k->early);
-        free(k);
+    (void)w;
+    conn *k = (conn *)((char *)t - offsetof(conn, tm));
+    switch (k->state) {
+    case CS_PREAMBLE:
+        atomic_fetch_add(&g_relay.n_nopreamble, 1);
+        kf_log(KF_LOG_DEBUG, "[relay] dropped a connection: no preamble within %d ms",
+               RELAY_PREAMBLE_MS);
+        conn_close(k);
+        break;
+    case CS_PUMP:
+        pump_timeout(k);
+        break;
+    case CS_PROXY_HEAD:
+        proxyfront_timeout(k);
+        break;
+    case CS_TUNNEL:
+        tunnel_timeout(k);
+        break;
+    default: /* control, first byte, handshake, closing: out of time */
+        if (k->state == CS_TLS)
+            tls_failed(k);
+        else
+            conn_close(k);
+        break;
     }
-    close(fd);
-    atomic_fetch_sub(&g_relay.active, 1);
-    atomic_store(&g_relay.last_activity, (long)time(NULL));
-    return NULL;
 }

@@ -1,13 +1,17 @@
-/* main.c - kimifix-relay: options, lifecycle, accept loop.
+/* main.c - kimifix-relay: options, lifecycle, the workers.
  *
- *   kimifix-relay [--port PORT] [--idle SECS] [-v]
+ *   kimifix-relay [--port PORT] [--idle SECS] [--workers N] [--log-max BYTES] [-v]
  *
  * Runs in the foreground (`kimifix relay start` daemonizes it). One relay
  * per user: an exclusive flock on RUNDIR/relay.run.lock for the process's
  * lifetime. Listens on 127.0.0.1 (and [::1] on the same port when it can),
- * then writes RUNDIR/relay.state (port, pid, token; 0600, atomically). Exits
- * after --idle seconds without connections (default 600; 0 = never), on
- * SIGTERM/SIGINT, or on the control command STOP; removes the state file.
+ * then writes RUNDIR/relay.state (port, pid, token; 0600, atomically). The
+ * port and token of the last relay are reused (keep.c). Exits after --idle
+ * seconds without connections (default 600; 0 = never) unless a
+ * proxy-carrier client is alive (lease.c), on SIGTERM/SIGINT, or on the
+ * control command STOP; removes the state file.
+ * The main thread only watches: the workers (one per online CPU, loop.c)
+ * accept and serve; resolver threads start when a name needs resolving.
  */
 #include "relay.h"
 
@@ -17,7 +21,6 @@
 #include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -35,9 +39,9 @@
 #include "kf_log.h"
 #include "kf_paths.h"
 
-#define THREAD_STACK (256 * 1024)
-
-relay_globals g_relay;
+#define LOG_MAX_DEFAULT (8L << 20) /* relay.log, then relay.log.1 */
+#define PENDING_MAX 1024          /* pending (pre-token) connections in all */
+#define LEASE_GC_TICKS 60         /* seconds between lease-file clean-ups */
 
 static void on_signal(int sig)
 {
@@ -86,24 +90,6 @@ static int listen_on(int family, unsigned port, unsigned *bound)
     return fd;
 }
 
-static void accept_one(int lfd, pthread_attr_t *attr)
-{
-    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0)
-        return;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    atomic_fetch_add(&g_relay.active, 1);
-    atomic_fetch_add(&g_relay.total, 1);
-    atomic_store(&g_relay.last_activity, (long)time(NULL));
-    pthread_t t;
-    if (pthread_create(&t, attr, conn_thread, (void *)(intptr_t)fd) != 0) {
-        kf_log(KF_LOG_ERROR, "relay: cannot create a thread: dropping a connection");
-        close(fd);
-        atomic_fetch_sub(&g_relay.active, 1);
-    }
-}
-
 /* The relay must never run under the shim: its upstream connections would
  * be steered back into itself. A relay started from a wrapped process
  * inherits LD_PRELOAD; drop libkimifix from it and re-exec (the preload is
@@ -137,36 +123,157 @@ static void shed_preload(char **argv)
 
 static void usage(FILE *f)
 {
-    fputs("usage: kimifix-relay [--port PORT] [--idle SECS] [-v]\n"
+    fputs("usage: kimifix-relay [--port PORT] [--idle SECS] [--workers N] [--log-max BYTES] [-v]\n"
           "  (normally started by `kimifix relay start`; see docs/relay.md)\n", f);
+}
+
+/* More descriptors: each client connection holds one, its upstream one. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static unsigned pending_cap(unsigned workers)
+{
+    struct rlimit rl;
+    unsigned cap = PENDING_MAX;
+    /* A flood of pending connections must leave descriptors for real ones. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < cap)
+        cap = (unsigned)(rl.rlim_cur / 4);
+    cap /= workers;
+    return cap ? cap : 1;
+}
+
+static int start_workers(unsigned n)
+{
+    g_relay.workers = calloc(n, sizeof *g_relay.workers);
+    if (!g_relay.workers)
+        return -1;
+    g_relay.nworkers = n;
+    g_relay.pending_cap = pending_cap(n);
+    for (unsigned i = 0; i < n; i++)
+        if (worker_start(&g_relay.workers[i], (int)i) < 0) {
+            kf_log(KF_LOG_ERROR, "relay: cannot start worker %u: %s", i, strerror(errno));
+            g_relay.nworkers = i;
+            return -1;
+        }
+    return 0;
+}
+
+static void stop_workers(void)
+{
+    atomic_store(&g_relay.stopping, 1);
+    for (unsigned i = 0; i < g_relay.nworkers; i++)
+        worker_join(&g_relay.workers[i]);
+    resolve_stop();
+}
+
+/* The log file this relay writes to, if it is one we may rotate. */
+static void setup_log_cap(long max)
+{
+    const char *ls = secure_getenv("KIMIFIX_LOG");
+    char p[4200];
+    if (ls && *ls && strcmp(ls, "stderr") && strcmp(ls, "-") && strcmp(ls, "off"))
+        logfile_setup(ls, max);
+    else
+        logfile_setup(kf_path_join(p, sizeof p, g_relay.rundir, "relay.log"), max);
+}
+
+/* Watch: stop, idle exit, rate-limited counts, memory after bursts. */
+static int held_by_clients(long quiet, int *held);
+
+static void supervise(long idle)
+{
+    unsigned long trimmed_at = 0;
+    int quiet_ticks = 0, held = 0;
+    unsigned ticks = 0;
+    while (!atomic_load(&g_relay.stopping)) {
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL); /* a signal cuts it short */
+        ratelog_flush();
+        unsigned long total = atomic_load(&g_relay.total);
+        /* A burst of handshakes leaves freed memory in the heaps; give it
+         * back once things calm down (a quiet second after new connections). */
+        quiet_ticks = total == trimmed_at ? quiet_ticks + 1 : 0;
+        if (quiet_ticks == 1) {
+            malloc_trim(0);
+        }
+        trimmed_at = total;
+        long quiet = (long)time(NULL) - atomic_load(&g_relay.last_activity);
+        if (++ticks % LEASE_GC_TICKS == 0)
+            lease_scan(NULL, 0);
+        if (idle > 0 && atomic_load(&g_relay.active) == 0 && quiet >= idle &&
+            !held_by_clients(quiet, &held))
+            break;
+        if (quiet < idle)
+            held = 0;
+    }
+}
+
+/* Idle long enough, but a proxy-carrier client is alive (lease.c): it has
+ * this relay's URL in its environment, so stay. Said once per idle spell. */
+static int held_by_clients(long quiet, int *held)
+{
+    char who[64];
+    unsigned n = lease_scan(who, sizeof who);
+    if (!n) {
+        kf_log(KF_LOG_INFO, "relay: idle for %lds: exiting", quiet);
+        return 0;
+    }
+    if (!*held)
+        kf_log(KF_LOG_INFO, "relay: idle for %lds, but %u proxy-carrier client%s alive (%s): "
+               "staying", quiet, n, n == 1 ? " is" : "s are", who);
+    *held = 1;
+    return 1;
 }
 
 int main(int argc, char **argv)
 {
     shed_preload(argv);
-    unsigned port = 0;
-    long idle = 600;
+    unsigned port = 0, nworkers = 0;
+    long idle = 600, log_max = LOG_MAX_DEFAULT;
     int verbose = 0;
     static const struct option opts[] = {{"port", 1, 0, 'p'}, {"idle", 1, 0, 'i'},
+                                         {"workers", 1, 0, 'w'}, {"log-max", 1, 0, 'l'},
                                          {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    for (int c; (c = getopt_long(argc, argv, "p:i:vh", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "p:i:w:l:vh", opts, NULL)) != -1;) {
         switch (c) {
         case 'p': port = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'i': idle = strtol(optarg, NULL, 10); break;
+        case 'w': nworkers = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'l': log_max = strtol(optarg, NULL, 10); break;
         case 'v': verbose = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc || port > 65535) {
+    if (optind != argc || port > 65535 || nworkers > 256) {
         usage(stderr);
         return 2;
     }
+    if (!nworkers) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        nworkers = n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+    }
     const char *logspec = secure_getenv("KIMIFIX_LOG");
-    kf_log_open(logspec && *logspec && strcmp(logspec, "off") ? logspec : "stderr");
+    if (logspec && *logspec && strcmp(logspec, "off") && kf_log_open(logspec) != 0) {
+        /* A refused destination (FIFO, symlink, someone else's file) must
+         * not silence the relay: say so once and log to stderr. */
+        int e = errno;
+        kf_log_open("stderr");
+        kf_log(KF_LOG_ERROR, "relay: cannot log to %s: %s; logging to stderr", logspec, strerror(e));
+    } else if (!logspec || !*logspec || !strcmp(logspec, "off")) {
+        kf_log_open("stderr");
+    }
     kf_log_set_level(verbose ? KF_LOG_DEBUG : KF_LOG_INFO);
     signal(SIGPIPE, SIG_IGN);
-    mallopt(M_ARENA_MAX, 2); /* 200 threads must not mean 16 malloc arenas */
+    mallopt(M_ARENA_MAX, 2); /* few arenas: less memory held between bursts */
+    raise_nofile();
+    g_relay.uid = geteuid();
 
     if (kf_runtime_dir(g_relay.rundir, sizeof g_relay.rundir, 1) < 0 ||
         kf_data_dir(g_relay.datadir, sizeof g_relay.datadir, 1) < 0) {
@@ -174,6 +281,7 @@ int main(int argc, char **argv)
                g_relay.rundir, g_relay.datadir);
         return 1;
     }
+    setup_log_cap(log_max);
     char lockp[4200];
     kf_path_join(lockp, sizeof lockp, g_relay.rundir, "relay.run.lock");
     int lockfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -197,68 +305,74 @@ int main(int argc, char **argv)
         kf_log(KF_LOG_ERROR, "relay: cannot set up TLS (see above)");
         return 1;
     }
-    if (RAND_bytes(g_relay.token, sizeof g_relay.token) != 1)
+    /* The last relay's port and token (keep.c): proxy-carrier clients hold
+     * them in their environment. An explicit --port wins. */
+    unsigned kept_port = 0;
+    int kept = keep_load(&kept_port, g_relay.token) == 0;
+    if (!kept && RAND_bytes(g_relay.token, sizeof g_relay.token) != 1)
         return 1;
-    ctxtab_start(g_relay.rundir, g_relay.datadir); /* trust-ctx: RUNDIR/relay.sock, upstream trust */
+    g_relay.diag_ok = peeruid_probe();
+    if (!g_relay.diag_ok)
+        kf_log(KF_LOG_WARN, "relay: WARNING: the kernel does not say who owns a connecting socket "
+               "(NETLINK_SOCK_DIAG / inet_diag unavailable): other local users are kept out by the "
+               "token only, and each of their connections costs a pending slot for %d s",
+               RELAY_PREAMBLE_MS / 1000);
 
-    int lfd[2];
-    lfd[0] = listen_on(AF_INET, port, &g_relay.port);
-    if (lfd[0] < 0) {
+    g_relay.lfd[0] = -1;
+    if (!port && kept && (g_relay.lfd[0] = listen_on(AF_INET, kept_port, &g_relay.port)) < 0)
+        kf_log(KF_LOG_WARN, "relay: the last relay's port %u is taken (%s): a new one; clients "
+               "started with the old one cannot reach this relay", kept_port, strerror(errno));
+    if (g_relay.lfd[0] < 0)
+        g_relay.lfd[0] = listen_on(AF_INET, port, &g_relay.port);
+    if (g_relay.lfd[0] < 0) {
         kf_log(KF_LOG_ERROR, "relay: cannot listen on 127.0.0.1 port %u: %s", port, strerror(errno));
         return 1;
     }
-    lfd[1] = listen_on(AF_INET6, g_relay.port, NULL);
+    g_relay.lfd[1] = listen_on(AF_INET6, g_relay.port, NULL);
     g_relay.started = (long)time(NULL);
     atomic_store(&g_relay.last_activity, g_relay.started);
-    kf_relay_state st = {.port = g_relay.port, .v6 = lfd[1] >= 0, .pid = getpid(),
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    /* Workers and resolvers take no signals: the main thread's sleep does. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int wok = start_workers(nworkers);
+    if (wok >= 0) /* trust-ctx: RUNDIR/relay.sock on its own thread (signals blocked: main's) */
+        ctxtab_start(g_relay.rundir, g_relay.datadir);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (wok < 0) {
+        stop_workers();
+        return 1;
+    }
+    keep_save(g_relay.port, g_relay.token);
+    kf_relay_state st = {.port = g_relay.port, .v6 = g_relay.lfd[1] >= 0, .pid = getpid(),
                          .started = g_relay.started};
     memcpy(st.token, g_relay.token, sizeof st.token);
     if (kf_relay_state_write(g_relay.rundir, &st) < 0) {
         kf_log(KF_LOG_ERROR, "relay: cannot write %s/%s: %s", g_relay.rundir, KF_RELAY_STATE_FILE,
                strerror(errno));
+        stop_workers();
         return 1;
     }
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    kf_log(KF_LOG_INFO, "relay: listening on 127.0.0.1:%u%s, pid %ld, CA %s/ca.pem for: %s",
-           g_relay.port, lfd[1] >= 0 ? " and [::1]" : "", (long)getpid(), g_relay.datadir,
-           ca_names());
+    kf_log(KF_LOG_INFO, "relay: listening on 127.0.0.1:%u%s, pid %ld, %u workers, CA %s/ca.pem for: %s",
+           g_relay.port, g_relay.lfd[1] >= 0 ? " and [::1]" : "", (long)getpid(), g_relay.nworkers,
+           g_relay.datadir, ca_names());
 
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, THREAD_STACK);
-    unsigned long trimmed_at = 0;
-    while (!atomic_load(&g_relay.stopping)) {
-        struct pollfd pf[2] = {{.fd = lfd[0], .events = POLLIN}, {.fd = lfd[1], .events = POLLIN}};
-        int r = poll(pf, lfd[1] >= 0 ? 2 : 1, 1000);
-        for (int i = 0; r > 0 && i < 2; i++)
-            if (pf[i].revents & POLLIN)
-                accept_one(lfd[i], &attr);
-        /* A burst of handshakes leaves freed memory in the heaps; give it
-         * back once things calm down (a quiet second after new connections). */
-        if (r == 0 && atomic_load(&g_relay.total) != trimmed_at) {
-            trimmed_at = atomic_load(&g_relay.total);
-            malloc_trim(0);
-        }
-        long quiet = (long)time(NULL) - atomic_load(&g_relay.last_activity);
-        if (idle > 0 && atomic_load(&g_relay.active) == 0 && quiet >= idle) {
-            kf_log(KF_LOG_INFO, "relay: idle for %lds: exiting", quiet);
-            break;
-        }
-    }
+    supervise(idle);
     atomic_store(&g_relay.stopping, 1);
     /* Remove the state file only if it still names us. */
     kf_relay_state cur;
     char sp[4200];
     if (kf_relay_state_read(g_relay.rundir, &cur) == 0 && cur.pid == getpid())
         unlink(kf_path_join(sp, sizeof sp, g_relay.rundir, KF_RELAY_STATE_FILE));
-    close(lfd[0]);
-    if (lfd[1] >= 0)
-        close(lfd[1]);
-    for (int i = 0; i < 30 && atomic_load(&g_relay.active) > 0; i++)
-        usleep(100000); /* connections see `stopping` within a second */
+    stop_workers();
+    close(g_relay.lfd[0]);
+    if (g_relay.lfd[1] >= 0)
+        close(g_relay.lfd[1]);
     kf_log(KF_LOG_INFO, "relay: stopped");
     return 0;
 }

@@ -8,6 +8,12 @@
  * client that turns a 403 into "429 overloaded" then still shows the real
  * cause in our log. Anything it cannot follow (an upgrade, a giant head)
  * turns it off for the connection.
+ *
+ * It also says when the upstream connection may serve another request
+ * (tap_reusable): every request answered, the last response framed by
+ * length or chunks, no `Connection: close`, not HTTP/1.0, no upgrade.
+ * Memory: the struct is small; the head and error-body buffers and the
+ * request lines exist only while a response needs them.
  */
 #include "relay.h"
 
@@ -33,42 +39,51 @@ struct resp_tap {
     int status;
     int encoded;              /* Content-Encoding other than identity */
     int chunk_line_empty;     /* trailer: current line is empty so far */
+    int no_reuse;             /* a request or response ends the connection's reuse */
+    unsigned long answered;   /* complete responses */
     unsigned qh, qn;
     size_t head_len, body_len;
     int pending_log;          /* a 4xx/5xx whose body we are collecting */
-    /* buffers last: tap_new() leaves them uninitialized */
-    struct {
-        char line[TAP_LINE];
-        int is_head, log_always;
-    } q[TAP_QUEUE];
-    char head[TAP_HEAD_MAX];
-    char body[TAP_BODY_KEEP];
+    char *q[TAP_QUEUE];       /* request log lines, oldest at qh */
+    unsigned char qflags[TAP_QUEUE];
+    char *head;               /* TAP_HEAD_MAX while a head is arriving */
+    char *body;               /* TAP_BODY_KEEP while an error body is kept */
 };
+
+#define QF_HEAD 1
+#define QF_LOG 2
 
 resp_tap *tap_new(const char *host)
 {
-    /* Only the small fields are cleared: the buffers stay untouched (and
-     * out of the RSS) until a response needs them. */
-    resp_tap *t = malloc(sizeof *t);
-    if (t) {
-        memset(t, 0, offsetof(resp_tap, q));
+    resp_tap *t = calloc(1, sizeof *t);
+    if (t)
         snprintf(t->host, sizeof t->host, "%s", host);
-    }
     return t;
+}
+
+static void pop(resp_tap *t)
+{
+    free(t->q[t->qh]);
+    t->q[t->qh] = NULL;
+    t->qh = (t->qh + 1) % TAP_QUEUE;
+    t->qn--;
 }
 
 void tap_request(resp_tap *t, const char *line, int is_head, int log_always)
 {
     if (!t)
         return;
-    if (t->qn == TAP_QUEUE) { /* pipelining deeper than we track: forget the oldest */
-        t->qh = (t->qh + 1) % TAP_QUEUE;
-        t->qn--;
-    }
+    if (t->qn == TAP_QUEUE) /* pipelining deeper than we track: forget the oldest */
+        pop(t);
     unsigned i = (t->qh + t->qn++) % TAP_QUEUE;
-    snprintf(t->q[i].line, TAP_LINE, "%s", line);
-    t->q[i].is_head = is_head;
-    t->q[i].log_always = log_always;
+    t->q[i] = strdup(line); /* NULL (no memory): logged as "(request)" */
+    t->qflags[i] = (unsigned char)((is_head ? QF_HEAD : 0) | (log_always ? QF_LOG : 0));
+}
+
+void tap_request_no_reuse(resp_tap *t)
+{
+    if (t)
+        t->no_reuse = 1;
 }
 
 int tap_json_message(const char *body, size_t n, char *out, size_t outn)
@@ -127,12 +142,14 @@ static void finish_response(resp_tap *t)
         return;
     t->pending_log = 0;
     if (t->qn) {
-        log_done(t, t->q[t->qh].line, t->q[t->qh].log_always, "");
-        t->qh = (t->qh + 1) % TAP_QUEUE;
-        t->qn--;
+        log_done(t, t->q[t->qh] ? t->q[t->qh] : "(request)", t->qflags[t->qh] & QF_LOG, "");
+        pop(t);
     } else {
         log_done(t, "(response without a request)", 1, "");
     }
+    free(t->body);
+    t->body = NULL;
+    t->body_len = 0;
 }
 
 static const char *hdr_value(const char *head, const char *name, char *buf, size_t n)
@@ -156,20 +173,25 @@ static const char *hdr_value(const char *head, const char *name, char *buf, size
 static void on_head(resp_tap *t)
 {
     t->head[t->head_len] = 0;
-    int st = 0;
-    if (sscanf(t->head, "HTTP/%*d.%*d %3d", &st) != 1 || st < 100) {
+    int st = 0, minor = 1;
+    if (sscanf(t->head, "HTTP/1.%d %3d", &minor, &st) != 2 || st < 100) {
         t->state = T_DEAD;
+        t->no_reuse = 1;
         return;
     }
     t->status = st;
     t->head_len = 0;
     if (st < 200) {
-        if (st == 101)
+        if (st == 101) {
             t->state = T_DEAD; /* upgraded: not HTTP any more */
-        return;                /* 100/103: the real answer follows */
+            t->no_reuse = 1;
+        }
+        return; /* 100/103: the real answer follows */
     }
-    int is_head = t->qn ? t->q[t->qh].is_head : 0;
+    int is_head = t->qn ? t->qflags[t->qh] & QF_HEAD : 0;
     char v[128];
+    if (minor == 0 || (hdr_value(t->head, "Connection", v, sizeof v) && strcasestr(v, "close")))
+        t->no_reuse = 1;
     t->encoded = hdr_value(t->head, "Content-Encoding", v, sizeof v) && strcasecmp(v, "identity");
     t->body_len = 0;
     t->pending_log = 1;
@@ -186,7 +208,10 @@ static void on_head(resp_tap *t)
             finish_response(t);
     } else {
         t->state = T_BODY_EOF;
+        t->no_reuse = 1; /* the body ends when the connection does */
     }
+    if (t->state == T_HEAD)
+        t->answered++;
     if (t->state != T_HEAD && st < 400)
         finish_response(t); /* nothing to wait for: log now (SSE streams last) */
 }
@@ -195,6 +220,10 @@ static void keep_body(resp_tap *t, const char *p, size_t n)
 {
     if (!t->pending_log)
         return;
+    if (!t->body && !(t->body = malloc(TAP_BODY_KEEP))) {
+        finish_response(t);
+        return;
+    }
     size_t room = TAP_BODY_KEEP - t->body_len;
     if (n > room)
         n = room;
@@ -209,16 +238,22 @@ void tap_feed(resp_tap *t, const char *p, size_t n)
     while (t && n && t->state != T_DEAD) {
         switch (t->state) {
         case T_HEAD: {
+            if (!t->head && !(t->head = malloc(TAP_HEAD_MAX)))
+                t->head_len = TAP_HEAD_MAX - 1; /* no memory: stop following */
             if (t->head_len == TAP_HEAD_MAX - 1) {
                 t->state = T_DEAD;
+                t->no_reuse = 1;
                 break;
             }
             char c = *p++;
             n--;
             t->head[t->head_len++] = c;
             if (c == '\n' && ((t->head_len >= 2 && t->head[t->head_len - 2] == '\n') ||
-                              (t->head_len >= 4 && !memcmp(t->head + t->head_len - 4, "\r\n\r\n", 4))))
+                              (t->head_len >= 4 && !memcmp(t->head + t->head_len - 4, "\r\n\r\n", 4)))) {
                 on_head(t);
+                free(t->head);
+                t->head = NULL;
+            }
             break;
         }
         case T_BODY_EOF:
@@ -235,6 +270,7 @@ void tap_feed(resp_tap *t, const char *p, size_t n)
             if (!t->remaining) {
                 if (t->state == T_BODY_CL) {
                     finish_response(t);
+                    t->answered++;
                     t->state = T_HEAD;
                 } else {
                     t->state = T_CH_CRLF;
@@ -277,6 +313,7 @@ void tap_feed(resp_tap *t, const char *p, size_t n)
             if (c == '\n') {
                 if (t->chunk_line_empty) {
                     finish_response(t);
+                    t->answered++;
                     t->state = T_HEAD;
                 }
                 t->chunk_line_empty = 1;
@@ -295,6 +332,28 @@ int tap_at_boundary(const resp_tap *t)
            (t->state == T_HEAD && t->head_len == 0);
 }
 
+int tap_reusable(const resp_tap *t)
+{
+    return t && !t->no_reuse && t->answered && t->state == T_HEAD && t->head_len == 0 &&
+           t->qn == 0 && !t->pending_log;
+}
+
+int tap_waiting(const resp_tap *t)
+{
+    return t && (t->qn > 0 || t->pending_log || t->head_len > 0);
+}
+
+const char *tap_oldest_line(const resp_tap *t)
+{
+    return t && t->qn ? (t->q[t->qh] ? t->q[t->qh] : "(request)") : NULL;
+}
+
+void tap_drop_oldest(resp_tap *t)
+{
+    if (t && t->qn)
+        pop(t);
+}
+
 void tap_finish(resp_tap *t)
 {
     if (!t)
@@ -302,13 +361,18 @@ void tap_finish(resp_tap *t)
     finish_response(t); /* body until close, or cut short: log what we have */
     while (t->qn) {
         t->status = 0;
-        log_done(t, t->q[t->qh].line, 1, "");
-        t->qh = (t->qh + 1) % TAP_QUEUE;
-        t->qn--;
+        log_done(t, t->q[t->qh] ? t->q[t->qh] : "(request)", 1, "");
+        pop(t);
     }
 }
 
 void tap_free(resp_tap *t)
 {
+    if (!t)
+        return;
+    while (t->qn)
+        pop(t);
+    free(t->head);
+    free(t->body);
     free(t);
 }

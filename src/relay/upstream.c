@@ -4,20 +4,15 @@
  * set, else the system store, loaded from OpenSSL's compiled-in paths, not
  * from SSL_CERT_FILE: the relay may inherit an SSL_CERT_FILE that contains
  * the kimifix CA, and must never trust its own certificates upstream.
+ * (Per-client trust sets - contract B - are other SSL_CTXs made the same
+ * way; the connection code takes whichever relay_ctx_upstream_ssl_ctx says.)
  */
 #include "relay.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 #include <arpa/inet.h>
 
 #include <openssl/err.h>
@@ -25,8 +20,6 @@
 
 #include "kf_log.h"
 
-#define CONNECT_MS 10000
-#define HANDSHAKE_MS 15000
 
 SSL_CTX *upstream_ctx(void)
 {
@@ -59,94 +52,12 @@ SSL_CTX *upstream_ctx(void)
     return ctx;
 }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
-}
-
-static int wait_fd(int fd, short ev, long deadline)
-{
-    long left = deadline - now_ms();
-    if (left <= 0)
-        return 0;
-    struct pollfd p = {.fd = fd, .events = ev};
-    int r;
-    while ((r = poll(&p, 1, (int)left)) < 0 && errno == EINTR)
-        ;
-    return r > 0;
-}
-
-static void addr_text(const struct sockaddr *sa, char *buf, size_t n)
+void relay_addr_text(const struct sockaddr *sa, char *buf, size_t n)
 {
     const void *a = sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
                                               : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
     if (!inet_ntop(sa->sa_family, a, buf, (socklen_t)n))
         snprintf(buf, n, "?");
-}
-
-static int try_connect(const struct sockaddr *sa, socklen_t len, char *err, size_t errn)
-{
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        snprintf(err, errn, "socket: %s", strerror(errno));
-        return -1;
-    }
-    int r = connect(fd, sa, len), e = errno;
-    if (r < 0 && e == EINPROGRESS) {
-        if (!wait_fd(fd, POLLOUT, now_ms() + CONNECT_MS)) {
-            e = ETIMEDOUT;
-        } else {
-            socklen_t l = sizeof e;
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l);
-            r = e ? -1 : 0;
-        }
-    }
-    if (r < 0) {
-        char a[64];
-        addr_text(sa, a, sizeof a);
-        unsigned port = ntohs(sa->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
-                                                         : ((const struct sockaddr_in *)sa)->sin_port);
-        snprintf(err, errn, "cannot connect to %s port %u: %s", a, port, strerror(e));
-        close(fd);
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* SSE: no Nagle */
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    return fd;
-}
-
-int upstream_connect(const struct sockaddr *dst, const char *host, unsigned port, char *err,
-                     size_t errn)
-{
-    if (dst)
-        return try_connect(dst, dst->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                           : sizeof(struct sockaddr_in),
-                           err, errn);
-    /* An upstream rule's host: honour connect-to like the shim does. */
-    const char *addr = host;
-    unsigned aport = port;
-    const char *ca;
-    unsigned cp;
-    if (kf_rules_connect_to(g_relay.rs, host, port, &ca, &cp)) {
-        addr = ca;
-        aport = cp;
-    }
-    char ps[8];
-    snprintf(ps, sizeof ps, "%u", aport);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG}, *ai, *p;
-    int r = getaddrinfo(addr, ps, &hints, &ai);
-    if (r) {
-        snprintf(err, errn, "cannot resolve %s: %s", addr, gai_strerror(r));
-        return -1;
-    }
-    int fd = -1;
-    for (p = ai; p && fd < 0; p = p->ai_next)
-        fd = try_connect(p->ai_addr, p->ai_addrlen, err, errn);
-    freeaddrinfo(ai);
-    return fd;
 }
 
 static int is_ip(const char *h)
@@ -155,13 +66,12 @@ static int is_ip(const char *h)
     return inet_pton(AF_INET, h, b) == 1 || inet_pton(AF_INET6, h, b) == 1;
 }
 
-SSL *upstream_tls(int fd, const char *host, char *err, size_t errn)
+SSL *upstream_ssl_new(const upkey *key, int fd)
 {
-    SSL *ssl = SSL_new(g_relay.up_ctx);
-    if (!ssl) {
-        snprintf(err, errn, "out of memory");
+    SSL *ssl = SSL_new(key->sslctx);
+    if (!ssl)
         return NULL;
-    }
+    const char *host = key->sni;
     if (is_ip(host)) {
         X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
     } else {
@@ -169,30 +79,18 @@ SSL *upstream_tls(int fd, const char *host, char *err, size_t errn)
         SSL_set1_host(ssl, host);
     }
     SSL_set_fd(ssl, fd);
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    long deadline = now_ms() + HANDSHAKE_MS;
-    for (;;) {
-        ERR_clear_error();
-        int r = SSL_connect(ssl);
-        if (r == 1)
-            break;
-        int e = SSL_get_error(ssl, r);
-        if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) &&
-            wait_fd(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))
-            continue;
-        long v = SSL_get_verify_result(ssl);
-        if (v != X509_V_OK)
-            snprintf(err, errn, "TLS to %s: certificate verification failed: %s", host,
-                     X509_verify_cert_error_string(v));
-        else if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-            snprintf(err, errn, "TLS to %s: handshake timed out", host);
-        else {
-            unsigned long le = ERR_peek_error();
-            snprintf(err, errn, "TLS to %s: handshake failed: %s", host,
-                     le ? ERR_reason_error_string(le) : "connection closed");
-        }
-        SSL_free(ssl);
-        return NULL;
-    }
     return ssl;
+}
+
+void upstream_tls_error(SSL *ssl, const char *host, char *err, size_t errn)
+{
+    long v = SSL_get_verify_result(ssl);
+    if (v != X509_V_OK) {
+        snprintf(err, errn, "TLS to %s: certificate verification failed: %s", host,
+                 X509_verify_cert_error_string(v));
+    } else {
+        unsigned long le = ERR_peek_error();
+        snprintf(err, errn, "TLS to %s: handshake failed: %s", host,
+                 le ? ERR_reason_error_string(le) : "connection closed");
+    }
 }

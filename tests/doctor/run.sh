@@ -127,22 +127,36 @@ cat >"$T/hello.c" <<'EOF'
 int main(void) { puts("hello"); return 0; }
 EOF
 if cc_ "$T/static" -static "$T/hello.c"; then
-    expect "gcc -static: unreachable" unreachable 1 "$T/static"
+    expect "gcc -static: proxy carrier" proxy 0 "$T/static"
     has "static: says why" 'statically linked program: no program interpreter'
+    has "static: names the carrier" 'carrier +proxy \(the relay as the program.s HTTP proxy\) -- the program cannot load the shim'
+    expect_env "gcc -static, ALL_PROXY=socks5: unreachable" unreachable 1 "ALL_PROXY=socks5://s.corp:1080" "$T/static"
+    has "socks proxy: says why" 'socks5://s.corp:1080: the relay can only chain through an http:// proxy'
+    expect_env "gcc -static, KIMIFIX_MODE=inprocess: unreachable" unreachable 1 "KIMIFIX_MODE=inprocess" "$T/static"
+    expect_env "gcc -static, NO_PROXY names a rule host" proxy 0 "NO_PROXY=localhost,.kimi.com HTTPS_PROXY=http://u:pw@corp:3128" "$T/static"
+    has "NO_PROXY: the rule host goes unfixed" '^! no_proxy +NO_PROXY names api\.kimi\.com.*go unfixed'
+    has "user proxy: named without credentials" 'chained to your proxy http://corp:3128'
+    if grep -q "u:pw" "$T/out"; then ko "user proxy credentials never shown" "u:pw in the output"; else ok "user proxy credentials never shown"; fi
 else
     sk "gcc -static" "no static libc ($(head -c 200 "$T/cc.err"))"
 fi
 if cc_ "$T/static-pie" -static-pie -fPIE "$T/hello.c"; then
-    expect "gcc -static-pie: unreachable" unreachable 1 "$T/static-pie"
+    expect "gcc -static-pie: proxy carrier" proxy 0 "$T/static-pie"
 else
     sk "gcc -static-pie" "toolchain cannot"
 fi
 cc_ "$T/dyn" "$T/hello.c"
 expect "plain dynamic C program: libc" libc 0 "$T/dyn"
+has "no proxy set: the shim carries it" 'carrier +shim .* -- no proxy in the environment'
+expect_env "dynamic program behind a user proxy: the proxy carrier named" libc 0 "https_proxy=http://corp:3128" "$T/dyn"
+has "user proxy: the relay chains to it" 'carrier +proxy .*https_proxy names your proxy http://corp:3128'
+expect_env "curl behind a user proxy keeps it (TLS seen in-process)" libcurl 0 "HTTPS_PROXY=http://corp:3128" /usr/bin/curl
+has "curl: keeps the user's proxy" 'carrier +shim .*it keeps your proxy http://corp:3128'
 
 cp /usr/bin/curl "$T/curl-suid" && chmod 4755 "$T/curl-suid"
 expect "setuid copy of curl: unreachable" unreachable 1 "$T/curl-suid"
 has "setuid: says secure-execution" 'setuid program: ld.so ignores LD_PRELOAD'
+expect_env "setuid copy of curl, a user proxy: still unreachable" unreachable 1 "HTTPS_PROXY=http://corp:3128" "$T/curl-suid"
 cp /usr/bin/curl "$T/curl-sgid" && chmod 2755 "$T/curl-sgid"
 expect "setgid copy of curl: unreachable" unreachable 1 "$T/curl-sgid"
 if command -v setcap >/dev/null 2>&1 && cp /usr/bin/curl "$T/curl-cap" &&
@@ -194,11 +208,11 @@ blob = b"\xff Go buildinf:" + bytes([8, 2]) + bytes(16) + bytes([len(v)]) + v + 
 open(sys.argv[1], "wb").write(blob + bytes(64))
 EOF
 objcopy --add-section .go.buildinfo="$T/gobi" "$T/dyn" "$T/go-dyn"
-expect "Go program (cgo, dynamic): unreachable" unreachable 1 "$T/go-dyn"
+expect "Go program (cgo, dynamic): proxy carrier" proxy 0 "$T/go-dyn"
 has "Go: version read from build info" 'runtime +Go go1\.22\.1'
 if [ -x "$T/static" ]; then
     objcopy --add-section .go.buildinfo="$T/gobi" "$T/static" "$T/go-static"
-    expect "Go program (static): unreachable" unreachable 1 "$T/go-static"
+    expect "Go program (static): proxy carrier" proxy 0 "$T/go-static"
     has "static Go: cannot load a preload library" 'cannot load a preload library at all'
 fi
 cat >"$T/gomagic.c" <<'EOF'
@@ -214,7 +228,7 @@ b[0x28:0x30] = bytes(8)   # e_shoff
 b[0x3c:0x40] = bytes(4)   # e_shnum, e_shstrndx
 open(p, "wb").write(b)
 EOF
-expect "Go magic without section headers: unreachable" unreachable 1 "$T/go-nosh"
+expect "Go magic without section headers: proxy carrier" proxy 0 "$T/go-nosh"
 has "Go magic scan: version" 'Go go1\.21\.0'
 
 # Bun: a .bun section, and the older trailer at the end of the file.
@@ -265,9 +279,23 @@ for flavour in libcurl libcurl-gnutls; do
     fi
 done
 
+# PHP loads its extensions with RTLD_DEEPBIND (docs/loader.md): the curl
+# extension's libcurl is the carrier, through the shim's binding.
+PHP=$(command -v php || true)
+if [ -n "$PHP" ] && [ -f "$("$PHP" -r 'echo PHP_EXTENSION_DIR;')/curl.so" ]; then
+    expect "php: libcurl through its curl extension" libcurl 0 "$PHP"
+    has "php: RTLD_DEEPBIND said" '^  deepbind +PHP loads its extensions with RTLD_DEEPBIND'
+    has "php: curl.so -> libcurl" '^  extension +curl\.so -> libcurl\.so\.4'
+    expect_env "php with KIMIFIX_DEEPBIND=off: openssl only, a problem" openssl 0 \
+        "KIMIFIX_DEEPBIND=off" "$PHP"
+    has "php: deepbind off flagged" '^! deepbind +.*KIMIFIX_DEEPBIND=off'
+else
+    sk "php" "php-cli/php-curl not installed (scripts/deps/e2e.list)"
+fi
+
 # musl interpreter.
 cc_ "$T/musl" -Wl,--dynamic-linker=/lib/ld-musl-x86_64.so.1 "$T/hello.c"
-expect "musl interpreter: unreachable" unreachable 1 "$T/musl"
+expect "musl interpreter: proxy carrier" proxy 0 "$T/musl"
 
 # Standalone Pythons: _ssl with OpenSSL inside, and _ssl built in.
 mkdir -p "$T/pbs/bin" "$T/pbs/lib/python3.12/lib-dynload" "$T/pbs2/bin"
@@ -282,9 +310,9 @@ cat "$T/ssl_mod.c" >"$T/pybuiltin.c" && echo 'int main(void) { return 0; }' >>"$
 cc_ "$T/pbs2/bin/python3.12" -rdynamic "$T/pybuiltin.c"
 expect "python with _ssl built in (static OpenSSL): relay" relay 0 "$T/pbs2/bin/python3.12"
 
-# ELF32 (hand-made; the shim is ELF64): unreachable with the reason.
+# ELF32 (hand-made; the shim is ELF64): the proxy carrier, with the reason.
 "$PY" "$HERE/corrupt.py" "$T/e32" >/dev/null
-expect "ELF32 program vs ELF64 shim: unreachable" unreachable 1 "$T/e32/elf32"
+expect "ELF32 program vs ELF64 shim: proxy carrier" proxy 0 "$T/e32/elf32"
 has "ELF32: class/machine named" 'ELF32 i386.*ld\.so refuses it'
 
 # ---------------------------------------------------------------- usage
@@ -321,6 +349,10 @@ fi
 printf 'rule x\n  bogus\n' >"$T/bad.rules"
 expect "state: bad rules file" problems 1 -f "$T/bad.rules"
 has "state: rules error with file:line" "^! rules +$T/bad.rules:2: error: unknown directive"
+# One policy (kf_rules_policy.h): the file ignored, the built-ins in effect.
+has "state: bad rules file: the built-ins are in effect" \
+    "^! rules +$T/bad.rules:2: error: unknown directive 'bogus' \([0-9]+ errors? in $T/bad.rules\): the file is ignored, the built-in rules are in effect$"
+has "state: bad rules file: counted as the built-ins" '^  rules +in effect \(built-ins only\): [1-9][0-9]* built-in, 0 from the file'
 cat >"$T/good.rules" <<'EOF'
 disable kimi-squash-slashes
 connect-to api.kimi.com:443 127.0.0.1:8443

@@ -155,7 +155,7 @@ class Fakeup:
         self.log = open(os.path.join(work, name + ".log"), "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         t = time.monotonic()
-        while time.monotonic() - t < 10:
+        while time.monotonic() - t < 60:  # hang guard
             if os.path.exists(ready) and open(ready).read().strip():
                 line = open(ready).read().split()
                 self.http = int(line[1].split("=")[1])

@@ -96,5 +96,6 @@ void fu_h1_serve(struct fu_conn *c);
 void fu_h2_serve(struct fu_conn *c);
 
 extern int fu_sse_delay_ms;
+extern unsigned fu_close_after; /* 0, or close unanswered after N requests */
 
 #endif

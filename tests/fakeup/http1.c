@@ -17,6 +17,7 @@ struct h1 {
     struct fu_conn *c;
     char *buf;
     size_t off, len; /* unread bytes: buf[off, len) */
+    unsigned served; /* requests answered on this connection */
 };
 
 /* Read more bytes; 1 on progress, 0 on EOF/error/full buffer. */
@@ -301,6 +302,10 @@ static int one_request(struct h1 *h)
         if (!fill(h))
             return 0;
     }
+    /* --close-after N: a server whose keep-alive ran out just as the next
+     * request came in (proxies must retry a reused connection). */
+    if (fu_close_after && h->served >= fu_close_after)
+        return 0;
     struct fu_req r;
     uint64_t cl = 0;
     int keep = 0;
@@ -329,6 +334,7 @@ static int one_request(struct h1 *h)
     keep = !wants_close(&r) && !(r.chunked && fu_hdrs_get(&r.hdrs, "content-length"));
     if (send_response(h->c, &r, &s, !keep) < 0)
         keep = 0;
+    h->served++;
     fu_resp_free(&s);
 out:
     fu_req_free(&r);
@@ -337,7 +343,7 @@ out:
 
 void fu_h1_serve(struct fu_conn *c)
 {
-    struct h1 h = {c, fu_xmalloc(RBUF), 0, 0};
+    struct h1 h = {c, fu_xmalloc(RBUF), 0, 0, 0};
     while (one_request(&h))
         ;
     free(h.buf);

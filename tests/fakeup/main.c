@@ -1,7 +1,7 @@
 /* main.c: command line, listeners, readiness line, a thread per connection.
  *
  *   fakeup --certs DIR --record FILE [--bind ADDR] [--http PORT]
- *          [--https PORT] [--ready FILE] [--sse-delay-ms N]
+ *          [--https PORT] [--ready FILE] [--sse-delay-ms N] [--close-after N]
  */
 #include "fakeup.h"
 
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 int fu_sse_delay_ms = 50;
+unsigned fu_close_after;
 static volatile sig_atomic_t stop;
 
 static void on_signal(int sig)
@@ -32,7 +33,8 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: fakeup --certs DIR --record FILE [--bind ADDR] [--http PORT]\n"
-               "              [--https PORT] [--ready FILE] [--sse-delay-ms N]\n");
+               "              [--https PORT] [--ready FILE] [--sse-delay-ms N]\n"
+               "              [--close-after N]\n");
 }
 
 static int listen_on(const char *addr, const char *port, unsigned *bound)
@@ -149,7 +151,8 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"certs", 1, 0, 'c'}, {"record", 1, 0, 'r'}, {"bind", 1, 0, 'b'},
         {"http", 1, 0, 'p'}, {"https", 1, 0, 's'}, {"ready", 1, 0, 'y'},
-        {"sse-delay-ms", 1, 0, 'd'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"sse-delay-ms", 1, 0, 'd'}, {"close-after", 1, 0, 'C'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
     const char *certs = NULL, *record = NULL, *bindaddr = "127.0.0.1", *ready = NULL;
     const char *http = "0", *https = "0";
     for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -161,6 +164,7 @@ int main(int argc, char **argv)
         case 's': https = optarg; break;
         case 'y': ready = optarg; break;
         case 'd': fu_sse_delay_ms = atoi(optarg) < 0 ? 0 : atoi(optarg); break;
+        case 'C': fu_close_after = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

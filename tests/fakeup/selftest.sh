@@ -26,7 +26,7 @@ sh "$here/mkcerts.sh" "$T/certs" || { echo "selftest: mkcerts failed" >&2; exit 
 "$FAKEUP" --certs "$T/certs" --record "$T/rec" --ready "$T/ready" \
     --sse-delay-ms $DELAY >"$T/stdout" 2>"$T/stderr" &
 PID=$!
-for _ in $(seq 100); do [ -s "$T/ready" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$T/ready" ] && break; sleep 0.1; done # hang guard: 60 s
 read -r _ h s <"$T/ready" || { echo "selftest: fakeup did not start" >&2; cat "$T/stderr"; exit 1; }
 H=${h#http=} S=${s#https=}
 [ "$(cat "$T/ready")" = "$(cat "$T/stdout")" ] && [ "$H" -gt 0 ] && [ "$S" -gt 0 ] &&
@@ -197,7 +197,7 @@ req "SSE headers and record" 200 "'text/event-stream' in hdrs and body.rstrip().
 out=$(python3 - "$H" <<'EOF'
 import socket, sys
 def talk(data):
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)  # hang guard
     s.sendall(data)
     got = b""
     while True:

@@ -100,8 +100,8 @@ int main(int argc, char **argv)
             return 2;
         }
         if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) {
-            if (now_ms() - last > 10000) {
-                fprintf(stderr, "fclient: no progress at %zu for 10 s\n", off);
+            if (now_ms() - last > 60000) { /* hang guard */
+                fprintf(stderr, "fclient: no progress at %zu for 60 s\n", off);
                 return 2;
             }
             struct pollfd p = { .fd = s, .events = POLLOUT };

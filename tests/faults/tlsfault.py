@@ -12,7 +12,10 @@ the server is fakeup over TLS, which records
 each request's exact head and body hash.
 
 Soft faults: the client succeeds and fakeup recorded exactly the fixed
-request. Hard faults: the client fails as it does without kimifix (exit
+request. Each case's request carries its own query (?c=N), so a record that
+fakeup writes after the client of a failed case exited is told apart from
+the next case's, however slow the machine (fakeup writes a record before it
+answers, so a successful client's record is always there already). Hard faults: the client fails as it does without kimifix (exit
 != 0) or succeeds, and nothing fakeup recorded differs from the fixed
 request (never a corrupted one). Prints "tlsfault: N passed, N failed"."""
 import base64
@@ -61,14 +64,16 @@ def main():
     fu = subprocess.Popen([os.path.join(B, "fakeup"), "--certs", certs, "--record", rec,
                            "--ready", ready], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"})
-    for _ in range(200):
+    for _ in range(1200):  # hang guard: 60 s
         if os.path.exists(ready) and os.path.getsize(ready):
             break
         time.sleep(0.05)
     port = open(ready).read().split("https=")[1].split()[0]
-    want_head, body = kfreq(b"/coding/v1/messages", b"kimi_cli")
+    _, body = kfreq(b"/coding/v1/messages", b"kimi_cli")
     want_sha = hashlib.sha256(body).hexdigest()
     seen = [0]
+    case = [0]
+    stray = []  # records of earlier cases that came late: checked, not counted
 
     def new_records():
         lines = open(rec).read().splitlines() if os.path.exists(rec) else []
@@ -76,17 +81,24 @@ def main():
         seen[0] = len(lines)
         return out
 
-    def wait_records(want):
-        """fakeup records after reading the whole request: give it time."""
+    def tag_of(r):
+        return r["target"].partition("?")[2]
+
+    def wait_records(want, tag):
+        """This case's records. fakeup records before it answers: a
+        successful client's record is there; the deadline is a hang guard."""
         got = []
-        for _ in range(150):
-            got += new_records()
+        for _ in range(3000):
+            for r in new_records():
+                (got if tag_of(r) == tag else stray).append(r)
             if len(got) >= want:
                 break
             time.sleep(0.02)
         return got
 
     def run(mode, kind, at, report, want=1):
+        case[0] += 1
+        tag = "c=%d" % case[0]
         env = dict(os.environ, LD_PRELOAD=LIB, KIMIFIX_RULES=os.path.join(work, "none"),
                    KIMIFIX_LOG=os.path.join(work, "kimifix.log"), HOME=work, KFFAULT_PORT=port,
                    KFFAULT_KIND=kind, KFFAULT_AT=str(at), KFFAULT_REPORT=report)
@@ -94,11 +106,11 @@ def main():
         env.pop("KIMIFIX_MODE", None)
         try:
             p = subprocess.run(["/usr/bin/python3", PYCLIENT, port, os.path.join(certs, "ca.pem"),
-                                str(BODY)] if mode == "python" else
+                                str(BODY), tag] if mode == "python" else
                                [CLIENT, "-p", port, "-s", "api.kimi.com", "-c",
                                 os.path.join(certs, "ca.pem"), "-m", mode, "-H", "api.kimi.com",
-                                "-P", "/coding/v1/v1/messages", "-b", str(BODY), "-n"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+                                "-P", "/coding/v1/v1/messages?" + tag, "-b", str(BODY), "-n"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
             rc = p.returncode
         except subprocess.TimeoutExpired:
             rc = -1
@@ -107,9 +119,11 @@ def main():
             pts = int(open(report).read().split()[1])
         except (OSError, ValueError, IndexError):
             pass
-        return rc, wait_records(want if rc == 0 else 0) + new_records(), pts
+        return rc, wait_records(want if rc == 0 else 0, tag), pts
 
     def exact(r):
+        """The fixed request of the case the record names (?c=N)."""
+        want_head = kfreq(b"/coding/v1/messages?" + tag_of(r).encode(), b"kimi_cli")[0]
         return (base64.b64decode(r["head_b64"]) == want_head and r["body_sha256"] == want_sha)
 
     passed = failed = cases = 0
@@ -139,6 +153,10 @@ def main():
                 if not ok:
                     print("FAIL %s %s at %d/%d: rc %d, records %s" % (
                         mode, kind, at, points, rc, [r.get("target") for r in recs]))
+    for r in stray + [r for r in new_records()]:  # late records: never a corrupted one
+        if not exact(r):
+            failed += 1
+            print("FAIL late record of an earlier case: %s" % r.get("target"))
     log = open(os.path.join(work, "kimifix.log")).read() if os.path.exists(
         os.path.join(work, "kimifix.log")) else ""
     fu.terminate()

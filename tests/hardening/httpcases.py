@@ -60,7 +60,7 @@ class Recorder:
             with self.lock:
                 self.conns.append(bytes(data))
 
-    def take(self, n=1, timeout=10):
+    def take(self, n=1, timeout=60):  # a hang guard: the client has exited
         import time
         end = time.time() + timeout
         while time.time() < end:

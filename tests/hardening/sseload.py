@@ -10,7 +10,8 @@ sends, keep-alive, one streamed chat request after the other with the
 doubled /v1 until the time is up, reading every SSE reply to its end
 (6 events, the last "data: [DONE]"). Afterwards: every request fakeup
 recorded must have the fixed target and the body's SHA-256; the relay's
-open fds must come back to their idle count (+4) and its RSS must not grow
+open fds must come back to their idle count (+4, + the idle upstream connections
+its pool keeps, from its STATUS) and its RSS must not grow
 between the first stream round and the end (+16 MiB). Prints "sseload: N passed, N failed"."""
 import argparse
 import hashlib
@@ -19,6 +20,7 @@ import os
 import socket
 import ssl
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -70,6 +72,14 @@ def read_response(f):
         body = f.read(length)
     events = [e for e in body.split(b"\n\n") if e.strip()]
     return status, len(events), events[-1] if events else b""
+
+
+def pool_idle(port, token):
+    """Idle upstream connections the relay keeps for reuse (its STATUS)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    r = subprocess.run([sys.executable, os.path.join(here, "..", "relay", "rstatus.py"), str(port), token,
+                        "pool_idle"], capture_output=True, text=True, timeout=60)
+    return int(r.stdout.strip() or 0)
 
 
 def proc_stats(pid):
@@ -139,19 +149,27 @@ def main():
     f1, r1 = proc_stats(pid)
     for x in th:
         x.join(a.seconds + 60)
-    time.sleep(1.0)  # let the relay see the closes
-    f2, r2 = proc_stats(pid)
+    # The relay closes its side once it sees our closes: wait for that (a
+    # hang guard bounds it), do not guess how long it takes. Pooled upstream
+    # connections are kept open on purpose (one fd each).
+    t = time.monotonic()
+    while True:
+        f2, r2 = proc_stats(pid)
+        pooled = pool_idle(int(a.relay), a.token)
+        if f2 <= f0 + 4 + pooled or time.monotonic() - t > 60:
+            break
+        time.sleep(0.05)
     # fakeup's records: every request fixed, every body intact
     want_sha = hashlib.sha256(BODY).hexdigest()
     recs = [json.loads(l) for l in open(a.record) if l.strip()]
     fixed = sum(1 for r in recs if r.get("target") == "/coding/v1/chat/completions")
     sha_ok = sum(1 for r in recs if r.get("body_sha256") == want_sha)
-    growth = f2 > f0 + 4 or (r2 > r1 + 16384 and "HARD_NO_RSS" not in os.environ)
+    growth = f2 > f0 + 4 + pooled or (r2 > r1 + 16384 and "HARD_NO_RSS" not in os.environ)
     fails = st["bad"] + (fixed != len(recs)) + (sha_ok != len(recs)) + growth + (len(recs) < st["streams"])
     print("sseload: %d connections x %.0f s: %d streams, %d recorded, %d rewritten, %d body hashes equal"
           % (a.conns, a.seconds, st["streams"], len(recs), fixed, sha_ok))
-    print("sseload: relay fds %d idle, %d streaming, %d after; RSS %d -> %d -> %d KiB%s"
-          % (f0, f1, f2, r0, r1, r2, " (GROWTH)" if growth else ""))
+    print("sseload: relay fds %d idle, %d streaming, %d after (%d pooled upstream); RSS %d -> %d -> %d KiB%s"
+          % (f0, f1, f2, pooled, r0, r1, r2, " (GROWTH)" if growth else ""))
     print("sseload: %d passed, %d failed" % (st["ok"], fails))
     return 1 if fails else 0
 

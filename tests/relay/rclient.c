@@ -3,11 +3,16 @@
  * TLS trusting the kimifix CA (or plain), sends a request, reads the answer.
  *
  *   rclient -p RELAYPORT -t TOKENHEX -d ADDR:PORT [-a AUTHORITY] [-s SNI]
- *           [-c CAFILE] [-P] [-r REQFILE] [-n CONNS] [-H HOLD_S] [-T TIMEOUT_S]
+ *           [-c CAFILE] [-P] [-r REQFILE] [-n CONNS] [-H HOLD_S] [-W FILE] [-T TIMEOUT_S]
+ *           [-k REPEAT]
  *
  * -t none: no token TLV. -P: plain HTTP. -n: open CONNS connections at once,
  * each sends REQFILE (keep-alive) and reads one response, all stay open until
- * every one has its answer, then HOLD_S seconds more; prints "ok K/N".
+ * every one has its answer, then HOLD_S seconds more, or with -W until FILE
+ * exists (the test measures the relay meanwhile, however long that takes);
+ * prints "ok K/N". -T: read timeout, a hang guard (default 60 s).
+ * -k: keep-alive: send REQFILE REPEAT times on one connection, reading one
+ * 200 response (Content-Length) after each; prints "ok K/REPEAT", closes.
  * Single mode prints the response on stdout and timings on stderr:
  *   first-byte-ms N / first-event-ms N / total-ms N
  * Exit: 0 clean end, 2 TLS handshake failed, 3 closed before any response
@@ -41,7 +46,8 @@ static struct sockaddr_storage dst;
 static const char *authority = "", *sni, *cafile;
 static char *req;
 static size_t req_len;
-static int timeout_s = 20, hold_s;
+static int timeout_s = 60, hold_s, repeat;
+static const char *hold_file;
 static SSL_CTX *ctx;
 
 static long ms(void)
@@ -219,9 +225,31 @@ static void *worker(void *arg)
     while (ndone < nconns)
         pthread_cond_wait(&cv, &mu);
     pthread_mutex_unlock(&mu);
-    sleep((unsigned)hold_s);
+    if (hold_file)
+        while (access(hold_file, F_OK) != 0)
+            usleep(20000);
+    else
+        sleep((unsigned)hold_s);
     cl_close(&c);
     return NULL;
+}
+
+static int keepalive(int n)
+{
+    cl c;
+    int rc = cl_open(&c), ok = 0;
+    if (rc)
+        return rc;
+    for (int i = 0; i < n; i++) {
+        if (cl_write(&c, req, req_len) < 0 || one_response(&c) < 0)
+            break;
+        ok++;
+    }
+    printf("ok %d/%d\n", ok, n);
+    if (c.ssl)
+        SSL_shutdown(c.ssl);
+    cl_close(&c);
+    return ok == n ? 0 : 4;
 }
 
 static int many(int n)
@@ -279,7 +307,7 @@ int main(int argc, char **argv)
     int n = 0;
     const char *reqfile = NULL;
     signal(SIGPIPE, SIG_IGN);
-    for (int c; (c = getopt(argc, argv, "p:t:d:a:s:c:Pr:n:H:T:S")) != -1;) {
+    for (int c; (c = getopt(argc, argv, "p:t:d:a:s:c:Pr:n:H:W:T:Sk:")) != -1;) {
         switch (c) {
         case 'p': relay_port = (unsigned)atoi(optarg); break;
         case 't':
@@ -300,7 +328,9 @@ int main(int argc, char **argv)
         case 'r': reqfile = optarg; break;
         case 'n': n = atoi(optarg); break;
         case 'H': hold_s = atoi(optarg); break;
+        case 'W': hold_file = optarg; break;
         case 'T': timeout_s = atoi(optarg); break;
+        case 'k': repeat = atoi(optarg); break;
         default: return 64;
         }
     }
@@ -326,5 +356,5 @@ int main(int argc, char **argv)
         static const unsigned char alpn[] = "\x02h2\x08http/1.1";
         SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
     }
-    return n > 0 ? many(n) : single();
+    return repeat > 0 ? keepalive(repeat) : n > 0 ? many(n) : single();
 }

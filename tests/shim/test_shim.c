@@ -586,7 +586,7 @@ Test(shim, library_needs_and_exports)
         "write", "writev", "send", "sendto", "sendmsg", "sendmmsg", "sendfile", "sendfile64",
         "connect", "close", "close_range", "closefrom", "dup", "dup2", "dup3", "fcntl",
         "fcntl64", "getaddrinfo", "gethostbyname", "gethostbyname2", "gethostbyname_r",
-        "gethostbyname2_r", "getpeername",
+        "gethostbyname2_r", "getpeername", "recv", "recvfrom", "recvmsg", "dlopen", "dlmopen",
     };
     char *syms = capture("nm -D --defined-only " LIB " | awk '{print $3}'");
     int nlibc = 0;

@@ -23,6 +23,7 @@
 
 #include "kfreq.h"
 #include "tlsrec.h"
+#include "tlsrun.h"
 
 #ifndef KF_TEST_BUILD
 #define KF_TEST_BUILD "build"
@@ -36,83 +37,10 @@
 #define CA CERTS "/ca.pem"
 #define LIB KF_TEST_BUILD "/libkimifix.so"
 
-extern char **environ;
-
-struct out {
-    int status; /* exit code, or 128+signal */
-    char *out, *err;
-};
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    size_t got = fread(b, 1, (size_t)n, f);
-    b[got] = 0;
-    fclose(f);
-    return b;
-}
-
-/* Run argv with a clean environment: HOME in a fresh temp dir (no user
- * rules), KIMIFIX_LOG=stderr, LD_PRELOAD=the library when `preload`, plus
- * `extra` (NULL-terminated "K=V"). Times out after 60 s. */
+/* Run argv with LD_PRELOAD=the library when `preload` (tlsrun.h). */
 static struct out run(const char *const argv[], const char *const extra[], int preload)
 {
-    char dir[] = "/tmp/kftls-XXXXXX";
-    cr_assert(mkdtemp(dir), "mkdtemp");
-    char of[64], ef[64], home[80], pre[600];
-    snprintf(of, sizeof of, "%s/out", dir);
-    snprintf(ef, sizeof ef, "%s/err", dir);
-    snprintf(home, sizeof home, "HOME=%s", dir);
-    snprintf(pre, sizeof pre, "LD_PRELOAD=%s", LIB);
-    const char *env[256];
-    int n = 0;
-    for (char **e = environ; *e && n < 200; e++)
-        if (strncmp(*e, "LD_PRELOAD=", 11) && strncmp(*e, "KIMIFIX_", 8) && strncmp(*e, "HOME=", 5) &&
-            strncmp(*e, "SSL_CERT", 8) && strncmp(*e, "CURL_CA", 7))
-            env[n++] = *e;
-    env[n++] = home;
-    env[n++] = "KIMIFIX_LOG=stderr";
-    if (preload)
-        env[n++] = pre;
-    for (int i = 0; extra && extra[i]; i++)
-        env[n++] = extra[i];
-    env[n] = NULL;
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        int o = open(of, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(ef, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(o, 1);
-        dup2(e, 2);
-        execve(argv[0], (char *const *)argv, (char *const *)env);
-        _exit(127);
-    }
-    int st = 0;
-    for (int t = 0; t < 6000; t++) {
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            break;
-        if (t == 5999) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-        }
-        usleep(10000);
-    }
-    struct out r;
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.out = slurp(of);
-    r.err = slurp(ef);
-    unlink(of);
-    unlink(ef);
-    rmdir(dir);
-    if (r.status != 0)
-        cr_log_warn("%s exited %d\nstdout: %s\nstderr: %s", argv[0], r.status, r.out, r.err);
-    return r;
+    return tls_run(argv, extra, preload ? LIB : NULL);
 }
 
 static tlsrec *server(int flags)
@@ -124,7 +52,7 @@ static tlsrec *server(int flags)
 
 static void expect_conns(tlsrec *r, int n)
 {
-    cr_assert_eq(tlsrec_wait(r, n, 20000), n, "server saw %d of %d connections",
+    cr_assert_eq(tlsrec_wait(r, n, 60000), n, "server saw %d of %d connections",
                  tlsrec_wait(r, n, 0), n);
 }
 
@@ -162,12 +90,6 @@ static int retries_of(const struct out *o)
 {
     const char *p = strstr(o->out, "retries=");
     return p ? atoi(p + 8) : -1;
-}
-
-static void free_out(struct out *o)
-{
-    free(o->out);
-    free(o->err);
 }
 
 static char *itoa_port(tlsrec *r, char *buf)
@@ -679,7 +601,7 @@ static char *with_nghttpd(const char *argv_tpl[], struct out *o)
               CERTS "/key.pem", CERTS "/cert.pem", (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 100; i++) { /* wait until it listens */
+    for (int i = 0; i < 3000; i++) { /* wait until it listens (hang guard: 60 s) */
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)p),
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -696,7 +618,17 @@ static char *with_nghttpd(const char *argv_tpl[], struct out *o)
         argv[n] = strcmp(argv_tpl[n], "%CT%") == 0 ? ct : argv_tpl[n];
     argv[n] = NULL;
     *o = run(argv, NULL, 1);
-    usleep(200000);
+    /* nghttpd logs the request's headers as they arrive, before it answers:
+     * once the client has its answer they are in the log (waiting for
+     * them is a hang guard, not a delay). */
+    for (int i = 0; i < 3000; i++) {
+        char *l = slurp(log);
+        int have = l && strstr(l, ":path:");
+        free(l);
+        if (have)
+            break;
+        usleep(20000);
+    }
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     char *l = slurp(log);

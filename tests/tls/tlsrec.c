@@ -77,53 +77,98 @@ static size_t request_len(const char *p, size_t n)
     return n >= head + body ? head + body : 0;
 }
 
+/* Count application-data records as the server reads them: in TLS 1.3
+ * the type is the inner one (every outer header says application data),
+ * before 1.3 the record header's. */
+static void count_records(int write_p, int version, int type, const void *buf, size_t len, SSL *ssl,
+                          void *arg)
+{
+    (void)arg;
+    struct tlsrec_conn *c = SSL_get_app_data(ssl);
+    if (write_p || len < 1 || !c)
+        return;
+    unsigned char t = *(const unsigned char *)buf;
+    if ((type == SSL3_RT_INNER_CONTENT_TYPE && t == SSL3_RT_APPLICATION_DATA) ||
+        (type == SSL3_RT_HEADER && version != TLS1_3_VERSION && t == SSL3_RT_APPLICATION_DATA))
+        __atomic_add_fetch(&c->records, 1, __ATOMIC_RELAXED);
+}
+
+static int conn_read(SSL *ssl, int fd, char *buf, int n)
+{
+    if (!ssl) {
+        ssize_t r = read(fd, buf, (size_t)n);
+        return r > 0 ? (int)r : 0;
+    }
+    return SSL_read(ssl, buf, n);
+}
+
+static void conn_write(SSL *ssl, int fd, const char *buf, int n)
+{
+    if (ssl)
+        SSL_write(ssl, buf, n);
+    else if (write(fd, buf, (size_t)n) != n)
+        return; /* the client left: nothing to answer */
+}
+
+/* Record every byte of a connection and answer each complete request. */
+static void serve(tlsrec *r, struct tlsrec_conn *c, SSL *ssl, int fd)
+{
+    int h2 = strcmp(c->alpn, "h2") == 0;
+    size_t cap = 0, answered = 0;
+    char buf[16384];
+    for (;;) {
+        int want = (r->flags & TLSREC_SLOW) ? 1024 : (int)sizeof buf;
+        int n = conn_read(ssl, fd, buf, want);
+        if (n <= 0)
+            break;
+        pthread_mutex_lock(&r->mu);
+        if (c->len + (size_t)n > cap) {
+            cap = (c->len + (size_t)n) * 2;
+            c->data = realloc(c->data, cap);
+        }
+        memcpy(c->data + c->len, buf, (size_t)n);
+        c->len += (size_t)n;
+        pthread_mutex_unlock(&r->mu);
+        size_t q;
+        while (!h2 && (q = request_len(c->data + answered, c->len - answered)) > 0) {
+            static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                     "Content-Length: 2\r\n\r\nok";
+            conn_write(ssl, fd, ok, (int)sizeof ok - 1);
+            answered += q;
+        }
+        if (r->flags & TLSREC_SLOW)
+            usleep(2000);
+    }
+}
+
 static void *conn_main(void *arg)
 {
     struct job *j = arg;
     tlsrec *r = j->r;
     struct tlsrec_conn *c = j->c;
-    SSL *ssl = SSL_new(r->ctx);
-    struct timeval tv = { 10, 0 };
+    struct timeval tv = { 60, 0 }; /* hang guard: a stalled client, not a slow one */
     setsockopt(j->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    SSL_set_fd(ssl, j->fd);
-    if (r->flags & TLSREC_SLOW_HANDSHAKE)
-        usleep(100000);
-    if (SSL_accept(ssl) == 1) {
-        const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-        snprintf(c->sni, sizeof c->sni, "%s", sni ? sni : "");
-        const unsigned char *a;
-        unsigned al;
-        SSL_get0_alpn_selected(ssl, &a, &al);
-        snprintf(c->alpn, sizeof c->alpn, "%.*s", (int)al, a ? (const char *)a : "");
-        int h2 = strcmp(c->alpn, "h2") == 0;
-        size_t cap = 0, answered = 0;
-        char buf[16384];
-        for (;;) {
-            int want = (r->flags & TLSREC_SLOW) ? 1024 : (int)sizeof buf;
-            int n = SSL_read(ssl, buf, want);
-            if (n <= 0)
-                break;
-            pthread_mutex_lock(&r->mu);
-            if (c->len + (size_t)n > cap) {
-                cap = (c->len + (size_t)n) * 2;
-                c->data = realloc(c->data, cap);
-            }
-            memcpy(c->data + c->len, buf, (size_t)n);
-            c->len += (size_t)n;
-            pthread_mutex_unlock(&r->mu);
-            size_t q;
-            while (!h2 && (q = request_len(c->data + answered, c->len - answered)) > 0) {
-                static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                                         "Content-Length: 2\r\n\r\nok";
-                SSL_write(ssl, ok, (int)sizeof ok - 1);
-                answered += q;
-            }
-            if (r->flags & TLSREC_SLOW)
-                usleep(2000);
+    if (r->flags & TLSREC_PLAIN) {
+        serve(r, c, NULL, j->fd);
+    } else {
+        SSL *ssl = SSL_new(r->ctx);
+        SSL_set_fd(ssl, j->fd);
+        SSL_set_app_data(ssl, c);
+        SSL_set_msg_callback(ssl, count_records);
+        if (r->flags & TLSREC_SLOW_HANDSHAKE)
+            usleep(100000);
+        if (SSL_accept(ssl) == 1) {
+            const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+            snprintf(c->sni, sizeof c->sni, "%s", sni ? sni : "");
+            const unsigned char *a;
+            unsigned al;
+            SSL_get0_alpn_selected(ssl, &a, &al);
+            snprintf(c->alpn, sizeof c->alpn, "%.*s", (int)al, a ? (const char *)a : "");
+            serve(r, c, ssl, j->fd);
+            SSL_shutdown(ssl);
         }
-        SSL_shutdown(ssl);
+        SSL_free(ssl);
     }
-    SSL_free(ssl);
     close(j->fd);
     pthread_mutex_lock(&r->mu);
     c->done = 1;
@@ -173,6 +218,8 @@ tlsrec *tlsrec_start(const char *certdir, int flags)
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     r->ctx = SSL_CTX_new(TLS_server_method());
+    if (flags & TLSREC_PLAIN)
+        goto listen;
     snprintf(path, sizeof path, "%s/cert.pem", certdir);
     if (SSL_CTX_use_certificate_chain_file(r->ctx, path) != 1)
         goto fail;
@@ -180,6 +227,7 @@ tlsrec *tlsrec_start(const char *certdir, int flags)
     if (SSL_CTX_use_PrivateKey_file(r->ctx, path, SSL_FILETYPE_PEM) != 1)
         goto fail;
     SSL_CTX_set_alpn_select_cb(r->ctx, alpn_select, &r->flags);
+listen:
     r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(r->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

@@ -1,0 +1,97 @@
+/* accept.c - taking connections in, and keeping a flood out.
+ *
+ * Another local user can connect to the relay's port (it is TCP: the
+ * steered socket is the client's own TCP socket). Defences, cheapest
+ * first:
+ *  - the peer socket's owner (peeruid.c, NETLINK_SOCK_DIAG): another uid
+ *    is closed at once, before any allocation; one log line per interval;
+ *  - a pending (pre-token) connection costs a small struct and a timer, no
+ *    thread and no buffer; at most g_relay.pending_cap per worker, the
+ *    oldest dropped first when a new one comes, each with the 5 s preamble
+ *    deadline (front.c);
+ *  - out of descriptors (EMFILE/ENFILE): drop the oldest pending connection
+ *    to make room (if it waited RELAY_BACKOFF_MS already), or else stop
+ *    listening for RELAY_BACKOFF_MS: the
+ *    listener stays readable at EMFILE and a level-triggered loop would
+ *    spin on it.
+ */
+#include "relay.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "kf_log.h"
+
+static void drop_oldest_pending(worker *w, const char *why)
+{
+    atomic_fetch_add(&g_relay.n_pending_dropped, 1);
+    ratelog(RL_PENDING, "relay: dropped the oldest connection still without its preamble (%s)", why);
+    conn_close(w->pend_head);
+}
+
+void accept_backoff_end(worker *w, rtimer *t)
+{
+    (void)t;
+    if (!atomic_load(&g_relay.stopping))
+        worker_listen(w, 1);
+}
+
+static void out_of_fds(worker *w, int err)
+{
+    atomic_fetch_add(&g_relay.n_emfile, 1);
+    ratelog(RL_EMFILE, "relay: cannot accept: %s: pausing the listener for %d ms",
+            err == EMFILE ? "too many open files (EMFILE)" : err == ENFILE ? "system file table full (ENFILE)"
+                                                                          : "out of memory",
+            RELAY_BACKOFF_MS);
+    worker_listen(w, 0);
+    timer_arm(w, &w->backoff, relay_now_ms() + RELAY_BACKOFF_MS);
+}
+
+/* 1: the connection may stay; 0: closed (another user). */
+static int owner_ok(worker *w, int fd)
+{
+    uid_t uid;
+    int r = peeruid_of(w, fd, &uid);
+    /* Not found (-1): the peer is already gone, or the kernel did not say;
+     * unavailable (-2, said once at start): the token still decides.
+     * Never refuse on a guess. */
+    if (r != 0 || uid == g_relay.uid)
+        return 1;
+    atomic_fetch_add(&g_relay.n_foreign, 1);
+    ratelog(RL_FOREIGN, "relay: refused a connection from another user (uid %u)", (unsigned)uid);
+    close(fd);
+    return 0;
+}
+
+void accept_ready(worker *w, int lfd)
+{
+    /* A bounded batch per wake-up: other workers and connections get
+     * their turn; the listener stays readable for the next round. */
+    for (int i = 0; i < 64 && !atomic_load(&g_relay.stopping); i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            if (e == EINTR || e == ECONNABORTED || e == EPERM || e == EPROTO)
+                continue;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                /* Make room by dropping a pending connection that had its
+                 * chance (the shim writes the preamble with connect());
+                 * one that just came in may be a client mid-way. */
+                if (w->pend_head && relay_now_ms() - w->pend_head->born >= RELAY_BACKOFF_MS) {
+                    drop_oldest_pending(w, "out of file descriptors");
+                    continue;
+                }
+                out_of_fds(w, e);
+            }
+            return; /* EAGAIN: another worker took it, or none left */
+        }
+        if (!owner_ok(w, fd))
+            continue;
+        if (w->npend >= g_relay.pending_cap && w->pend_head)
+            drop_oldest_pending(w, "too many pending connections");
+        if (!conn_new(w, fd)) {
+            kf_log(KF_LOG_ERROR, "relay: out of memory: dropping a connection");
+            close(fd);
+        }
+    }
+}

@@ -1,0 +1,120 @@
+/* pool.c - idle upstream connections, per worker.
+ *
+ * Key: (host, port, SNI, upstream SSL_CTX, proxy identity) - see upkey_eq.
+ * Two trust sets never share a connection: each has its own SSL_CTX, and
+ * a pooled SSL holds a reference to its SSL_CTX, so the pointer cannot be
+ * reused by another context while the connection lives.
+ * Bounded per key (POOL_PER_KEY) and in total (POOL_TOTAL); the least
+ * recently used goes first. An idle connection is closed after
+ * RELAY_POOL_IDLE_MS, and at once when the server closes it or sends
+ * anything (it stays in the epoll set: EOF or stray bytes = discard).
+ * Before reuse it is checked again (the event may still be queued).
+ */
+#include "relay.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <openssl/err.h>
+
+static void unlink_u(worker *w, upconn *u)
+{
+    if (u->pprev)
+        u->pprev->pnext = u->pnext;
+    else
+        w->pool.head = u->pnext;
+    if (u->pnext)
+        u->pnext->pprev = u->pprev;
+    u->pnext = u->pprev = NULL;
+    w->pool.n--;
+    atomic_store(&w->npool_pub, w->pool.n);
+}
+
+void pool_remove(worker *w, upconn *u)
+{
+    unlink_u(w, u);
+    u->state = U_READY; /* no longer pooled: upconn_free will not unlink again */
+}
+
+/* 1 when an idle connection still looks usable: nothing to read (a TLS
+ * record that carries no data - a session ticket - is fine). */
+static int alive(upconn *u)
+{
+    char b;
+    ssize_t r = recv(u->u.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK;
+    if (r == 0 || !u->u.ssl)
+        return 0; /* EOF, or stray bytes on a plain connection */
+    char buf[64];
+    size_t got = 0;
+    ERR_clear_error();
+    if (SSL_read_ex(u->u.ssl, buf, sizeof buf, &got) == 1)
+        return 0; /* application data nobody asked for */
+    int e = SSL_get_error(u->u.ssl, 0);
+    rio_trim(&u->u);
+    return e == SSL_ERROR_WANT_READ && !SSL_has_pending(u->u.ssl);
+}
+
+upconn *pool_get(worker *w, const upkey *key)
+{
+    for (upconn *u = w->pool.head, *next; u; u = next) {
+        next = u->pnext;
+        if (!upkey_eq(&u->key, key))
+            continue;
+        if (!alive(u)) {
+            upconn_free(u);
+            continue;
+        }
+        pool_remove(w, u);
+        timer_cancel(w, &u->tm);
+        u->u.ready = RIO_IN | RIO_OUT; /* edges may have been eaten while pooled */
+        return u;
+    }
+    return NULL;
+}
+
+void pool_put(worker *w, upconn *u)
+{
+    unsigned same = 0;
+    upconn *last_same = NULL, *last = NULL;
+    /* Counting by hash alone: a collision only makes the bound stricter,
+     * and the full comparison per idle connection showed in profiles. */
+    for (upconn *p = w->pool.head; p; p = p->pnext) {
+        last = p;
+        if (p->key.hash == u->key.hash) {
+            same++;
+            last_same = p;
+        }
+    }
+    if (same >= POOL_PER_KEY)
+        upconn_free(last_same);
+    else if (w->pool.n >= POOL_TOTAL && last)
+        upconn_free(last);
+    u->owner = NULL;
+    u->state = U_POOLED;
+    u->pprev = NULL;
+    u->pnext = w->pool.head;
+    if (u->pnext)
+        u->pnext->pprev = u;
+    w->pool.head = u;
+    w->pool.n++;
+    atomic_store(&w->npool_pub, w->pool.n);
+    rio_trim(&u->u);
+    timer_arm(w, &u->tm, relay_now_ms() + RELAY_POOL_IDLE_MS);
+}
+
+void pool_on_event(upconn *u, uint32_t ev)
+{
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        if (!alive(u))
+            upconn_free(u);
+    }
+}
+
+void pool_clear(worker *w)
+{
+    while (w->pool.head)
+        upconn_free(w->pool.head);
+}

@@ -1,0 +1,3 @@
+module kimifix.test/goclient
+
+go 1.19

@@ -12,6 +12,7 @@
 
 #include <openssl/rand.h>
 
+#include "kf_envplan.h"
 #include "kf_log.h"
 #include "kf_trust.h"
 #include "truststore.h"
@@ -52,6 +53,12 @@ relay_ctx *ctxtab_get(const unsigned char id[KF_CTX_ID_LEN])
     }
     pthread_mutex_unlock(&mu);
     return c;
+}
+
+void ctxtab_ref(relay_ctx *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+    atomic_store(&c->last_used, ctxtab_now());
 }
 
 /* No lock: the sweeper frees only unreferenced contexts, under the lock,
@@ -181,6 +188,12 @@ static relay_ctx *ctx_new(const kf_ctxmsg *m, const char *text, size_t len, int 
     c->buildid = str_at(c, text, m->buildid);
     c->proxy = str_at(c, text, m->proxy);
     c->noproxy = str_at(c, text, m->noproxy);
+    kf_purl u;
+    if (c->proxy && (kf_purl_parse(c->proxy, &u) < 0 || strcmp(u.scheme, "http"))) {
+        kf_log(KF_LOG_WARN, "[relay] a client's proxy is not an http:// URL: its connections go "
+                            "direct");
+        c->proxy = NULL; /* the raw text keeps it: never logged */
+    }
     c->level = m->level.p ? level_of(m->level) : -1;
     c->log_fd = -1;
     if (m->log.p && is(m->log, "fd") && fd >= 0)

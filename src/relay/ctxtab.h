@@ -63,6 +63,8 @@ void ctxtab_stop(void);
  * (unknown or expired: the connection gets the relay's defaults). */
 relay_ctx *ctxtab_get(const unsigned char id[KF_CTX_ID_LEN]);
 void ctxtab_put(relay_ctx *c);
+/* Another reference on a context the caller holds one on. */
+void ctxtab_ref(relay_ctx *c);
 
 /* The upstream SSL_CTX for a connection of this context (NULL: the system
  * store only): a new reference, SSL_CTX_free() it when done. */

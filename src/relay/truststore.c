@@ -111,6 +111,14 @@ static const char *system_bundle(void)
     return p ? p : X509_get_default_cert_file();
 }
 
+int truststore_ready(void)
+{
+    pthread_mutex_lock(&mu);
+    int r = kimifix_ca != NULL;
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
 int truststore_init(const char *datadir)
 {
     char p[4200];

@@ -27,6 +27,8 @@
  * KIMIFIX_UPSTREAM_CA (when set, it replaces every store: tests). Call
  * after ca_init(). 0 or -1. */
 int truststore_init(const char *datadir);
+/* truststore_init() succeeded (the kimifix CA is known): 1, else 0. */
+int truststore_ready(void);
 /* Drop every cached store (SSL_CTXs still in use live on). */
 void truststore_shutdown(void);
 

@@ -194,7 +194,9 @@ int kf_steer_ctx_id(const kf_relay_state *st, unsigned char id[16])
 {
     char why[512] = "";
     int ok = 0, rc = 0;
-    pthread_mutex_lock(&kf_ctx_lock);
+    /* kf_lock: a signal handler's connect() on this thread sees
+     * kf_reentered() and never comes here (steer.c), so never waits for it. */
+    unsigned tok = kf_lock(&kf_ctx_lock, KF_HOLD_CTX);
     long now = kf_mono_ms();
     if (kf_cctx.have && kf_cctx.relay_pid == st->pid && kf_cctx.relay_started == st->started &&
         now - kf_cctx.used_ms < CTX_REUSE_S * 1000L) {
@@ -209,7 +211,7 @@ int kf_steer_ctx_id(const kf_relay_state *st, unsigned char id[16])
         kf_cctx.used_ms = now;
         memcpy(id, kf_cctx.id, KF_CTX_ID_LEN);
     }
-    pthread_mutex_unlock(&kf_ctx_lock);
+    kf_unlock(&kf_ctx_lock, tok);
     if (why[0] && rc == -2) /* a relay without contexts: its defaults, quietly */
         kf_log(KF_LOG_DEBUG, "relay: no client context (%s): the relay's defaults", why);
     else if (why[0])

@@ -1,9 +1,7 @@
 /* steer_ctx.h - the shim's side of client contexts and of trust both ways
  * (src/hooks/steer_ctx.c; docs/relay.md "Client contexts", "Trust").
  *
- * PHASE A: compiled into the shim, not called yet. Phase B (after the
- * relay's event loop and steer.c's rework land) adds these call sites in
- * steer.c, each marked "trust-ctx":
+ * Called from steer.c (each call site marked "trust-ctx"):
  *   kf_steer_setup(), after the trust variables:   kf_steer_ctx_java(kf_relay_start)
  *   kf_steer_try(), before steering:               if (kf_steer_ctx_distrusted()) go direct
  *   kf_steer_try(), with the relay state in hand:  kf_steer_ctx_id(&st, id) -> TLV 0xE1

@@ -40,6 +40,9 @@ static char tmpd[64], datadir[4096], rundir[4096], logp[128];
 static tc_ca kca;
 static int warnings;
 
+/* The shim's per-thread lock set (shim.c; kf_lock in steer_ctx.c). */
+__thread unsigned kf_tl_held __attribute__((tls_model("initial-exec")));
+
 /* The shim's one-time warnings (shim.c), counted. */
 void kf_shim_warn_once(const char *key, const char *fmt, ...)
 {

@@ -113,11 +113,12 @@ static void kf_set_trust(void)
         return;
     kf_trust_ok = 1;
     for (int i = 0; i < KF_TRUST_NVARS; i++)
-        if (v[i].value[0]) {
-            setenv(v[i].name, v[i].value, 1);
+        if (v[i].value[0])
             kf_log(KF_LOG_DEBUG, "relay: %s=%s%s", v[i].name, v[i].value,
                    v[i].combined ? " (yours + the kimifix CA)" : "");
-        }
+    /* Contract C: the user's value saved in KIMIFIX_ORIG_V first (a parent
+     * kimifix's kept): the client's trust sources for the relay (steer_ctx). */
+    kf_trust_apply(v, setenv);
 }
 
 /* Constructor, after init. Steering is possible when a rule names a host.

@@ -16,10 +16,9 @@ it refuses the kimifix CA: the first connection may fail, later ones work
 unfixed, the log and `kimifix doctor` say why).
 
 Each case is two tests: NAME/without (the set-up works without kimifix: the
-fake upstream got the buggy request, so TLS trust was right) and NAME/with.
-The with-kimifix halves need the phase-B wiring (the shim registers its
-context, the relay verifies with the context's store and learns distrust):
-they are listed only when PHASE_B_WIRED is true (or E2E_TRUST_WITH=1).
+fake upstream got the buggy request, so TLS trust was right) and NAME/with
+(the shim registers its context, the relay verifies with the context's
+store and learns distrust).
 The relay here never gets KIMIFIX_UPSTREAM_CA: trust comes from each case.
 """
 import os
@@ -29,18 +28,12 @@ import subprocess
 
 import matrix
 
-PHASE_B_WIRED = False
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 CL = os.path.join(os.path.dirname(HERE), "clients")
 JDK = "/usr/lib/jvm/java-17-openjdk-amd64"
 SYS_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 BUGGY, FIXED = "/coding/v1/v1/messages", "/coding/v1/messages"
 TIMEOUT = 90
-
-
-def with_enabled():
-    return PHASE_B_WIRED or os.environ.get("E2E_TRUST_WITH") == "1"
 
 
 def clean_environ():
@@ -297,6 +290,30 @@ def mint(ca_pem, ca_key, outdir, host):
     shutil.copyfile(ca_pem, os.path.join(outdir, "ca.pem"))
 
 
+def case_f(env, fake, res, mode):
+    """The proxy carrier (a static Go client: no preload reaches it): the CA
+    only in the user's SSL_CERT_FILE. The relay terminates its CONNECT and
+    must verify the upstream with the client's trust, which the lease named
+    by the proxy URL's `kimifix-ID` carries (its `trust` lines)."""
+    name = "trust/f-proxy-carrier-ssl-cert-file/" + mode
+    go = os.path.join(env.build, "tests", "e2e", "goclient")
+    if skip_missing(res, name, go):
+        return
+    t = Trial(env, name)
+    try:
+        e = t.environ(SSL_CERT_FILE=env.cacert)
+        mark = fake.mark()
+        rc, st, facts, out = t.run([go], e, kimifix=(mode == "with"))
+        if mode == "without":
+            expect(res, name, fake, mark, st, 404, BUGGY, out)
+        else:
+            log = t.relay_log()
+            p = [] if "proxy" in log else ["the relay log shows no proxy-carrier connection"]
+            expect(res, name, fake, mark, st, 200, FIXED, out + log, p)
+    finally:
+        t.close()
+
+
 # ---- downstream ----
 
 def java_store(t, cacert):
@@ -366,13 +383,14 @@ def case_pinned(env, fake, res, mode):
 
 
 def tests(env):
-    modes = ("without", "with") if with_enabled() else ("without",)
+    modes = ("without", "with")
     cases = [
         ("trust/a-bundle-only", case_a),
         ("trust/b-node-extra-ca", case_b),
         ("trust/c-ssl-cert-file", case_c),
         ("trust/d-kimifix-ca-upstream", case_d),
         ("trust/e-missing-extra-ca", case_e),
+        ("trust/f-proxy-carrier-ssl-cert-file", case_f),
         ("trust/java17-httpclient-correct", lambda en, f, r, m: case_java(
             en, f, r, m, FIXED, 200, FIXED, "correct")),
         ("trust/java17-httpclient-double-v1", lambda en, f, r, m: case_java(

@@ -11,6 +11,8 @@
 #include <dlfcn.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +163,73 @@ Test(shim_ctx, silent_context_server_one_line, .timeout = 30)
     cr_expect_eq(kf_steer_ctx_id(&st, id), 0);
     cr_expect_eq(warnings, 1);
     close(l);
+    world_end();
+}
+
+/* A signal handler that interrupts the registration (the thread waits for
+ * the relay's answer inside the context lock) sees the shim re-entered, so
+ * its own connect() goes direct (steer.c) instead of waiting for that lock
+ * on the same thread forever. */
+static volatile sig_atomic_t handler_ran, handler_saw_reentered;
+static void on_usr1(int sig)
+{
+    (void)sig;
+    handler_saw_reentered = kf_reentered();
+    handler_ran = 1;
+}
+
+struct sig_server {
+    int l;
+    pthread_t client;
+};
+
+static void *sig_serve(void *arg)
+{
+    struct sig_server *s = arg;
+    int c = accept(s->l, NULL, NULL);
+    char buf[KF_CTXMSG_MAX];
+    size_t n = 0;
+    while (c >= 0 && n < sizeof buf) { /* the whole request: it ends with an empty line */
+        ssize_t r = read(c, buf + n, sizeof buf - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        if (n >= 2 && buf[n - 1] == '\n' && buf[n - 2] == '\n')
+            break;
+    }
+    pthread_kill(s->client, SIGUSR1); /* the client now waits for the reply */
+    while (!handler_ran)
+        sched_yield(); /* hang guard: the test's timeout */
+    static const char reply[] = "ok 00112233445566778899aabbccddeeff\n";
+    ssize_t w = c >= 0 ? write(c, reply, sizeof reply - 1) : -1;
+    (void)w; /* the client's verdict says what happened */
+    if (c >= 0)
+        close(c);
+    return NULL;
+}
+
+Test(shim_ctx, signal_during_registration_sees_reentered, .timeout = 60)
+{
+    world(0);
+    struct sigaction sa_ = {.sa_handler = on_usr1};
+    sigaction(SIGUSR1, &sa_, NULL);
+    struct sockaddr_un sa;
+    int dirfd;
+    struct sig_server s = {.l = socket(AF_UNIX, SOCK_STREAM, 0), .client = pthread_self()};
+    int len = kf_ctx_sockaddr(rundir, &sa, &dirfd);
+    cr_assert_eq(bind(s.l, (struct sockaddr *)&sa, (socklen_t)len), 0);
+    cr_assert_eq(listen(s.l, 4), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, sig_serve, &s), 0);
+    kf_relay_state st = {.pid = getpid(), .started = 500};
+    unsigned char id[16];
+    int ok = kf_steer_ctx_id(&st, id);
+    pthread_join(th, NULL);
+    cr_expect_eq(handler_ran, 1);
+    cr_expect_eq(handler_saw_reentered, 1, "a handler inside the registration must see kf_reentered()");
+    cr_expect_eq(ok, 1, "an interrupted wait goes on (EINTR is not a failure)");
+    cr_expect_eq(kf_reentered(), 0, "the lock is released after the registration");
+    close(s.l);
     world_end();
 }
 

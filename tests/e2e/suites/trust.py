@@ -269,6 +269,10 @@ def case_d(env, fake, res, mode):
                 p.append("client saw %s, wanted 502" % st)
             if "certificate verification failed" not in log + out:
                 p.append("no verification failure in the relay log or the 502")
+            elif "trusted: system store" not in log or user not in log:
+                p.append("the relay's line does not name the trust sources it used (%s)" % user)
+            elif "trusted: system store" not in out:
+                p.append("the 502 body does not name the trust sources")
             verdict(res, name, p, out + log)
     finally:
         if evil:

@@ -15,6 +15,25 @@ OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Isrc/core $(EXTRA_CFLAGS)
 LDFLAGS += $(EXTRA_LDFLAGS)
 
+# ---- The shared base: everything more than one fragment names. The
+# fragments (mk/*.mk, read by a glob in no promised order) name only these
+# and their own variables, so none depends on another being read first.
+MULTIARCH   := $(shell $(CC) -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
+SHIM_LIB    := $(B)/libkimifix.so
+KIMIFIX     := $(B)/kimifix
+RELAY_BIN   := $(B)/kimifix-relay
+FAKEUP_BIN  := $(B)/fakeup
+E2E_DIR     := $(B)/tests/e2e
+E2E_CLIENTS := $(E2E_DIR)/libcurl-openssl $(E2E_DIR)/libcurl-gnutls
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+# Test programs (not PIC, not hidden: programs, not the shim).
+TEST_BASE_CFLAGS := $(CSTD) -Wall -Wextra -Werror $(OPT) $(EXTRA_CFLAGS)
+# libcurl-gnutls has the same API as libcurl4-openssl (whose headers the
+# tests use; the two -dev packages conflict): its runtime library, by path.
+CURL_GNUTLS_LIB := $(firstword $(wildcard /usr/lib/$(MULTIARCH)/libcurl-gnutls.so.4 \
+                     /usr/lib/libcurl-gnutls.so.4) libcurl-gnutls.so.4)
+
 CORE_SRC := $(wildcard src/core/*.c)
 CORE_OBJ := $(CORE_SRC:src/%.c=$(B)/%.o) $(B)/core/default_rules.o
 CORE_LIB := $(B)/libkfcore.a

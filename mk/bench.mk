@@ -38,8 +38,7 @@ $(BENCH_DIR)/curlreq: bench/curlreq.c bench/common.h
 bench-deps:
 	@sh bench/deps.sh
 
-# Explicit paths: this fragment is read before shim.mk, relay.mk, fakeup.mk.
-bench-bins: $(BENCH_BINS) $(B)/libkimifix.so $(B)/kimifix-relay $(B)/fakeup $(B)/tests/relay/rclient
+bench-bins: $(BENCH_BINS) $(SHIM_LIB) $(RELAY_BIN) $(FAKEUP_BIN) $(B)/tests/relay/rclient
 
 bench: bench-deps
 	@$(MAKE) --no-print-directory bench-bins

@@ -1,7 +1,6 @@
 # The `kimifix` program: check, explain, help, and (wrap.c) running a command.
 CLI_SRC := $(wildcard src/cli/*.c)
 CLI_OBJ := $(CLI_SRC:src/%.c=$(B)/%.o)
-KIMIFIX := $(B)/kimifix
 
 all: $(KIMIFIX)
 

@@ -3,7 +3,6 @@
 # OpenSSL and libnghttp2), still -Wall -Wextra -Werror and C11.
 FAKEUP_SRC    := $(wildcard tests/fakeup/*.c)
 FAKEUP_OBJ    := $(FAKEUP_SRC:%.c=$(B)/%.o)
-FAKEUP_BIN    := $(B)/fakeup
 FAKEUP_PKGS   := openssl libnghttp2
 FAKEUP_CFLAGS := $(CSTD) $(WARN) $(OPT) -pthread $(EXTRA_CFLAGS) \
                  $(shell pkg-config --cflags $(FAKEUP_PKGS) 2>/dev/null)

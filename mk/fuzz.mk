@@ -1,7 +1,5 @@
 # libFuzzer targets (clang): make fuzz builds them into $(B)/fuzz/.
 # Run one:  $(B)/fuzz/fuzz_stream -max_total_time=60 tests/fuzz/corpus/stream
-FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 FUZZ_CFLAGS := $(CSTD) -Wall -Wextra -O1 -g -fsanitize=fuzzer,address,undefined -Isrc/core -Itests
 FUZZ_CORE := $(CORE_SRC) $(B)/core/default_rules.c
 

@@ -28,7 +28,7 @@ FUZZ_JOBS       ?= 2
 # ---- programs (built in whatever $(B) is: plain, asan or tsan) ----
 FAULT_DIR := $(B)/tests/faults
 HARD_DIR  := $(B)/tests/hardening
-HARD_CFLAGS := $(CSTD) -Wall -Wextra -Werror $(OPT) -pthread -Isrc/core -Itests $(EXTRA_CFLAGS)
+HARD_CFLAGS := $(TEST_BASE_CFLAGS) -pthread -Isrc/core -Itests
 FAULT_PROGS := $(FAULT_DIR)/libkffault.so $(FAULT_DIR)/fclient $(FAULT_DIR)/fdriver
 HARD_PROGS  := $(HARD_DIR)/pool_threads $(HARD_DIR)/hammer $(HARD_DIR)/loadcurl $(HARD_DIR)/rawsend
 

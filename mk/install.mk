@@ -11,7 +11,6 @@
 # library in ../lib and ../lib/MULTIARCH from its own directory). Without
 # DESTDIR, scripts/ldconfig.sh refreshes the loader's cache when LIBDIR is
 # on its search path (as root), or says what to do.
-MULTIARCH   := $(shell $(CC) -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
 BINDIR      ?= $(PREFIX)/bin
 LIBDIR      ?= $(PREFIX)/lib
 PKGLIBDIR   ?= $(LIBDIR)/kimifix

@@ -11,7 +11,7 @@
 # DNS server) is tests/e2e/suites/loader.py, run by `make check-e2e`; its
 # programs are built here and added to check-e2e's prerequisites.
 LOADER_DIR    := $(B)/tests/loader
-LOADER_CFLAGS := $(CSTD) -Wall -Wextra -Werror $(OPT) -Isrc/core -Itests/loader $(EXTRA_CFLAGS)
+LOADER_CFLAGS := $(TEST_BASE_CFLAGS) -Isrc/core -Itests/loader
 LOADER_TEST   := $(LOADER_DIR)/loader-tests
 LOADER_PROGS  := $(LOADER_DIR)/dlprobe $(LOADER_DIR)/libkfclash_a.so $(LOADER_DIR)/libkfclash_b.so \
                  $(LOADER_DIR)/libkfrp_outer.so $(LOADER_DIR)/rpsub/libkfrp_inner.so

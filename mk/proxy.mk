@@ -8,7 +8,7 @@ PROXY_UNIT      := $(PROXY_TEST_DIR)/proxy-unit
 PROXY_UNIT_SRC  := $(wildcard tests/proxy/test_*.c)
 PROXY_RELAY_OBJ := $(B)/relay/httpproxy.o $(B)/relay/httpproxy_head.o \
                    $(B)/relay/httpproxy_reply.o $(B)/relay/chain.o
-PROXY_TEST_CFLAGS := $(CSTD) -Wall -Wextra -Werror $(OPT) -Isrc/core -Isrc/relay $(EXTRA_CFLAGS)
+PROXY_TEST_CFLAGS := $(TEST_BASE_CFLAGS) -Isrc/core -Isrc/relay
 
 $(PROXY_UNIT): $(PROXY_UNIT_SRC) tests/proxy/fakeenv.h $(PROXY_RELAY_OBJ) $(CORE_LIB)
 	@mkdir -p $(@D)

@@ -2,7 +2,6 @@
 # with their own TLS to (src/relay/, docs/relay.md), and its tests.
 RELAY_SRC := $(wildcard src/relay/*.c)
 RELAY_OBJ := $(RELAY_SRC:src/%.c=$(B)/%.o)
-RELAY_BIN := $(B)/kimifix-relay
 RELAY_LIBS := -lssl -lcrypto -pthread
 
 all: $(RELAY_BIN)
@@ -15,7 +14,7 @@ $(RELAY_BIN): $(RELAY_OBJ) $(CORE_LIB)
 RELAY_TEST_DIR := $(B)/tests/relay
 RELAY_UNIT     := $(RELAY_TEST_DIR)/relay-unit
 RELAY_CLIENT   := $(RELAY_TEST_DIR)/rclient
-RELAY_TEST_CFLAGS := $(CSTD) -Wall -Wextra -Werror $(OPT) -pthread -Isrc/core $(EXTRA_CFLAGS)
+RELAY_TEST_CFLAGS := $(TEST_BASE_CFLAGS) -pthread -Isrc/core
 
 # The unit tests link every relay object but main.o (the pool needs the
 # worker, timer and upstream-connection code around it).

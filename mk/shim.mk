@@ -6,7 +6,6 @@
 # GnuTLS and libcurl are found at run time (resolve.c).
 SHIM_SRC := $(wildcard src/hooks/*.c)
 SHIM_OBJ := $(SHIM_SRC:src/%.c=$(B)/%.o)
-SHIM_LIB := $(B)/libkimifix.so
 # -z defs: every reference resolved at link time (nothing silently missing);
 # -z nodelete: atfork handlers and hooks must outlive a dlclose().
 # -soname: the name the loader caches (ldconfig) and knows it by: a second
@@ -22,7 +21,7 @@ $(SHIM_LIB): $(SHIM_OBJ) $(CORE_OBJ)
 SHIM_TEST_DIR  := $(B)/tests/shim
 SHIM_TEST_BIN  := $(SHIM_TEST_DIR)/shim-tests
 SHIM_TEST_PROG := $(SHIM_TEST_DIR)/kfclient
-SHIM_TEST_CFLAGS := $(CSTD) -Wall -Wextra -Werror $(OPT) -pthread -Isrc/core -Itests/shim $(EXTRA_CFLAGS)
+SHIM_TEST_CFLAGS := $(TEST_BASE_CFLAGS) -pthread -Isrc/core -Itests/shim
 
 $(SHIM_TEST_PROG): tests/shim/kfclient.c
 	@mkdir -p $(@D)

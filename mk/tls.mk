@@ -7,8 +7,7 @@
 # packages conflict; the API is the same).
 TLS_TEST_DIR    := $(B)/tests/tls
 TLS_TEST_BIN    := $(B)/tests/tls-tests
-TLS_TEST_CFLAGS := $(CSTD) -Wall -Wextra -Werror $(OPT) -pthread -Itests/tls $(EXTRA_CFLAGS)
-TLS_CURL_GNUTLS := /usr/lib/x86_64-linux-gnu/libcurl-gnutls.so.4
+TLS_TEST_CFLAGS := $(TEST_BASE_CFLAGS) -pthread -Itests/tls
 TLS_PROGS := $(TLS_TEST_DIR)/ossl_client $(TLS_TEST_DIR)/gnutls_client \
              $(TLS_TEST_DIR)/curl_client $(TLS_TEST_DIR)/curl_client_gnutls \
              $(TLS_TEST_DIR)/nolib_client
@@ -27,7 +26,7 @@ $(TLS_TEST_DIR)/curl_client: tests/tls/curl_client.c
 
 $(TLS_TEST_DIR)/curl_client_gnutls: tests/tls/curl_client.c
 	@mkdir -p $(@D)
-	$(CC) $(TLS_TEST_CFLAGS) -o $@ $< $(TLS_CURL_GNUTLS) $(LDFLAGS)
+	$(CC) $(TLS_TEST_CFLAGS) -o $@ $< $(CURL_GNUTLS_LIB) $(LDFLAGS)
 
 # Links none of the libraries on purpose (weak references).
 $(TLS_TEST_DIR)/nolib_client: tests/tls/nolib_client.c

@@ -2,9 +2,10 @@
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 UNIT_BIN := $(B)/tests/unit-tests
-TEST_CFLAGS := $(CSTD) -Wall -Wextra -Werror $(OPT) -Isrc/core -Itests $(EXTRA_CFLAGS)
+TEST_CFLAGS := $(TEST_BASE_CFLAGS) -Isrc/core -Itests
 # test_rules_lazy.c runs programs under the shim and `kimifix check`.
 $(B)/tests/unit/test_rules_lazy.o: TEST_CFLAGS += -DKF_TEST_BUILD='"$(abspath $(B))"' 
+$(B)/tests/unit/test_mode.o: TEST_CFLAGS += -DKF_TEST_BUILD='"$(abspath $(B))"'
 
 $(B)/tests/unit/%.o: tests/unit/%.c
 	@mkdir -p $(@D)

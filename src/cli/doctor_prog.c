@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include "kf_mode.h"
 #include "kf_paths.h"
 
 static const char *const trust_openssl =
@@ -288,14 +289,12 @@ static void generic(dr_prog *p, dr_report *r)
 
 static void mode_note(dr_report *r, const char *carrier)
 {
-    const char *mode = getenv("KIMIFIX_MODE");
-    if (!mode || !*mode || !strcmp(mode, "auto"))
-        return;
-    if (!strcmp(mode, "off"))
+    int mode = kf_mode_parse(getenv("KIMIFIX_MODE"));
+    if (mode == KF_MODE_OFF)
         dr_fact_add(r, 1, "mode", "KIMIFIX_MODE=off: kimifix will not rewrite anything");
-    else if (!strcmp(mode, "inprocess") && !strcmp(carrier, DR_RELAY))
+    else if (mode == KF_MODE_INPROCESS && !strcmp(carrier, DR_RELAY))
         dr_fact_add(r, 1, "mode", "KIMIFIX_MODE=inprocess forbids the relay this program needs");
-    else if (!strcmp(mode, "relay"))
+    else if (mode == KF_MODE_RELAY)
         dr_fact_add(r, 0, "mode", "KIMIFIX_MODE=relay: every connection to a rule host goes "
                                   "through the relay");
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli_relay.h"
+#include "kf_mode.h"
 #include "kf_paths.h"
 #include "cli.h"
 #include "kf_rules.h"
@@ -165,6 +166,10 @@ static void check_mode(dr_report *r, const char *key, const char *path, unsigned
 static void check_ca(dr_report *r, int brief)
 {
     char dir[PATH_MAX], pem[PATH_MAX], key[PATH_MAX], names[PATH_MAX];
+    /* Its mode before kf_data_dir repairs a 0755 one (kf_paths.c): said. */
+    struct stat pre;
+    int had = kf_data_dir_path(dir, sizeof dir) == 0 && lstat(dir, &pre) == 0 && S_ISDIR(pre.st_mode) &&
+              pre.st_uid == geteuid() && (pre.st_mode & 077) && !(pre.st_mode & 022);
     if (kf_data_dir(dir, sizeof dir, 0) != 0 && errno == ENOENT) {
         dr_fact_add(r, 0, "CA", "not made yet (the relay makes it in %s on first start)",
                     dir[0] ? dir : "the data dir");
@@ -173,7 +178,11 @@ static void check_ca(dr_report *r, int brief)
     kf_path_join(pem, sizeof pem, dir, "ca.pem");
     kf_path_join(key, sizeof key, dir, "ca.key");
     kf_path_join(names, sizeof names, dir, "ca.names");
-    if (!brief)
+    struct stat cur;
+    if (had && lstat(dir, &cur) == 0 && (cur.st_mode & 07777) == 0700)
+        dr_fact_add(r, 0, "data dir", "%s had mode %04o: repaired to 0700", dir,
+                    (unsigned)(pre.st_mode & 07777));
+    else if (!brief)
         check_mode(r, "data dir", dir, 0700, 1);
     long long nb, na;
     char cn[128];
@@ -227,9 +236,8 @@ static void check_env(dr_report *r)
             dr_fact_add(r, 0, "env", "%s unset (%s)", vars[i], i == 0 ? "auto" : "no log");
     }
     const char *mode = getenv("KIMIFIX_MODE");
-    if (mode && *mode && strcmp(mode, "auto") && strcmp(mode, "inprocess") &&
-        strcmp(mode, "relay") && strcmp(mode, "off"))
-        dr_fact_add(r, 1, "env", "KIMIFIX_MODE=%s: expected auto, inprocess, relay or off", mode);
+    if (kf_mode_parse(mode) < 0)
+        dr_fact_add(r, 1, "env", "KIMIFIX_MODE=%s: expected one of " KF_MODE_NAMES, mode);
     const char *pre = getenv("LD_PRELOAD");
     if (pre && *pre)
         dr_fact_add(r, 0, "env", "LD_PRELOAD=%s%s", pre,

@@ -22,12 +22,12 @@
 
 #include "cli.h"
 #include "cli_relay.h"
+#include "kf_mode.h"
 #include "kf_rules.h"
 
 static int valid_mode(const char *m)
 {
-    return !strcmp(m, "auto") || !strcmp(m, "inprocess") || !strcmp(m, "relay") ||
-           !strcmp(m, "proxy") || !strcmp(m, "off");
+    return *m && kf_mode_parse(m) >= 0;
 }
 
 int kf_cli_opts_parse(int argc, char **argv, int *i, kf_cli_opts *o, const char *who)
@@ -147,9 +147,8 @@ int kf_cli_env_plan(const kf_cli_opts *o, const char *cmd, kf_envplan *plan, kf_
         return 1;
     }
     /* Before LD_PRELOAD is set: the relay must not run under the shim. */
-    const char *eff = getenv("KIMIFIX_MODE");
-    if ((!eff || !*eff || !strcmp(eff, "auto") || !strcmp(eff, "relay") || !strcmp(eff, "proxy")) &&
-        kf_relay_ensure() != 0)
+    int eff = kf_mode_parse(getenv("KIMIFIX_MODE"));
+    if ((eff == KF_MODE_AUTO || eff == KF_MODE_RELAY || eff == KF_MODE_PROXY) && kf_relay_ensure() != 0)
         fprintf(stderr, "kimifix: the relay is not running: clients with compiled-in TLS go "
                         "direct, unfixed\n");
     int crc = kf_cli_carrier(cmd, plan, c);

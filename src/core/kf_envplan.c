@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kf_mode.h"
 #include "kf_trust.h"
 
 /* What HTTP Toolkit's terminal interception and mitmproxy's shell scripts
@@ -48,8 +49,9 @@ void kf_carrier_choose(const kf_carrier_in *in, kf_carrier_choice *c)
     int none_or_shim = in->no_preload ? KF_CARRIER_NONE : KF_CARRIER_SHIM;
     int have = kf_user_proxy(in->get, 1, &c->up);
     c->inherited = inherited_proxy(in->get);
-    c->forced = mode && !strcmp(mode, "proxy");
-    if (mode && !strcmp(mode, "off")) {
+    int m = kf_mode_parse(mode);
+    c->forced = m == KF_MODE_PROXY;
+    if (m == KF_MODE_OFF) {
         c->carrier = KF_CARRIER_NONE;
         why(c, "KIMIFIX_MODE=off");
         return;
@@ -62,7 +64,7 @@ void kf_carrier_choose(const kf_carrier_in *in, kf_carrier_choice *c)
             in->no_preload ? " and nothing else reaches this program: unfixed" : "");
         return;
     }
-    if (mode && !strcmp(mode, "inprocess")) {
+    if (m == KF_MODE_INPROCESS) {
         c->carrier = none_or_shim;
         c->restore = c->inherited && !in->no_preload;
         why(c, "KIMIFIX_MODE=inprocess");

@@ -165,7 +165,7 @@ int kf_runtime_dir(char *buf, size_t n, int create)
     return runtime_fallback(buf, n, create, tmp, owner, why);
 }
 
-int kf_data_dir(char *buf, size_t n, int create)
+int kf_data_dir_path(char *buf, size_t n)
 {
     const char *x = secure_getenv("XDG_DATA_HOME");
     const char *home = secure_getenv("HOME");
@@ -182,6 +182,13 @@ int kf_data_dir(char *buf, size_t n, int create)
         errno = ENAMETOOLONG;
         return -1;
     }
+    return 0;
+}
+
+int kf_data_dir(char *buf, size_t n, int create)
+{
+    if (kf_data_dir_path(buf, n) < 0)
+        return -1;
     if (create)
         make_parents(buf);
     return kf_private_dir(buf, create);

@@ -31,6 +31,8 @@ int kf_private_dir(const char *path, int create);
  * parents of the data dir) and check it with kf_private_dir. 0 or -1. */
 int kf_runtime_dir(char *buf, size_t n, int create);
 int kf_data_dir(char *buf, size_t n, int create);
+/* Only the data directory's path (no check, no repair): -1 without HOME. */
+int kf_data_dir_path(char *buf, size_t n);
 
 /* buf = dir + "/" + name; returns buf or NULL when it does not fit. */
 char *kf_path_join(char *buf, size_t n, const char *dir, const char *name);

@@ -18,7 +18,7 @@
 #include "kf_paths.h"
 #include "kf_rules.h"
 
-enum kf_mode { KF_MODE_AUTO = 0, KF_MODE_INPROCESS, KF_MODE_RELAY, KF_MODE_OFF };
+#include "kf_mode.h"
 
 /* 1 when a TCP connection to host:port should be steered to the relay:
  *  - never for a host no enabled rule names explicitly (the relay would
@@ -26,7 +26,7 @@ enum kf_mode { KF_MODE_AUTO = 0, KF_MODE_INPROCESS, KF_MODE_RELAY, KF_MODE_OFF }
  *  - KF_MODE_RELAY: always (for listed hosts);
  *  - KF_MODE_AUTO: when the process's TLS is not interposable
  *    (tls_interposable == 0) or a rule for the host needs `upstream`;
- *  - KF_MODE_INPROCESS, KF_MODE_OFF: never. */
+ *  - KF_MODE_INPROCESS, KF_MODE_OFF: never (KF_MODE_PROXY: as auto). */
 int kf_steer_wanted(const kf_ruleset *rs, const char *host, unsigned port, int mode,
                     int tls_interposable);
 

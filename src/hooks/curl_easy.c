@@ -66,7 +66,6 @@ struct curl_state {
     kf_slist_free_fn free_all;
 };
 
-static int miss_setopt, miss_perform, miss_other, miss_slist;
 
 static void zfree(char *s)
 {
@@ -197,7 +196,7 @@ KF_EXPORT int curl_easy_setopt(CURL *h, int opt, ...)
     }
     va_end(ap);
     if (!real) {
-        kf_log_once(&miss_setopt, "libcurl: curl_easy_setopt not found");
+        kf_warn_once("libcurl: curl_easy_setopt not found");
         return r;
     }
     if (r != KF_CURLE_OK || !h || !opt_tracked(opt) || !kf_shim_rules())
@@ -233,7 +232,7 @@ static void st_set_headers(CURL *h, struct curl_state *st, const kf_req *req, co
                            unsigned synth_from)
 {
     if (!st->append || !st->free_all) {
-        kf_log_once(&miss_slist, "libcurl: curl_slist_append/free_all not found; headers left as they are");
+        kf_warn_once("libcurl: curl_slist_append/free_all not found; headers left as they are");
         return;
     }
     struct kf_curl_slist *l;
@@ -300,7 +299,7 @@ KF_EXPORT int curl_easy_perform(CURL *h)
     const void *caller = __builtin_return_address(0);
     perform_fn real = (perform_fn)kf_real_lib("curl_easy_perform", caller);
     if (!real) {
-        kf_log_once(&miss_perform, "libcurl: curl_easy_perform not found");
+        kf_warn_once("libcurl: curl_easy_perform not found");
         return KF_CURLE_FAILED_INIT;
     }
     unsigned eng = kf_held_enter(KF_HOLD_ENGINE); /* signal handlers: kf_shim.h */
@@ -315,7 +314,7 @@ KF_EXPORT int curl_multi_add_handle(CURLM *m, CURL *h)
     const void *caller = __builtin_return_address(0);
     multi_add_fn real = (multi_add_fn)kf_real_lib("curl_multi_add_handle", caller);
     if (!real) {
-        kf_log_once(&miss_perform, "libcurl: curl_multi_add_handle not found");
+        kf_warn_once("libcurl: curl_multi_add_handle not found");
         return KF_CURLM_INTERNAL_ERROR;
     }
     unsigned eng = kf_held_enter(KF_HOLD_ENGINE); /* signal handlers: kf_shim.h */
@@ -330,7 +329,7 @@ KF_EXPORT void curl_easy_cleanup(CURL *h)
     const void *caller = __builtin_return_address(0);
     cleanup_fn real = (cleanup_fn)kf_real_lib("curl_easy_cleanup", caller);
     if (!real) {
-        kf_log_once(&miss_other, "libcurl: curl_easy_cleanup not found (handle leaked)");
+        kf_warn_once("libcurl: curl_easy_cleanup not found (handle leaked)");
         return; /* the handle may still use our list: keep it */
     }
     real(h);
@@ -343,7 +342,7 @@ KF_EXPORT void curl_easy_reset(CURL *h)
     const void *caller = __builtin_return_address(0);
     cleanup_fn real = (cleanup_fn)kf_real_lib("curl_easy_reset", caller);
     if (!real) {
-        kf_log_once(&miss_other, "libcurl: curl_easy_reset not found");
+        kf_warn_once("libcurl: curl_easy_reset not found");
         return;
     }
     real(h);
@@ -358,7 +357,7 @@ KF_EXPORT CURL *curl_easy_duphandle(CURL *h)
     const void *caller = __builtin_return_address(0);
     dup_fn real = (dup_fn)kf_real_lib("curl_easy_duphandle", caller);
     if (!real) {
-        kf_log_once(&miss_other, "libcurl: curl_easy_duphandle not found");
+        kf_warn_once("libcurl: curl_easy_duphandle not found");
         return NULL;
     }
     CURL *d = real(h);

@@ -14,6 +14,7 @@
 
 #include "dnsfd.h"
 #include "fdtab.h"
+#include "libc_dns.h"
 #include "kf_dns.h"
 #include "kf_rules_hosts.h"
 #include "kf_shim.h"

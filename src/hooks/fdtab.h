@@ -111,11 +111,4 @@ void kf_fdtab_prepare(void);
 void kf_fdtab_parent(void);
 void kf_fdtab_child(void);
 
-/* Resolver memory (libc_dns.c): which name an address was resolved from. */
-void kf_dns_remember(const struct sockaddr *sa, const char *name);
-int kf_dns_name_of(const struct sockaddr *sa, char *name, size_t n);
-void kf_dns_prepare(void);
-void kf_dns_parent(void);
-void kf_dns_child(void);
-
 #endif

@@ -93,6 +93,11 @@ int kf_is_own_addr(const void *p);
 /* Logging helpers for hook families: the same message is logged once per
  * process (`key` identifies it; a string literal). */
 void kf_shim_warn_once(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same for a fixed message ("real function not found" and the like). */
+static inline void kf_warn_once(const char *msg)
+{
+    kf_shim_warn_once(msg, "%s", msg);
+}
 
 /* 0 when the main program carries its own TLS (static OpenSSL/BoringSSL:
  * official Node, Bun): no hook sees its plaintext. 1 otherwise. For the

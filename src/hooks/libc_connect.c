@@ -15,6 +15,7 @@
 
 #include "dnsfd.h"
 #include "fdtab.h"
+#include "libc_dns.h"
 #include "kf_shim.h"
 
 /* Build the connect-to destination in the socket's family. 0 on failure. */

@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "fdtab.h"
+#include "libc_dns.h"
 #include "kf_shim.h"
 
 /* ---- address -> name memory ---- */

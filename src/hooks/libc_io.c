@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <stdint.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -23,7 +24,7 @@
 #include "fdtab.h"
 #include "kf_shim.h"
 
-enum { KF_OP_WRITE, KF_OP_SEND, KF_OP_SENDTO, KF_OP_SENDMSG };
+enum { KF_OP_WRITE, KF_OP_SEND, KF_OP_SENDTO, KF_OP_WRITEV, KF_OP_SENDMSG };
 
 struct kf_io {
     int fd, op, flags, err;
@@ -38,6 +39,7 @@ static ssize_t kf_io_send(void *p, const void *buf, size_t n)
     ssize_t r;
     switch (io->op) {
     case KF_OP_WRITE:
+    case KF_OP_WRITEV:
         r = kf_real_write(io->fd, buf, n);
         break;
     case KF_OP_SEND:
@@ -64,7 +66,7 @@ static ssize_t kf_io_sendv(void *p, const struct iovec *iov, int cnt)
 {
     struct kf_io *io = p;
     ssize_t r;
-    if (io->op == KF_OP_WRITE) {
+    if (io->op == KF_OP_WRITE || io->op == KF_OP_WRITEV) {
         r = KF_REAL(writev)(io->fd, iov, cnt);
     } else {
         struct msghdr m;
@@ -93,64 +95,120 @@ static void kf_conn_ctx(const struct kf_conn *c, kf_ctx *ctx)
     ctx->ud = (void *)"libc";
 }
 
-/* errno after a pump call: the failing send's, else what the caller had. */
-static ssize_t kf_io_done(ssize_t r, const struct kf_io *io, int saved)
+/* ---- one call with the connection held ----
+ *
+ * Every tracked call does the same: acquire the connection (none: the real
+ * call as made), build the engine context, then either pump the caller's
+ * bytes through the engine (kf_io_pump) or -- for bytes the kernel sends
+ * without us seeing them (sendmsg with control data, sendmmsg, sendfile) --
+ * flush what is pending, make the real call and account for what it sent
+ * (kf_io_external); then release, with errno as the failing send left it
+ * or as the caller had it. */
+
+struct kf_call {
+    struct kf_io io;
+    const struct iovec *iov; /* the caller's bytes (pump) */
+    int cnt;
+    /* the real call as the caller made it: untracked, and the external call */
+    ssize_t (*real)(struct kf_call *k);
+    /* external calls: the bytes the real call's result r sent (else NULL: pump) */
+    uint64_t (*sent)(const struct kf_call *k, ssize_t r);
+    void *arg; /* the call's own arguments (external calls) */
+};
+
+static ssize_t kf_io_pump(struct kf_conn *c, kf_ctx *ctx, struct kf_call *k, int saved)
 {
-    errno = (r < 0 && io->err) ? io->err : saved;
+    /* A rewritten head and the body bytes behind it leave in one
+     * writev/sendmsg, as they came in one call. */
+    errno = saved;
+    ssize_t r = kf_stream_writev(&c->st, ctx, k->iov, k->cnt, kf_io_send, kf_io_sendv, &k->io);
+    errno = (r < 0 && k->io.err) ? k->io.err : saved;
     return r;
 }
 
-/* ---- write / send / sendto ---- */
+static ssize_t kf_io_external(struct kf_conn *c, kf_ctx *ctx, struct kf_call *k, int saved)
+{
+    struct kf_io fl = k->io; /* the flush: a plain send with the caller's flags */
+    fl.to = NULL, fl.tolen = 0, fl.err = 0;
+    if (kf_stream_flush(&c->st, ctx, kf_io_send, &fl) <= 0) {
+        errno = fl.err ? fl.err : EAGAIN;
+        return -1;
+    }
+    errno = saved;
+    ssize_t r = k->real(k);
+    int e = errno;
+    if (r > 0)
+        kf_stream_external(&c->st, ctx, k->sent(k, r));
+    errno = e;
+    return r;
+}
 
-static ssize_t kf_send_common(int fd, const void *buf, size_t n, struct kf_io *io,
-                              ssize_t (*raw)(const struct kf_io *, const void *, size_t))
+static ssize_t kf_io_held(struct kf_call *k)
 {
     int saved = errno;
-    struct kf_conn *c = kf_fd_acquire(fd);
+    struct kf_conn *c = kf_fd_acquire(k->io.fd);
     if (!c) {
         errno = saved;
-        return raw(io, buf, n);
+        return k->real(k);
     }
     kf_ctx ctx;
     kf_conn_ctx(c, &ctx);
-    errno = saved;
-    /* Through the vector pump: a rewritten head and the body bytes behind
-     * it leave in one writev/sendmsg, as they came in one call. */
-    struct iovec one = { (void *)buf, n };
-    ssize_t r = kf_stream_writev(&c->st, &ctx, &one, 1, kf_io_send, kf_io_sendv, io);
-    kf_fd_release(fd, c);
-    return kf_io_done(r, io, saved);
+    ssize_t r = k->sent ? kf_io_external(c, &ctx, k, saved) : kf_io_pump(c, &ctx, k, saved);
+    int e = errno;
+    kf_fd_release(k->io.fd, c);
+    errno = e;
+    return r;
 }
 
-static ssize_t kf_raw_write(const struct kf_io *io, const void *buf, size_t n)
+/* ---- the real calls, as made ---- */
+
+static ssize_t kf_real_call(struct kf_call *k)
 {
-    return kf_real_write(io->fd, buf, n);
+    const struct kf_io *io = &k->io;
+    switch (io->op) {
+    case KF_OP_WRITE:
+        return kf_real_write(io->fd, k->iov[0].iov_base, k->iov[0].iov_len);
+    case KF_OP_SEND:
+        return KF_REAL(send)(io->fd, k->iov[0].iov_base, k->iov[0].iov_len, io->flags);
+    case KF_OP_SENDTO:
+        return KF_REAL(sendto)(io->fd, k->iov[0].iov_base, k->iov[0].iov_len, io->flags, io->to,
+                               io->tolen);
+    case KF_OP_WRITEV:
+        return KF_REAL(writev)(io->fd, k->iov, k->cnt);
+    default: /* KF_OP_SENDMSG */
+        return KF_REAL(sendmsg)(io->fd, io->msg, io->flags);
+    }
 }
 
-static ssize_t kf_raw_send(const struct kf_io *io, const void *buf, size_t n)
+static uint64_t kf_sent_bytes(const struct kf_call *k, ssize_t r)
 {
-    return KF_REAL(send)(io->fd, buf, n, io->flags);
+    (void)k;
+    return (uint64_t)r;
 }
 
-static ssize_t kf_raw_sendto(const struct kf_io *io, const void *buf, size_t n)
+/* ---- write / send / sendto / writev / sendmsg: through the pump ---- */
+
+static ssize_t kf_io_call(int fd, int op, int flags, const struct sockaddr *to, socklen_t tolen,
+                          const struct msghdr *msg, const struct iovec *iov, int cnt)
 {
-    return KF_REAL(sendto)(io->fd, buf, n, io->flags, io->to, io->tolen);
+    struct kf_call k = { { fd, op, flags, 0, to, tolen, msg }, iov, cnt, kf_real_call, NULL, NULL };
+    return kf_io_held(&k);
 }
 
 KF_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
     if (__builtin_expect(kf_fd_peek(fd) == NULL, 1))
         return kf_real_write(fd, buf, n);
-    struct kf_io io = { fd, KF_OP_WRITE, 0, 0, NULL, 0, NULL };
-    return kf_send_common(fd, buf, n, &io, kf_raw_write);
+    struct iovec one = { (void *)buf, n };
+    return kf_io_call(fd, KF_OP_WRITE, 0, NULL, 0, NULL, &one, 1);
 }
 
 KF_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
     if (__builtin_expect(kf_fd_peek(fd) == NULL, 1))
         return KF_REAL(send)(fd, buf, n, flags);
-    struct kf_io io = { fd, KF_OP_SEND, flags, 0, NULL, 0, NULL };
-    return kf_send_common(fd, buf, n, &io, kf_raw_send);
+    struct iovec one = { (void *)buf, n };
+    return kf_io_call(fd, KF_OP_SEND, flags, NULL, 0, NULL, &one, 1);
 }
 
 KF_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_ARG arg,
@@ -162,76 +220,15 @@ KF_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_S
     if (__builtin_expect(kf_fd_peek(fd) == NULL, 1))
         return KF_REAL(sendto)(fd, buf, n, flags, to, tolen);
     /* Tracked fds are connected TCP sockets: the kernel ignores `to`. */
-    struct kf_io io = { fd, KF_OP_SENDTO, flags, 0, to, tolen, NULL };
-    return kf_send_common(fd, buf, n, &io, kf_raw_sendto);
-}
-
-/* ---- writev / sendmsg ---- */
-
-static ssize_t kf_sendv_common(int fd, const struct iovec *iov, int cnt, struct kf_io *io,
-                               ssize_t (*raw)(const struct kf_io *, const struct iovec *, int))
-{
-    int saved = errno;
-    struct kf_conn *c = kf_fd_acquire(fd);
-    if (!c) {
-        errno = saved;
-        return raw(io, iov, cnt);
-    }
-    kf_ctx ctx;
-    kf_conn_ctx(c, &ctx);
-    errno = saved;
-    ssize_t r = kf_stream_writev(&c->st, &ctx, iov, cnt, kf_io_send, kf_io_sendv, io);
-    kf_fd_release(fd, c);
-    return kf_io_done(r, io, saved);
-}
-
-static ssize_t kf_raw_writev(const struct kf_io *io, const struct iovec *iov, int cnt)
-{
-    return KF_REAL(writev)(io->fd, iov, cnt);
+    struct iovec one = { (void *)buf, n };
+    return kf_io_call(fd, KF_OP_SENDTO, flags, to, tolen, NULL, &one, 1);
 }
 
 KF_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
     if (__builtin_expect(kf_fd_peek(fd) == NULL, 1) || cnt <= 0)
         return KF_REAL(writev)(fd, iov, cnt);
-    struct kf_io io = { fd, KF_OP_WRITE, 0, 0, NULL, 0, NULL };
-    return kf_sendv_common(fd, iov, cnt, &io, kf_raw_writev);
-}
-
-/* sendmsg with control data (ancillary data rides on the first byte we
- * send): let the kernel send it as it is and account for the bytes. */
-static ssize_t kf_sendmsg_external(int fd, const struct msghdr *msg, int flags)
-{
-    int saved = errno;
-    struct kf_conn *c = kf_fd_acquire(fd);
-    if (!c) {
-        errno = saved;
-        return KF_REAL(sendmsg)(fd, msg, flags);
-    }
-    kf_ctx ctx;
-    kf_conn_ctx(c, &ctx);
-    struct kf_io io = { fd, KF_OP_SENDMSG, flags, 0, NULL, 0, NULL };
-    ssize_t r = kf_stream_flush(&c->st, &ctx, kf_io_send, &io);
-    if (r <= 0) {
-        kf_fd_release(fd, c);
-        errno = io.err ? io.err : EAGAIN;
-        return -1;
-    }
-    errno = saved;
-    r = KF_REAL(sendmsg)(fd, msg, flags);
-    int e = errno;
-    if (r > 0)
-        kf_stream_external(&c->st, &ctx, (uint64_t)r);
-    kf_fd_release(fd, c);
-    errno = e;
-    return r;
-}
-
-static ssize_t kf_raw_sendmsg(const struct kf_io *io, const struct iovec *iov, int cnt)
-{
-    (void)iov;
-    (void)cnt;
-    return KF_REAL(sendmsg)(io->fd, io->msg, io->flags);
+    return kf_io_call(fd, KF_OP_WRITEV, 0, NULL, 0, NULL, iov, cnt);
 }
 
 KF_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -241,109 +238,73 @@ KF_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     if (__builtin_expect(kf_fd_peek(fd) == NULL, 1) || !msg || msg->msg_iovlen == 0 ||
         msg->msg_iovlen > INT_MAX)
         return KF_REAL(sendmsg)(fd, msg, flags);
+    struct kf_call k = { { fd, KF_OP_SENDMSG, flags, 0, msg->msg_name, msg->msg_namelen, msg },
+                         msg->msg_iov, (int)msg->msg_iovlen, kf_real_call, NULL, NULL };
+    /* With control data (ancillary data rides on the first byte we send):
+     * the kernel sends it as it is, we account for the bytes. */
     if (msg->msg_controllen)
-        return kf_sendmsg_external(fd, msg, flags);
-    struct kf_io io = { fd, KF_OP_SENDMSG, flags, 0, msg->msg_name, msg->msg_namelen, msg };
-    return kf_sendv_common(fd, msg->msg_iov, (int)msg->msg_iovlen, &io, kf_raw_sendmsg);
+        k.sent = kf_sent_bytes;
+    return kf_io_held(&k);
 }
 
-/* ---- sendmmsg: rare on TCP; pass through, keep the accounting ---- */
+/* ---- sendmmsg (rare on TCP), sendfile: the kernel's bytes, accounted ---- */
+
+static ssize_t kf_real_sendmmsg(struct kf_call *k)
+{
+    return KF_REAL(sendmmsg)(k->io.fd, k->arg, (unsigned)k->cnt, k->io.flags);
+}
+
+static uint64_t kf_sent_mmsg(const struct kf_call *k, ssize_t r)
+{
+    const struct mmsghdr *vec = k->arg;
+    uint64_t n = 0;
+    for (ssize_t i = 0; i < r; i++)
+        n += vec[i].msg_len;
+    return n;
+}
 
 KF_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
-    if (__builtin_expect(kf_fd_peek(fd) == NULL, 1))
+    if (__builtin_expect(kf_fd_peek(fd) == NULL, 1) || vlen > INT_MAX)
         return KF_REAL(sendmmsg)(fd, vec, vlen, flags);
-    int saved = errno;
-    struct kf_conn *c = kf_fd_acquire(fd);
-    if (!c) {
-        errno = saved;
-        return KF_REAL(sendmmsg)(fd, vec, vlen, flags);
-    }
-    kf_ctx ctx;
-    kf_conn_ctx(c, &ctx);
-    struct kf_io io = { fd, KF_OP_SEND, flags, 0, NULL, 0, NULL };
-    if (kf_stream_flush(&c->st, &ctx, kf_io_send, &io) <= 0) {
-        kf_fd_release(fd, c);
-        errno = io.err ? io.err : EAGAIN;
-        return -1;
-    }
-    errno = saved;
-    int r = KF_REAL(sendmmsg)(fd, vec, vlen, flags);
-    int e = errno;
-    for (int i = 0; i < r; i++)
-        kf_stream_external(&c->st, &ctx, vec[i].msg_len);
-    kf_fd_release(fd, c);
-    errno = e;
-    return r;
+    struct kf_call k = { { fd, KF_OP_SEND, flags, 0, NULL, 0, NULL }, NULL, (int)vlen,
+                         kf_real_sendmmsg, kf_sent_mmsg, vec };
+    return (int)kf_io_held(&k);
 }
 
-/* ---- sendfile ---- */
+struct kf_sendfile_args {
+    int in;
+    void *off;
+    size_t count;
+    int wide; /* sendfile64 */
+};
 
-/* Flush pending output before the kernel sends file bytes. 1 = go on. */
-static int kf_pre_external(int fd, struct kf_conn *c, kf_ctx *ctx)
+static ssize_t kf_real_sendfile(struct kf_call *k)
 {
-    struct kf_io io = { fd, KF_OP_WRITE, 0, 0, NULL, 0, NULL };
-    if (kf_stream_flush(&c->st, ctx, kf_io_send, &io) > 0)
-        return 1;
-    errno = io.err ? io.err : EAGAIN;
-    return 0;
+    const struct kf_sendfile_args *a = k->arg;
+    if (a->wide)
+        return KF_REAL(sendfile64)(k->io.fd, a->in, a->off, a->count);
+    return KF_REAL(sendfile)(k->io.fd, a->in, a->off, a->count);
+}
+
+static ssize_t kf_sendfile_any(int out, struct kf_sendfile_args *a)
+{
+    struct kf_call k = { { out, KF_OP_WRITE, 0, 0, NULL, 0, NULL }, NULL, 0, kf_real_sendfile,
+                         kf_sent_bytes, a };
+    if (__builtin_expect(kf_fd_peek(out) == NULL, 1))
+        return kf_real_sendfile(&k);
+    return kf_io_held(&k);
 }
 
 KF_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
 {
-    if (__builtin_expect(kf_fd_peek(out) == NULL, 1))
-        return KF_REAL(sendfile)(out, in, off, count);
-    int saved = errno;
-    struct kf_conn *c = kf_fd_acquire(out);
-    if (!c) {
-        errno = saved;
-        return KF_REAL(sendfile)(out, in, off, count);
-    }
-    kf_ctx ctx;
-    kf_conn_ctx(c, &ctx);
-    if (!kf_pre_external(out, c, &ctx)) {
-        int e = errno;
-        kf_fd_release(out, c);
-        errno = e;
-        return -1;
-    }
-    errno = saved;
-    ssize_t r = KF_REAL(sendfile)(out, in, off, count);
-    int e = errno;
-    if (r > 0)
-        kf_stream_external(&c->st, &ctx, (uint64_t)r);
-    kf_fd_release(out, c);
-    errno = e;
-    return r;
+    struct kf_sendfile_args a = { in, off, count, 0 };
+    return kf_sendfile_any(out, &a);
 }
 
 KF_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t count)
 {
-    __typeof__(&sendfile64) real = KF_REAL(sendfile64);
-    if (!real) /* off_t is 64-bit here: same call */
-        return sendfile(out, in, (off_t *)off, count);
-    if (__builtin_expect(kf_fd_peek(out) == NULL, 1))
-        return real(out, in, off, count);
-    int saved = errno;
-    struct kf_conn *c = kf_fd_acquire(out);
-    if (!c) {
-        errno = saved;
-        return real(out, in, off, count);
-    }
-    kf_ctx ctx;
-    kf_conn_ctx(c, &ctx);
-    if (!kf_pre_external(out, c, &ctx)) {
-        int e = errno;
-        kf_fd_release(out, c);
-        errno = e;
-        return -1;
-    }
-    errno = saved;
-    ssize_t r = real(out, in, off, count);
-    int e = errno;
-    if (r > 0)
-        kf_stream_external(&c->st, &ctx, (uint64_t)r);
-    kf_fd_release(out, c);
-    errno = e;
-    return r;
+    /* No sendfile64 in this libc: off_t is 64-bit here, the same call. */
+    struct kf_sendfile_args a = { in, off, count, KF_REAL(sendfile64) != NULL };
+    return kf_sendfile_any(out, &a);
 }

@@ -49,15 +49,4 @@ void kf_curl_layer_set_live(void);
 /* Does the code at `addr` belong to a libcurl (dladdr name contains "libcurl")? */
 int kf_addr_in_libcurl(const void *addr);
 
-/* Log `msg` once per `flag` (a static int of the caller): for "real
- * function not found" and similar one-time conditions. */
-void kf_log_once(int *flag, const char *msg);
-
-/* ALPN wire lists (OpenSSL form: length-prefixed names). Does `p` offer
- * "h2"? Copy it into `out` (room for n bytes) without "h2", keeping the
- * order; an empty result becomes "http/1.1". Returns the output length, 0
- * when it does not fit. */
-int kf_alpn_has_h2(const unsigned char *p, size_t n);
-size_t kf_alpn_drop_h2(const unsigned char *p, size_t n, unsigned char *out, size_t cap);
-
 #endif

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "fdtab.h"
+#include "libc_dns.h"
 #include "kf_rules_hosts.h"
 #include "kf_shim.h"
 
@@ -215,19 +216,11 @@ static void kf_do_init(void)
         kf_log_set_level(KF_LOG_DEBUG);
 
     const char *mode = secure_getenv("KIMIFIX_MODE");
-    if (!mode || !*mode || strcmp(mode, "auto") == 0) {
-        kf_mode = KF_MODE_AUTO;
-    } else if (strcmp(mode, "inprocess") == 0) {
-        kf_mode = KF_MODE_INPROCESS;
-    } else if (strcmp(mode, "relay") == 0) {
-        kf_mode = KF_MODE_RELAY;
-    } else if (strcmp(mode, "off") == 0) {
-        kf_mode = KF_MODE_OFF;
-    } else if (strcmp(mode, "proxy") == 0) {
+    kf_mode = kf_mode_parse(mode);
+    if (kf_mode == KF_MODE_PROXY) {
         kf_mode = KF_MODE_AUTO; /* proxy-carrier: kf_envplan reads the mode itself */
-    } else {
-        kf_log(KF_LOG_ERROR, "KIMIFIX_MODE=%s: unknown mode (auto, inprocess, relay, proxy, off); "
-                             "using auto", mode);
+    } else if (kf_mode < 0) {
+        kf_log(KF_LOG_ERROR, "KIMIFIX_MODE=%s: unknown mode (" KF_MODE_NAMES "); using auto", mode);
         kf_mode = KF_MODE_AUTO;
     }
 

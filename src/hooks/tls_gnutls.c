@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "kf_shim.h"
+#include "alpn.h"
 #include "objtab.h"
 
 typedef struct gnutls_session_int *gnutls_session_t;
@@ -60,7 +61,6 @@ struct gt_conn {
 };
 
 static __thread int gt_depth; /* tiny on purpose: see the header comment */
-static int miss_send, miss_other;
 
 static void gt_conn_free(struct gt_conn *c)
 {
@@ -100,7 +100,7 @@ KF_EXPORT int gnutls_server_name_set(gnutls_session_t s, int type, const void *n
     const void *caller = __builtin_return_address(0);
     gt_sni_fn real = (gt_sni_fn)kf_real_lib("gnutls_server_name_set", caller);
     if (!real) {
-        kf_log_once(&miss_other, "gnutls: gnutls_server_name_set not found");
+        kf_warn_once("gnutls: gnutls_server_name_set not found");
         return KF_GNUTLS_E_INTERNAL_ERROR;
     }
     int r = real(s, type, name, len);
@@ -165,7 +165,7 @@ KF_EXPORT int gnutls_alpn_set_protocols(gnutls_session_t s, const gt_datum *p, u
     const void *caller = __builtin_return_address(0);
     gt_alpn_fn real = (gt_alpn_fn)kf_real_lib("gnutls_alpn_set_protocols", caller);
     if (!real) {
-        kf_log_once(&miss_other, "gnutls: gnutls_alpn_set_protocols not found");
+        kf_warn_once("gnutls: gnutls_alpn_set_protocols not found");
         return KF_GNUTLS_E_INTERNAL_ERROR;
     }
     struct gt_conn *c = kf_obj_count(KF_OBJ_GNUTLS) ? kf_obj_get(KF_OBJ_GNUTLS, s) : NULL;
@@ -203,7 +203,7 @@ static void gt_fix_alpn(gnutls_session_t s, struct gt_conn *c, const void *calle
         return;
     gt_alpn_fn set = (gt_alpn_fn)kf_real_lib("gnutls_alpn_set_protocols", caller);
     if (!set) {
-        kf_log_once(&miss_other, "gnutls: gnutls_alpn_set_protocols not found; ALPN not offered");
+        kf_warn_once("gnutls: gnutls_alpn_set_protocols not found; ALPN not offered");
         return;
     }
     gt_offer_alpn(s, c, set);
@@ -215,7 +215,7 @@ KF_EXPORT int gnutls_handshake(gnutls_session_t s)
     const void *caller = __builtin_return_address(0);
     gt_sess_fn real = (gt_sess_fn)kf_real_lib("gnutls_handshake", caller);
     if (!real) {
-        kf_log_once(&miss_other, "gnutls: gnutls_handshake not found");
+        kf_warn_once("gnutls: gnutls_handshake not found");
         return KF_GNUTLS_E_INTERNAL_ERROR;
     }
     if (kf_obj_count(KF_OBJ_GNUTLS))
@@ -230,7 +230,7 @@ KF_EXPORT void gnutls_deinit(gnutls_session_t s)
     gt_deinit_fn real = (gt_deinit_fn)kf_real_lib("gnutls_deinit", caller);
     gt_conn_free(kf_obj_take(KF_OBJ_GNUTLS, s));
     if (!real) {
-        kf_log_once(&miss_other, "gnutls: gnutls_deinit not found (session leaked)");
+        kf_warn_once("gnutls: gnutls_deinit not found (session leaked)");
         return;
     }
     real(s);
@@ -320,7 +320,7 @@ static ssize_t kf_gnutls_send(gnutls_session_t s, const void *data, size_t size,
     else
         real1 = (gt_send_fn)kf_real_lib("gnutls_record_send", caller);
     if (!real1 && !real2) {
-        kf_log_once(&miss_send, "gnutls: gnutls_record_send not found");
+        kf_warn_once("gnutls: gnutls_record_send not found");
         return KF_GNUTLS_E_INTERNAL_ERROR;
     }
     const kf_ruleset *rs;

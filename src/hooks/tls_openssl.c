@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kf_shim.h"
+#include "alpn.h"
 #include "objtab.h"
 
 typedef struct ssl_st SSL;
@@ -62,7 +63,6 @@ struct ossl_conn {
     char host[256];
 };
 
-static int miss_write, miss_write_ex, miss_free, miss_other;
 
 /* Writes made by our own send callbacks, should a libssl route one write
  * function through another exported one (e.g. SSL_write_ex -> SSL_write_ex2
@@ -134,7 +134,7 @@ static void ossl_fix_alpn(SSL *ssl, struct ossl_conn *c, const void *caller)
     ssl_servername_fn sname = (ssl_servername_fn)kf_real_lib("SSL_get_servername", caller);
     ssl_alpn_fn set_alpn = (ssl_alpn_fn)kf_real_lib("SSL_set_alpn_protos", caller);
     if (!in_before || !is_server || !sname || !set_alpn) {
-        kf_log_once(&miss_other, "openssl: a libssl function is missing; ALPN left as offered");
+        kf_warn_once("openssl: a libssl function is missing; ALPN left as offered");
         return;
     }
     if (!in_before(ssl) || is_server(ssl))
@@ -154,7 +154,7 @@ KF_EXPORT int SSL_CTX_set_alpn_protos(SSL_CTX *ctx, const unsigned char *p, unsi
     const void *caller = __builtin_return_address(0);
     ctx_alpn_fn real = (ctx_alpn_fn)kf_real_lib("SSL_CTX_set_alpn_protos", caller);
     if (!real) {
-        kf_log_once(&miss_other, "openssl: SSL_CTX_set_alpn_protos not found");
+        kf_warn_once("openssl: SSL_CTX_set_alpn_protos not found");
         return 1; /* OpenSSL's failure value for this call */
     }
     int r = real(ctx, p, n);
@@ -183,7 +183,7 @@ KF_EXPORT int SSL_set_alpn_protos(SSL *ssl, const unsigned char *p, unsigned n)
     const void *caller = __builtin_return_address(0);
     ssl_alpn_fn real = (ssl_alpn_fn)kf_real_lib("SSL_set_alpn_protos", caller);
     if (!real) {
-        kf_log_once(&miss_other, "openssl: SSL_set_alpn_protos not found");
+        kf_warn_once("openssl: SSL_set_alpn_protos not found");
         return 1;
     }
     int r = real(ssl, p, n);
@@ -205,7 +205,7 @@ KF_EXPORT SSL *SSL_new(SSL_CTX *ctx)
     const void *caller = __builtin_return_address(0);
     ssl_new_fn real = (ssl_new_fn)kf_real_lib("SSL_new", caller);
     if (!real) {
-        kf_log_once(&miss_other, "openssl: SSL_new not found");
+        kf_warn_once("openssl: SSL_new not found");
         return NULL;
     }
     SSL *ssl = real(ctx);
@@ -235,7 +235,7 @@ KF_EXPORT void SSL_free(SSL *ssl)
     ssl_free_fn real = (ssl_free_fn)kf_real_lib("SSL_free", caller);
     conn_free(kf_obj_take(KF_OBJ_SSL, ssl));
     if (!real) {
-        kf_log_once(&miss_free, "openssl: SSL_free not found (object leaked)");
+        kf_warn_once("openssl: SSL_free not found (object leaked)");
         return;
     }
     real(ssl);
@@ -253,7 +253,7 @@ KF_EXPORT void SSL_CTX_free(SSL_CTX *ctx)
         free(a);
     }
     if (!real) {
-        kf_log_once(&miss_free, "openssl: SSL_CTX_free not found (object leaked)");
+        kf_warn_once("openssl: SSL_CTX_free not found (object leaked)");
         return;
     }
     real(ctx);
@@ -278,7 +278,7 @@ KF_EXPORT int SSL_clear(SSL *ssl)
     const void *caller = __builtin_return_address(0);
     ssl_int_fn real = (ssl_int_fn)kf_real_lib("SSL_clear", caller);
     if (!real) {
-        kf_log_once(&miss_other, "openssl: SSL_clear not found");
+        kf_warn_once("openssl: SSL_clear not found");
         return 0;
     }
     int r = real(ssl);
@@ -297,7 +297,7 @@ static int ossl_handshake_hook(SSL *ssl, const char *sym, const void *caller)
 {
     ssl_int_fn real = (ssl_int_fn)kf_real_lib(sym, caller);
     if (!real) {
-        kf_log_once(&miss_other, "openssl: SSL_connect/SSL_do_handshake not found");
+        kf_warn_once("openssl: SSL_connect/SSL_do_handshake not found");
         return -1;
     }
     if (kf_obj_count(KF_OBJ_SSL))
@@ -335,7 +335,7 @@ static struct ossl_conn *ossl_conn_for_write(SSL *ssl, const kf_ruleset *rs, con
     ssl_cint_fn is_server = (ssl_cint_fn)kf_real_lib("SSL_is_server", caller);
     ssl_servername_fn sname = (ssl_servername_fn)kf_real_lib("SSL_get_servername", caller);
     if (!is_server || !sname) {
-        kf_log_once(&miss_other, "openssl: SSL_is_server/SSL_get_servername not found; passing through");
+        kf_warn_once("openssl: SSL_is_server/SSL_get_servername not found; passing through");
         return NULL;
     }
     if (is_server(ssl) || ((c->by_curl || c->alpn.by_curl) && kf_curl_layer_live()))
@@ -373,11 +373,21 @@ static void ossl_ctx(kf_ctx *ctx, const kf_ruleset *rs, struct ossl_conn *c)
     ctx->ud = (void *)"openssl";
 }
 
+/* One write path for SSL_write and SSL_write_ex: `ex` says which one the
+ * caller called (its real function and its return convention). */
 struct ossl_io {
     SSL *ssl;
+    int ex;
+    int inum;              /* SSL_write: the caller's count, as given */
     ssl_write_fn write;
     ssl_write_ex_fn write_ex;
 };
+
+/* The real function, called as the caller called it. */
+static int ossl_real(const struct ossl_io *o, const void *buf, size_t num, size_t *written)
+{
+    return o->ex ? o->write_ex(o->ssl, buf, num, written) : o->write(o->ssl, buf, o->inum);
+}
 
 /* Send callbacks: the real call's result, untouched, so SSL_get_error()
  * reads what the real call left. */
@@ -398,87 +408,87 @@ static ssize_t ossl_send_ex(void *io, const void *buf, size_t len)
     return r; /* 0 (or a negative value from some forks) */
 }
 
-static int kf_SSL_write(SSL *ssl, const void *buf, int num, const void *caller)
+/* The real function: cached on the connection record, else looked up in
+ * the library that called us. 0 when there is none. */
+static int ossl_find_real(struct ossl_io *o, const struct ossl_conn *c, const void *caller)
 {
-    struct ossl_conn *c = kf_obj_get(KF_OBJ_SSL, ssl);
-    ssl_write_fn real = c && c->real_write ? c->real_write
-                                           : (ssl_write_fn)kf_real_lib("SSL_write", caller);
-    if (!real) {
-        kf_log_once(&miss_write, "openssl: SSL_write not found");
-        return -1;
+    if (o->ex)
+        o->write_ex = c && c->real_write_ex ? c->real_write_ex
+                                            : (ssl_write_ex_fn)kf_real_lib("SSL_write_ex", caller);
+    else
+        o->write = c && c->real_write ? c->real_write : (ssl_write_fn)kf_real_lib("SSL_write", caller);
+    if (o->ex ? o->write_ex != NULL : o->write != NULL)
+        return 1;
+    kf_warn_once(o->ex ? "openssl: SSL_write_ex not found" : "openssl: SSL_write not found");
+    return 0;
+}
+
+static void ossl_keep_real(struct ossl_conn *c, const struct ossl_io *o)
+{
+    if (o->ex)
+        c->real_write_ex = o->write_ex;
+    else
+        c->real_write = o->write;
+}
+
+/* The pump's result in the caller's convention. */
+static int ossl_result(const struct ossl_io *o, ssize_t r, size_t *written)
+{
+    if (!o->ex)
+        return r > INT_MAX ? INT_MAX : (int)r;
+    if (written)
+        *written = r > 0 ? (size_t)r : 0;
+    return r > 0 ? 1 : r < 0 ? (int)r : 0;
+}
+
+static int kf_SSL_write_any(struct ossl_io *o, const void *buf, size_t num, size_t *written,
+                            const void *caller)
+{
+    struct ossl_conn *c = kf_obj_get(KF_OBJ_SSL, o->ssl);
+    if (!ossl_find_real(o, c, caller)) {
+        if (o->ex && written)
+            *written = 0;
+        return o->ex ? 0 : -1;
     }
     if (ossl_depth > 0)
-        return real(ssl, buf, num);
+        return ossl_real(o, buf, num, written);
     if (c) {
-        c->real_write = real;
+        ossl_keep_real(c, o);
         if (c->verdict == OC_PASS) /* the common case: one lookup, then straight on */
-            return real(ssl, buf, num);
+            return ossl_real(o, buf, num, written);
     }
     const kf_ruleset *rs = kf_shim_rules();
     unsigned eng = kf_held_enter(KF_HOLD_ENGINE); /* signal handlers: kf_shim.h */
-    if (!rs || num <= 0 || !buf || !(c = ossl_conn_for_write(ssl, rs, caller))) {
+    int empty = o->ex ? num == 0 : o->inum <= 0;
+    if (!rs || empty || !buf || !(c = ossl_conn_for_write(o->ssl, rs, caller))) {
         kf_held_leave(eng);
-        return real(ssl, buf, num);
+        return ossl_real(o, buf, num, written);
     }
-    c->real_write = real;
+    ossl_keep_real(c, o);
     kf_ctx ctx;
     ossl_ctx(&ctx, rs, c);
-    struct ossl_io io = { ssl, real, NULL };
     c->busy = 1;
     ossl_depth++;
-    ssize_t r = kf_stream_write(&c->stream, &ctx, buf, (size_t)num,
-                                c->partial ? KF_WR_PARTIAL : KF_WR_ALL_OR_NOTHING, ossl_send, &io);
+    ssize_t r = kf_stream_write(&c->stream, &ctx, buf, num,
+                                c->partial ? KF_WR_PARTIAL : KF_WR_ALL_OR_NOTHING,
+                                o->ex ? ossl_send_ex : ossl_send, o);
     ossl_depth--;
     c->busy = 0;
     kf_held_leave(eng);
-    return r > INT_MAX ? INT_MAX : (int)r;
+    return ossl_result(o, r, written);
+}
+
+static int kf_SSL_write(SSL *ssl, const void *buf, int num, const void *caller)
+{
+    struct ossl_io o = { ssl, 0, num, NULL, NULL };
+    return kf_SSL_write_any(&o, buf, num > 0 ? (size_t)num : 0, NULL, caller);
 }
 
 static int kf_SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *written,
                            const void *caller)
 {
-    struct ossl_conn *c = kf_obj_get(KF_OBJ_SSL, ssl);
-    ssl_write_ex_fn real = c && c->real_write_ex
-                               ? c->real_write_ex
-                               : (ssl_write_ex_fn)kf_real_lib("SSL_write_ex", caller);
-    if (!real) {
-        kf_log_once(&miss_write_ex, "openssl: SSL_write_ex not found");
-        if (written)
-            *written = 0;
-        return 0;
-    }
-    if (ossl_depth > 0)
-        return real(ssl, buf, num, written);
-    if (c) {
-        c->real_write_ex = real;
-        if (c->verdict == OC_PASS)
-            return real(ssl, buf, num, written);
-    }
-    const kf_ruleset *rs = kf_shim_rules();
-    unsigned eng = kf_held_enter(KF_HOLD_ENGINE); /* signal handlers: kf_shim.h */
-    if (!rs || num == 0 || !buf || !(c = ossl_conn_for_write(ssl, rs, caller))) {
-        kf_held_leave(eng);
-        return real(ssl, buf, num, written);
-    }
-    c->real_write_ex = real;
-    kf_ctx ctx;
-    ossl_ctx(&ctx, rs, c);
-    struct ossl_io io = { ssl, NULL, real };
-    c->busy = 1;
-    ossl_depth++;
-    ssize_t r = kf_stream_write(&c->stream, &ctx, buf, num,
-                                c->partial ? KF_WR_PARTIAL : KF_WR_ALL_OR_NOTHING, ossl_send_ex, &io);
-    ossl_depth--;
-    c->busy = 0;
-    kf_held_leave(eng);
-    if (r > 0) {
-        if (written)
-            *written = (size_t)r;
-        return 1;
-    }
-    if (written)
-        *written = 0;
-    return r < 0 ? (int)r : 0;
+    struct ossl_io o = { ssl, 1, 0, NULL, NULL };
+    return kf_SSL_write_any(&o, buf, num, written, caller);
 }
 
 KF_EXPORT int SSL_write(SSL *ssl, const void *buf, int num);

@@ -387,7 +387,11 @@ if command -v openssl >/dev/null 2>&1; then
     has "CA: key mode 0600 accepted" "^  CA key +$CA/ca.key mode 0600$"
     chmod 755 "$CA"
     "$D" >"$T/out" 2>&1
-    has "CA: data dir 0755 is a problem" "^! data dir +$CA mode 0755"
+    has "CA: data dir 0755 repaired, and said" "^  data dir +$CA had mode 0755: repaired to 0700"
+    if [ "$(stat -c %a "$CA")" = 700 ]; then ok "CA: data dir now 0700"; else ko "CA: data dir now 0700" "$(stat -c %a "$CA")"; fi
+    chmod 775 "$CA"
+    "$D" >"$T/out" 2>&1
+    has "CA: data dir 0775 (others may write) is a problem" "^! data dir +$CA mode 0775"
     chmod 700 "$CA"
     printf -- '-----BEGIN CERTIFICATE-----\nMIIBkjCB/KADAgECAgE=\n-----END CERTIFICATE-----\n' >"$CA/ca.pem"
     "$D" >"$T/out" 2>&1
@@ -396,19 +400,35 @@ else
     sk "CA checks" "no openssl tool"
 fi
 
-# The relay state file: alive pid, then a stale one.
+# The relay state file: a live relay (what kf_relay_live asks: its run
+# lock held and a listener of ours on its port; here a stand-in process),
+# then the same state once that process is gone (stale).
 mkdir -m 700 "$T/run/kimifix"
-printf 'kimifix-relay 1\nport 40123\nv6 0\npid %s\nstarted %s\ntoken %s\n' $$ "$(date +%s)" \
+python3 - "$T/run/kimifix" <<'PYEOF' &
+import fcntl, os, socket, sys, time
+d = sys.argv[1]
+fd = os.open(d + "/relay.run.lock", os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+with open(d + "/stand-in.port.tmp", "w") as f:
+    f.write(str(s.getsockname()[1]))
+os.rename(d + "/stand-in.port.tmp", d + "/stand-in.port")
+time.sleep(600)
+PYEOF
+standin=$!
+for _ in $(seq 1200); do [ -s "$T/run/kimifix/stand-in.port" ] && break; sleep 0.05; done # hang guard
+sport=$(cat "$T/run/kimifix/stand-in.port")
+printf 'kimifix-relay 1\nport %s\nv6 0\npid %s\nstarted %s\ntoken %s\n' "$sport" $standin "$(date +%s)" \
     00112233445566778899aabbccddeeff >"$T/run/kimifix/relay.state"
 chmod 600 "$T/run/kimifix/relay.state"
 "$D" >"$T/out" 2>&1
-has "relay: running (pid alive, port)" "^  relay +running: pid $$, 127\.0\.0\.1:40123"
-sh -c 'exit 0' &
-gone=$!
-wait "$gone"
-sed -i "s/^pid .*/pid $gone/" "$T/run/kimifix/relay.state"
+has "relay: running (run lock held, our listener on its port)" "^  relay +running: pid $standin, 127\.0\.0\.1:$sport"
+kill $standin
+wait $standin 2>/dev/null
 "$D" >"$T/out" 2>&1
-has "relay: stale state file" "^  relay +not running: stale state file .*pid $gone is gone"
+has "relay: stale state file (nobody holds the run lock)" "^  relay +not running: stale state file .*relay\.state is stale"
 
 # The real relay in this private world: running, and its CA as it made it.
 if [ -x "$B/kimifix" ] && [ -x "$B/kimifix-relay" ]; then

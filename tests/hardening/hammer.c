@@ -842,11 +842,18 @@ static void sighooks_reexec(char **argv)
     exit(2);
 }
 
-static int m_sighooks(int rounds)
+static void unlink_rules(void)
 {
     const char *rf = getenv("HAMMER_RULES_FILE");
     if (rf)
         unlink(rf);
+}
+
+static int m_sighooks(int rounds)
+{
+    /* The shim reads its rules on first use (lazily), not in its
+     * constructor: the file must outlive this run, removed at exit. */
+    atexit(unlink_rules);
     srv_addr.sin_family = AF_INET;
     srv_addr.sin_port = htons((unsigned short)port);
     srv_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -34,6 +34,10 @@ static void ctx_free(relay_ctx *c)
 {
     if (c->log_fd >= 0)
         close(c->log_fd);
+    if (c->raw)
+        memset(c->raw, 0, c->len); /* a proxy URL's credentials */
+    if (c->text)
+        memset(c->text, 0, c->len);
     free(c->raw);
     free(c->text);
     free(c);

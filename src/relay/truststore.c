@@ -288,7 +288,7 @@ static int verify_cb(int ok, X509_STORE_CTX *sc)
     return ok;
 }
 
-static SSL_CTX *ctx_new(void)
+SSL_CTX *truststore_client_ctx(void)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx)
@@ -311,7 +311,7 @@ static void skip_line(const char *path, const char *why)
 
 static SSL_CTX *build(const ts_entry *e, const fst *snap)
 {
-    SSL_CTX *ctx = ctx_new();
+    SSL_CTX *ctx = truststore_client_ctx();
     X509_STORE *st = ctx ? SSL_CTX_get_cert_store(ctx) : NULL;
     char why[256];
     if (!st) {

@@ -41,6 +41,12 @@ void truststore_shutdown(void);
  * (re)build; the others still count. */
 SSL_CTX *truststore_get(const char *const *paths, unsigned n);
 
+/* A client SSL_CTX with the relay's upstream settings and no trust yet
+ * (TLS >= 1.2, peer verification refusing any chain through the kimifix
+ * CA once known, no session cache, ALPN http/1.1; upstream.c's default
+ * store is made from it too). NULL when out of memory. */
+SSL_CTX *truststore_client_ctx(void);
+
 /* "system store (DIR, FILE), /a.pem, /b.pem (missing)" */
 void truststore_describe(char *out, size_t n, const char *const *paths, unsigned np);
 

@@ -244,7 +244,11 @@ int kf_steer_ctx_distrusted(void)
     int s = atomic_load(&kf_distrust_state);
     if (s >= 0 && now - atomic_load(&kf_distrust_at) < 1000)
         return s;
+    /* Held while the once-init runs: a handler's connect() on this thread
+     * sees kf_reentered() and goes direct instead of waiting for it. */
+    unsigned tok = kf_held_enter(KF_HOLD_CTX);
     pthread_once(&kf_self_once, kf_self_init);
+    kf_held_leave(tok);
     char data[4096];
     kf_distrust_rec r;
     int d = kf_self_exe[0] && kf_data_dir(data, sizeof data, 0) == 0 &&

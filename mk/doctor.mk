@@ -7,7 +7,7 @@
 # ELF files with an ASan/UBSan build.
 DOCTOR_SRC := src/cli/doctor.c src/cli/doctor_target.c src/cli/doctor_prog.c \
               src/cli/doctor_rt.c src/cli/doctor_self.c src/cli/elfinfo.c \
-              src/cli/ldpath.c src/cli/pemcert.c src/cli/doctor_carrier.c
+              src/cli/ldpath.c src/cli/pemcert.c src/cli/doctor_trust.c src/cli/doctor_carrier.c
 DOCTOR_OBJ := $(DOCTOR_SRC:src/%.c=$(B)/%.o)
 DOCTOR_TEST := $(B)/doctor-test
 DOCTOR_ASAN := $(B)/tests/doctor/doctor-asan

@@ -189,6 +189,7 @@ int kf_cli_doctor(int argc, char **argv)
     const char *cmd = i < argc ? argv[i] : NULL;
     if (!cmd) {
         unsigned n = dr_self(r, 0);
+        dr_trust_learned(r); /* trust-ctx */
         if (n)
             dr_set_verdict(r, DR_PROBLEMS, 1, "%u problem%s (lines marked !)", n, n == 1 ? "" : "s");
         else
@@ -201,6 +202,7 @@ int kf_cli_doctor(int argc, char **argv)
         dr_set_verdict(r, "not-found", 2, "%s", why);
     } else {
         dr_analyze(r);
+        dr_trust(r); /* trust-ctx */
         unsigned before = r->nproblems;
         dr_self(r, 1);
         if (r->nproblems > before && r->exit_code == 0)

@@ -97,6 +97,12 @@ unsigned dr_self(dr_report *r, int brief);
 /* The shim library kimifix would preload; 0 or -1. */
 int dr_shim_path(char *out, size_t n);
 
+/* doctor_trust.c: with CMD, the upstream trust sources the relay would use
+ * for it and what was learned about it refusing the kimifix CA (a learned
+ * refusal turns a relay verdict into unreachable); without CMD, every
+ * learned refusal (returns how many). */
+void dr_trust(dr_report *r);
+unsigned dr_trust_learned(dr_report *r);
 /* doctor_carrier.c: the carrier `kimifix CMD` would choose (the proxy
  * carrier's choice, kf_envplan.h) as a fact, and the rule hosts NO_PROXY
  * sends past the relay. no_shim: no preload carries the program. out (may

@@ -3,6 +3,8 @@
  * every loop has a hard cap, every string must end inside its table. */
 #include "elfinfo.h"
 
+#include "kf_progid.h"
+
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -582,6 +584,26 @@ int ef_has_note(const ef_elf *e, const char *owner)
             return 1;
     }
     return 0;
+}
+
+/* GNU build id (kf_progid.h: the same text the shim computes from memory),
+ * for files in this machine's byte order. */
+int ef_build_id(const ef_elf *e, char *hex, size_t n)
+{
+    unsigned char buf[4096];
+    if (e->le != (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__))
+        return -1;
+    for (unsigned i = 0; i < e->phnum; i++) {
+        phdr ph;
+        size_t len;
+        if (read_phdr(e, i, &ph) != 0 || ph.type != PT_NOTE || !ph.filesz)
+            continue;
+        len = ph.filesz < sizeof buf ? (size_t)ph.filesz : sizeof buf;
+        if (ef_read(e, ph.off, buf, len) == 0 &&
+            kf_buildid_from_notes(buf, len, (size_t)ph.align, hex, n) == 0)
+            return 0;
+    }
+    return -1;
 }
 
 /* ---- scanning ---- */

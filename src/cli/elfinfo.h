@@ -76,6 +76,10 @@ int ef_sections(const ef_elf *e, const char *prefix,
  * section? 1 or 0. */
 int ef_has_note(const ef_elf *e, const char *owner);
 
+/* The GNU build id in hex (kf_progid.h), from the PT_NOTE segments; files
+ * of the other byte order are not read. 0 or -1. */
+int ef_build_id(const ef_elf *e, char *hex, size_t n);
+
 /* Scan [off, off+len) (clipped to the file) for each of n byte strings;
  * bit i of the result is set when pats[i] occurs. Stops early when all
  * are found. `at` (may be NULL) gets the offset of the first hit of each

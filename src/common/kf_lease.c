@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "kf_paths.h"
+#include "kf_trust.h"
 
 static ssize_t raw_write(int fd, const void *p, size_t n)
 {
@@ -96,9 +97,33 @@ static int value_ok(const char *v)
     return 1;
 }
 
+/* `trust PATH` lines: the client's original trust sources (kf_trust.h),
+ * so the relay verifies its CONNECT-terminated upstreams as it would. */
+struct trust_lines {
+    char *p;
+    size_t cap, len;
+};
+
+static int add_trust(void *ud, const char *path, const char *var)
+{
+    (void)var;
+    struct trust_lines *t = ud;
+    if (!value_ok(path))
+        return 0;
+    int w = snprintf(t->p + t->len, t->cap - t->len, "trust %s\n", path);
+    if (w > 0 && (size_t)w < t->cap - t->len)
+        t->len += (size_t)w;
+    else
+        t->p[t->len] = 0; /* did not fit: left out */
+    return 0;
+}
+
 int kf_lease_write(const char *rundir, pid_t pid, const char *proxy, const char *noproxy,
                    char *idhex)
 {
+    char trust[KF_LEASE_MAX / 2] = "";
+    struct trust_lines tl = {trust, sizeof trust, 0};
+    kf_trust_sources(add_trust, &tl);
     char dir[4200], path[4300], tmp[4400], text[KF_LEASE_MAX];
     unsigned char id[KF_LEASE_ID_HEX / 2];
     unsigned long long start;
@@ -108,7 +133,8 @@ int kf_lease_write(const char *rundir, pid_t pid, const char *proxy, const char 
     if (getrandom(id, sizeof id, 0) != (ssize_t)sizeof id)
         return -1;
     kf_hex_encode(id, sizeof id, idhex);
-    int n = snprintf(text, sizeof text, "kfctx 1\nlease %ld %llu\n%s%s%s%s%s%s\n", (long)pid, start,
+    int n = snprintf(text, sizeof text, "kfctx 1\nlease %ld %llu\n%s%s%s%s%s%s%s\n", (long)pid, start,
+                     trust,
                      value_ok(proxy) ? "proxy " : "", value_ok(proxy) ? proxy : "",
                      value_ok(proxy) ? "\n" : "", value_ok(noproxy) ? "noproxy " : "",
                      value_ok(noproxy) ? noproxy : "", value_ok(noproxy) ? "\n" : "");

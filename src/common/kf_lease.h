@@ -18,10 +18,13 @@
  *     lease PID START        the process and its start time (/proc/PID/stat)
  *     proxy URL              the user's own proxy (credentials included)
  *     noproxy LIST           the user's NO_PROXY
+ *     trust PATH             repeatable: the client's original trust sources
+ *                            (kf_trust_sources: its saved KIMIFIX_ORIG_* CA files)
  *
- * `proxy` and `noproxy` are how the relay learns, per connection, where to
- * chain (until the registration over RUNDIR/relay.sock carries them): only
- * the user can read the file, as with relay.state's token.
+ * The relay registers the file's text as the client's context (contract A)
+ * on first use of its id: one id in the proxy URL finds the client's proxy
+ * (where to chain) and its trust (how to verify CONNECT-terminated
+ * upstreams). Only the user can read the file, as with relay.state's token.
  *
  * libc only, no allocation: the shim's constructor writes leases too.
  */

@@ -1,7 +1,8 @@
 /* kf_proxy.c - PROXY protocol v2 encoder and bounded decoder (see kf_proxy.h).
  *
  * Spec: haproxy doc/proxy-protocol.txt section 2.2. Only what kimifix needs:
- * TCP over IPv4/IPv6 (or LOCAL), TLVs AUTHORITY and our token; other TLVs
+ * TCP over IPv4/IPv6 (or LOCAL), TLVs AUTHORITY, our token and the client
+ * context id; other TLVs
  * are skipped. Everything is checked against the announced length first,
  * so a hostile or truncated header can never make us read out of bounds.
  */
@@ -38,6 +39,13 @@ static unsigned char *put_tlv(unsigned char *p, unsigned type, const void *v, si
 ssize_t kf_proxy_encode(void *buf, size_t cap, int local, const struct sockaddr *src,
                         const struct sockaddr *dst, const char *authority,
                         const unsigned char *token)
+{
+    return kf_proxy_encode_ctx(buf, cap, local, src, dst, authority, token, NULL);
+}
+
+ssize_t kf_proxy_encode_ctx(void *buf, size_t cap, int local, const struct sockaddr *src,
+                            const struct sockaddr *dst, const char *authority,
+                            const unsigned char *token, const unsigned char *ctx)
 {
     unsigned char tmp[KF_PROXY_MAX], *p = tmp + KF_PROXY_HDR_MIN;
     unsigned char fam = 0x00;
@@ -82,6 +90,8 @@ ssize_t kf_proxy_encode(void *buf, size_t cap, int local, const struct sockaddr 
         p = put_tlv(p, KF_PP2_TYPE_AUTHORITY, authority, alen);
     if (token)
         p = put_tlv(p, KF_PP2_TYPE_TOKEN, token, KF_PROXY_TOKEN_LEN);
+    if (ctx)
+        p = put_tlv(p, KF_PP2_TYPE_CTX, ctx, KF_PROXY_CTX_LEN);
     size_t total = (size_t)(p - tmp), body = total - KF_PROXY_HDR_MIN;
     if (total > cap)
         return -1;
@@ -125,6 +135,11 @@ static int parse_tlvs(const unsigned char *p, const unsigned char *end, kf_proxy
                 return -1;
             memcpy(out->token, p, n);
             out->has_token = 1;
+        } else if (type == KF_PP2_TYPE_CTX) {
+            if (n != KF_PROXY_CTX_LEN)
+                return -1;
+            memcpy(out->ctx, p, n);
+            out->has_ctx = 1;
         }
         p += n;
     }

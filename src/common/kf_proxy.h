@@ -4,7 +4,9 @@
  * loopback and writes this header first; it tells the relay where the
  * client wanted to go (dst), which name it resolved (TLV AUTHORITY, 0x02)
  * and proves it belongs to the relay's user (TLV KF_PP2_TYPE_TOKEN, 0xE0,
- * the 16-byte token from the relay's state file). Command LOCAL (with the
+ * the 16-byte token from the relay's state file) and, when the client
+ * registered a context on RUNDIR/relay.sock (kf_ctxmsg.h), the context's id
+ * (TLV KF_PP2_TYPE_CTX, 0xE1, 16 raw bytes). Command LOCAL (with the
  * token) is the relay's control channel (`kimifix relay status`).
  *
  * Both functions are pure (no allocation, no I/O), libc-only, and safe to
@@ -23,6 +25,8 @@
 #define KF_PROXY_TOKEN_LEN 16
 #define KF_PP2_TYPE_AUTHORITY 0x02
 #define KF_PP2_TYPE_TOKEN 0xE0
+#define KF_PP2_TYPE_CTX 0xE1           /* client context id (contract A) */
+#define KF_PROXY_CTX_LEN 16
 #define KF_PROXY_AUTH_MAX 255
 
 typedef struct kf_proxy_info {
@@ -33,6 +37,8 @@ typedef struct kf_proxy_info {
     char authority[KF_PROXY_AUTH_MAX + 1]; /* "" when absent */
     unsigned char token[KF_PROXY_TOKEN_LEN];
     int has_token;
+    unsigned char ctx[KF_PROXY_CTX_LEN]; /* TLV 0xE1: the client's context id */
+    int has_ctx;
 } kf_proxy_info;
 
 /* Encode a PROXY v2 header into buf. dst: sockaddr_in or sockaddr_in6 (NULL
@@ -43,6 +49,12 @@ typedef struct kf_proxy_info {
 ssize_t kf_proxy_encode(void *buf, size_t cap, int local, const struct sockaddr *src,
                         const struct sockaddr *dst, const char *authority,
                         const unsigned char *token);
+/* The same with the client's context id (ctx: KF_PROXY_CTX_LEN bytes, or
+ * NULL for none). The longest header (IPv6, 255-byte authority, token,
+ * context) is 348 bytes: KF_PROXY_MAX still suffices. */
+ssize_t kf_proxy_encode_ctx(void *buf, size_t cap, int local, const struct sockaddr *src,
+                            const struct sockaddr *dst, const char *authority,
+                            const unsigned char *token, const unsigned char *ctx);
 
 /* Parse a header at the start of buf[0..len). Returns the header's total
  * length (> 0) when complete and valid, 0 when more bytes are needed (at

@@ -73,6 +73,13 @@ static int relay_addr(int fd, int family, const kf_relay_state *st, struct socka
 int kf_steer_connect(int fd, const struct sockaddr *dst, socklen_t dstlen, const char *authority,
                      const kf_relay_state *st, const kf_steer_io *io)
 {
+    return kf_steer_connect_ctx(fd, dst, dstlen, authority, st, io, NULL);
+}
+
+int kf_steer_connect_ctx(int fd, const struct sockaddr *dst, socklen_t dstlen,
+                         const char *authority, const kf_relay_state *st, const kf_steer_io *io,
+                         const unsigned char *ctx)
+{
     unsigned char pre[KF_PROXY_MAX];
     struct sockaddr_storage ra;
     socklen_t rlen;
@@ -83,7 +90,7 @@ int kf_steer_connect(int fd, const struct sockaddr *dst, socklen_t dstlen, const
     }
     if (authority && !kf_proxy_valid_host(authority, strlen(authority)))
         authority = NULL;
-    ssize_t n = kf_proxy_encode(pre, sizeof pre, 0, NULL, dst, authority, st->token);
+    ssize_t n = kf_proxy_encode_ctx(pre, sizeof pre, 0, NULL, dst, authority, st->token, ctx);
     if (n < 0 || relay_addr(fd, dst->sa_family, st, &ra, &rlen) < 0) {
         if (n < 0)
             errno = EINVAL;

@@ -50,5 +50,10 @@ typedef struct kf_steer_io {
  * connect failed can connect again). */
 int kf_steer_connect(int fd, const struct sockaddr *dst, socklen_t dstlen, const char *authority,
                      const kf_relay_state *st, const kf_steer_io *io);
+/* The same, the preamble carrying the client's context id (PROXY v2 TLV
+ * 0xE1, contract A; ctx: KF_PROXY_CTX_LEN bytes, or NULL = none). */
+int kf_steer_connect_ctx(int fd, const struct sockaddr *dst, socklen_t dstlen,
+                         const char *authority, const kf_relay_state *st, const kf_steer_io *io,
+                         const unsigned char *ctx);
 
 #endif

@@ -1,8 +1,9 @@
-/* kf_trust.c - compute trust variables for clients of the relay (kf_trust.h). */
+/* kf_trust.c - trust variables, saved originals, trust sources (kf_trust.h). */
 #include "kf_sys.h"
 #include "kf_trust.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +13,77 @@
 #include "kf_paths.h"
 
 static const struct {
-    const char *name;
-    const char *ours; /* file in the data dir used when the variable is unset */
+    const char *name, *orig;
+    int kind;
 } vars[KF_TRUST_NVARS] = {
-    {"NODE_EXTRA_CA_CERTS", "ca.pem"},
-    {"SSL_CERT_FILE", "ca-bundle.pem"},
-    {"REQUESTS_CA_BUNDLE", "ca-bundle.pem"},
+    {"NODE_EXTRA_CA_CERTS", KF_TRUST_ORIG_PREFIX "NODE_EXTRA_CA_CERTS", KF_TRUST_EXTRA}, /* Node, Bun */
+    {"SSL_CERT_FILE", KF_TRUST_ORIG_PREFIX "SSL_CERT_FILE", KF_TRUST_REPLACE}, /* OpenSSL, Go, rustls */
+    {"REQUESTS_CA_BUNDLE", KF_TRUST_ORIG_PREFIX "REQUESTS_CA_BUNDLE", KF_TRUST_REPLACE},
+    {"CURL_CA_BUNDLE", KF_TRUST_ORIG_PREFIX "CURL_CA_BUNDLE", KF_TRUST_REPLACE}, /* curl, pip */
+    {"DENO_CERT", KF_TRUST_ORIG_PREFIX "DENO_CERT", KF_TRUST_EXTRA},
+    {"GIT_SSL_CAINFO", KF_TRUST_ORIG_PREFIX "GIT_SSL_CAINFO", KF_TRUST_REPLACE},
+    {"CARGO_HTTP_CAINFO", KF_TRUST_ORIG_PREFIX "CARGO_HTTP_CAINFO", KF_TRUST_REPLACE},
+    {"PERL_LWP_SSL_CA_FILE", KF_TRUST_ORIG_PREFIX "PERL_LWP_SSL_CA_FILE", KF_TRUST_REPLACE},
 };
+
+const char *kf_trust_var_name(int i)
+{
+    return i >= 0 && i < KF_TRUST_NVARS ? vars[i].name : i == KF_TRUST_NVARS ? "SSL_CERT_DIR" : NULL;
+}
+
+const char *kf_trust_system_bundle(void)
+{
+    static const char *const paths[] = {
+        "/etc/ssl/certs/ca-certificates.crt", /* Debian, Ubuntu, Arch, Alpine */
+        "/etc/pki/tls/certs/ca-bundle.crt",   /* Fedora, RHEL */
+        "/etc/ssl/ca-bundle.pem",             /* openSUSE */
+        "/etc/ssl/cert.pem",
+    };
+    for (unsigned i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        if (access(paths[i], R_OK) == 0)
+            return paths[i];
+    return NULL;
+}
+
+/* The system store itself (the relay always has it): the bundle file, or
+ * the directory it lives in (Debian's hashed directory, /etc/ssl/certs). */
+int kf_trust_is_system(const char *path)
+{
+    const char *sys = kf_trust_system_bundle();
+    char a[PATH_MAX], b[PATH_MAX], dir[PATH_MAX];
+    if (!sys || !realpath(path, a) || !realpath(sys, b))
+        return 0;
+    if (!strcmp(a, b))
+        return 1;
+    const char *slash = strrchr(sys, '/');
+    size_t dn = slash ? (size_t)(slash - sys) : 0;
+    if (!dn || dn >= sizeof dir)
+        return 0;
+    memcpy(dir, sys, dn);
+    dir[dn] = 0;
+    return realpath(dir, b) && !strcmp(a, b);
+}
 
 static int has_prefix(const char *s, const char *dir)
 {
     size_t n = strlen(dir);
-    return !strncmp(s, dir, n) && s[n] == '/';
+    return n && !strncmp(s, dir, n) && s[n] == '/';
+}
+
+int kf_trust_is_ours(const char *path)
+{
+    char d[4096] = "", r[4096] = "";
+    kf_data_dir(d, sizeof d, 0); /* the name is enough: no check needed */
+    kf_runtime_dir(r, sizeof r, 0);
+    return has_prefix(path, d) || has_prefix(path, r);
+}
+
+unsigned long long kf_trust_fnv(unsigned long long h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ULL;
+    return h;
 }
 
 static int copy_into(int out, const char *path)
@@ -41,35 +101,27 @@ static int copy_into(int out, const char *path)
     return n < 0 ? -1 : rc;
 }
 
-/* FNV-1a over the inputs that decide the combined file's content. */
-static unsigned long long fnv(unsigned long long h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211ULL;
-    return h;
-}
-
-/* rundir/trust-HASH.pem = theirs + "\n" + ours; reused when it exists. */
-static int combine(char *dst, size_t n, const char *rundir, const char *name,
-                   const char *theirs, const char *ours)
+int kf_trust_combine(char *dst, size_t n, const char *dir, const char *theirs, const char *ours)
 {
     struct stat a, b;
     if (stat(theirs, &a) < 0 || !S_ISREG(a.st_mode) || stat(ours, &b) < 0)
         return -1;
-    unsigned long long h = 14695981039346656037ULL;
-    h = fnv(h, name, strlen(name));
-    h = fnv(h, theirs, strlen(theirs));
-    long long k[6] = {(long long)a.st_ino, (long long)a.st_size, (long long)a.st_mtime,
-                      (long long)b.st_ino, (long long)b.st_size, (long long)b.st_mtime};
-    h = fnv(h, k, sizeof k);
-    if (snprintf(dst, n, "%s/trust-%016llx.pem", rundir, h) >= (int)n)
+    unsigned long long h = KF_TRUST_FNV_INIT;
+    h = kf_trust_fnv(h, theirs, strlen(theirs) + 1);
+    h = kf_trust_fnv(h, ours, strlen(ours) + 1);
+    long long k[10] = {(long long)a.st_dev, (long long)a.st_ino, (long long)a.st_size,
+                       (long long)a.st_mtim.tv_sec, (long long)a.st_mtim.tv_nsec,
+                       (long long)b.st_dev, (long long)b.st_ino, (long long)b.st_size,
+                       (long long)b.st_mtim.tv_sec, (long long)b.st_mtim.tv_nsec};
+    h = kf_trust_fnv(h, k, sizeof k);
+    if (snprintf(dst, n, "%s/trust-%016llx.pem", dir, h) >= (int)n)
         return -1;
     struct stat c;
     if (lstat(dst, &c) == 0 && S_ISREG(c.st_mode) && c.st_uid == geteuid())
         return 0;
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", dst, (long)getpid());
+    if (snprintf(tmp, sizeof tmp, "%s.%ld.tmp", dst, (long)getpid()) >= (int)sizeof tmp)
+        return -1;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)
         return -1;
@@ -82,9 +134,38 @@ static int combine(char *dst, size_t n, const char *rundir, const char *name,
     return 0;
 }
 
+static int newer_or_same(const struct stat *a, const struct stat *b)
+{
+    return a->st_mtim.tv_sec > b->st_mtim.tv_sec ||
+           (a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec >= b->st_mtim.tv_nsec);
+}
+
+/* For a REPLACE variable the user did not set: the system bundle + ours.
+ * The relay writes DATADIR/ca-bundle.pem when it starts; once the system
+ * bundle changes (update-ca-certificates) that copy is stale, and a
+ * combined file made from the current bundle takes its place. */
+static int system_plus_ours(char *dst, size_t n, const char *data, const char *run, int have_run,
+                            const char *ca)
+{
+    const char *sys = kf_trust_system_bundle();
+    char bundle[4200];
+    struct stat b, s, c;
+    if (!kf_path_join(bundle, sizeof bundle, data, "ca-bundle.pem"))
+        return -1;
+    int have_b = lstat(bundle, &b) == 0 && S_ISREG(b.st_mode) && b.st_uid == geteuid();
+    if (!sys) /* no system file: the runtime used its directory only */
+        return snprintf(dst, n, "%s", have_b ? bundle : ca) < (int)n ? 0 : -1;
+    if (have_b && stat(sys, &s) == 0 && stat(ca, &c) == 0 && newer_or_same(&b, &s) &&
+        newer_or_same(&b, &c))
+        return snprintf(dst, n, "%s", bundle) < (int)n ? 0 : -1;
+    if (have_run && kf_trust_combine(dst, n, run, sys, ca) == 0)
+        return 0;
+    return have_b && snprintf(dst, n, "%s", bundle) < (int)n ? 0 : -1; /* stale beats nothing */
+}
+
 int kf_trust_env(kf_trust_var out[KF_TRUST_NVARS])
 {
-    char data[4096], run[4096], ca[4096], ours[4096];
+    char data[4096], run[4096], ca[4200];
     if (kf_data_dir(data, sizeof data, 0) < 0 || !kf_path_join(ca, sizeof ca, data, "ca.pem") ||
         access(ca, R_OK) < 0)
         return -1;
@@ -93,22 +174,112 @@ int kf_trust_env(kf_trust_var out[KF_TRUST_NVARS])
     for (int i = 0; i < KF_TRUST_NVARS; i++) {
         kf_trust_var *v = &out[i];
         v->name = vars[i].name;
+        v->kind = vars[i].kind;
+        v->orig_name = vars[i].orig;
         v->value[0] = 0;
         v->combined = 0;
         const char *cur = secure_getenv(v->name);
-        if (!kf_path_join(ours, sizeof ours, data, vars[i].ours))
-            continue;
+        v->orig = cur ? cur : "";
+        v->set_orig = secure_getenv(v->orig_name) == NULL;
+        int rc;
         if (!cur || !*cur) {
-            snprintf(v->value, sizeof v->value, "%s", ours);
-        } else if (has_prefix(cur, data) || (have_run && has_prefix(cur, run))) {
-            continue; /* already ours (inherited from a parent under kimifix) */
-        } else if (have_run && combine(v->value, sizeof v->value, run, v->name, cur, ca) == 0) {
-            v->combined = 1;
+            rc = v->kind == KF_TRUST_EXTRA
+                     ? (snprintf(v->value, sizeof v->value, "%s", ca) < (int)sizeof v->value ? 0 : -1)
+                     : system_plus_ours(v->value, sizeof v->value, data, run, have_run, ca);
+        } else if (kf_trust_is_ours(cur)) {
+            rc = -1; /* already ours (inherited from a parent under kimifix) */
+        } else if (access(cur, R_OK) < 0) {
+            /* the user's file cannot be read: the runtime gets nothing from
+             * it (Node warns and goes on) - so ours alone is theirs + ours;
+             * the original is kept, and the relay logs it as missing */
+            rc = snprintf(v->value, sizeof v->value, "%s", ca) < (int)sizeof v->value ? 0 : -1;
         } else {
-            v->value[0] = 0; /* unreadable: leave the user's setting alone */
+            /* the user's own file: combined with ours, never replaced */
+            rc = have_run ? kf_trust_combine(v->value, sizeof v->value, run, cur, ca) : -1;
+            v->combined = rc == 0;
+        }
+        if (rc < 0) {
+            v->value[0] = 0;
+            v->set_orig = 0;
             continue;
         }
         count++;
     }
     return count;
+}
+
+int kf_trust_apply(const kf_trust_var v[KF_TRUST_NVARS],
+                   int (*set)(const char *name, const char *value, int overwrite))
+{
+    int n = 0;
+    for (int i = 0; i < KF_TRUST_NVARS; i++) {
+        if (!v[i].value[0])
+            continue;
+        /* ORIG first: v[i].orig points into the environment entry of V. */
+        if (v[i].set_orig)
+            set(v[i].orig_name, v[i].orig, 1);
+        if (set(v[i].name, v[i].value, 1) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* ---- sources ---- */
+
+/* Paths offered so far: views into the environment (stable during the
+ * call), so no copy per path and nothing static (thread-safe). */
+struct seen {
+    unsigned n;
+    const char *p[KF_TRUST_SOURCES_MAX];
+    size_t len[KF_TRUST_SOURCES_MAX];
+};
+
+/* Offer one candidate path (p[0..len)); 1 when fn asked to stop. */
+static int offer(struct seen *s, const char *p, size_t len, const char *var,
+                 int (*fn)(void *, const char *, const char *), void *ud)
+{
+    char path[4096];
+    if (!len || p[0] != '/' || len >= sizeof path || s->n >= KF_TRUST_SOURCES_MAX)
+        return 0;
+    for (unsigned i = 0; i < s->n; i++)
+        if (s->len[i] == len && !memcmp(s->p[i], p, len))
+            return 0;
+    memcpy(path, p, len);
+    path[len] = 0;
+    if (kf_trust_is_ours(path) || kf_trust_is_system(path))
+        return 0; /* ours is never a source; the system store always is */
+    s->p[s->n] = p;
+    s->len[s->n++] = len;
+    return fn(ud, path, var) != 0;
+}
+
+/* Every ':'-separated piece of a directory list. */
+static int offer_list(struct seen *s, const char *value, const char *var,
+                      int (*fn)(void *, const char *, const char *), void *ud)
+{
+    while (value && *value) {
+        size_t k = strcspn(value, ":");
+        if (offer(s, value, k, var, fn, ud))
+            return 1;
+        value += k + (value[k] == ':');
+    }
+    return 0;
+}
+
+int kf_trust_sources(int (*fn)(void *ud, const char *path, const char *var), void *ud)
+{
+    static const char *const dirvar[2] = {"SSL_CERT_DIR", KF_TRUST_ORIG_PREFIX "SSL_CERT_DIR"};
+    struct seen s = {0};
+    for (int i = 0; i <= KF_TRUST_NVARS; i++) {
+        const char *name = i < KF_TRUST_NVARS ? vars[i].name : dirvar[0];
+        const char *orig = i < KF_TRUST_NVARS ? vars[i].orig : dirvar[1];
+        const char *o = secure_getenv(orig), *cur = secure_getenv(name);
+        int stop = i < KF_TRUST_NVARS ? (o && offer(&s, o, strlen(o), name, fn, ud)) ||
+                                            (cur && offer(&s, cur, strlen(cur), name, fn, ud))
+                                      : offer_list(&s, o, name, fn, ud) ||
+                                            offer_list(&s, cur, name, fn, ud);
+        if (stop)
+            break;
+    }
+    return (int)s.n;
 }

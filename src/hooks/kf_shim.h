@@ -155,6 +155,8 @@ enum kf_hold {
     KF_HOLD_ENGINE = 1u << 6, /* a TLS/libcurl carrier running the engine: it may be
                                  inside malloc or regexec (their locks are not ours
                                  to wait for either) */
+    KF_HOLD_CTX = 1u << 7,    /* steer_ctx.c: this process's context registration, and
+                                 its program identity's once-init */
 };
 extern __thread unsigned kf_tl_held __attribute__((tls_model("initial-exec")));
 

@@ -26,10 +26,12 @@
 #include <unistd.h>
 
 #include "fdtab.h"
+#include "kf_ctxmsg.h"
 #include "kf_rules_hosts.h"
 #include "kf_shim.h"
 #include "kf_steer.h"
 #include "kf_trust.h"
+#include "steer_ctx.h"
 #include "steer_int.h"
 
 static int kf_steer_on; /* set once by kf_steer_setup (constructor) */
@@ -99,6 +101,9 @@ static int kf_upstream_via_relay(unsigned port)
  * only then may a TLS connection be steered (else the client would refuse
  * the relay's certificate: worse than going direct). */
 static int kf_trust_ok;
+/* A JVM that could not be given a trust store holding the kimifix CA: it
+ * honours no CA variable, so none of its TLS is steered (trust-ctx). */
+static int kf_java_refuses;
 
 static void kf_set_trust(void)
 {
@@ -108,11 +113,12 @@ static void kf_set_trust(void)
         return;
     kf_trust_ok = 1;
     for (int i = 0; i < KF_TRUST_NVARS; i++)
-        if (v[i].value[0]) {
-            setenv(v[i].name, v[i].value, 1);
+        if (v[i].value[0])
             kf_log(KF_LOG_DEBUG, "relay: %s=%s%s", v[i].name, v[i].value,
                    v[i].combined ? " (yours + the kimifix CA)" : "");
-        }
+    /* Contract C: the user's value saved in KIMIFIX_ORIG_V first (a parent
+     * kimifix's kept): the client's trust sources for the relay (steer_ctx). */
+    kf_trust_apply(v, setenv);
 }
 
 /* Constructor, after init. Steering is possible when a rule names a host.
@@ -150,6 +156,10 @@ void kf_steer_setup(void)
     /* Trust before main: Node reads NODE_EXTRA_CA_CERTS at start-up. The CA
      * outlives the relay (data dir), so a relay started later still works. */
     kf_set_trust();
+    /* trust-ctx: a JVM trusts only its key store: JAVA_TOOL_OPTIONS (or the
+     * variable that wins) gets one with its own entries + the kimifix CA. */
+    if (kf_trust_ok && kf_steer_ctx_java(kf_relay_start) < 0)
+        kf_java_refuses = 1;
 }
 
 /* ---- steered sockets ---- */
@@ -163,6 +173,7 @@ void kf_steer_parent(void) {}
 void kf_steer_child(void)
 {
     kf_relay_start_child();
+    kf_steer_ctx_child();
 }
 
 int kf_shim_fd_steered(int fd)
@@ -193,6 +204,15 @@ int kf_steer_try(int fd, const struct sockaddr *dst, socklen_t dstlen, const cha
         errno = saved;
         return 0;
     }
+    /* trust-ctx: a program that will not trust the relay's certificate
+     * (a JVM without our store; learned: it refused the kimifix CA once)
+     * keeps working unfixed rather than failing. */
+    if (port != 80 && (kf_java_refuses || kf_steer_ctx_distrusted())) {
+        kf_log(KF_LOG_DEBUG, "[libc] %s:%u not steered: this program does not trust the "
+                             "kimifix CA", host, port);
+        errno = saved;
+        return 0;
+    }
     kf_relay_state st;
     char why[512] = "";
     if (kf_relay_lookup(&st, why, sizeof why) < 0 && kf_relay_start(&st, why, sizeof why) < 0) {
@@ -201,6 +221,10 @@ int kf_steer_try(int fd, const struct sockaddr *dst, socklen_t dstlen, const cha
         errno = saved;
         return 0;
     }
+    /* trust-ctx: this process's context (its trust sources, program), once
+     * per relay; none (the relay's defaults) when it cannot be had in 1 s. */
+    unsigned char ctx[KF_CTX_ID_LEN];
+    int have_ctx = kf_steer_ctx_id(&st, ctx);
     /* Marked steered before the relay sees a byte: in-process carriers
      * must never rewrite it too, and getpeername() must answer dst. */
     if (kf_fd_track_steered(fd, host, port, dst, dstlen) < 0) {
@@ -210,7 +234,7 @@ int kf_steer_try(int fd, const struct sockaddr *dst, socklen_t dstlen, const cha
         return 0;
     }
     kf_steer_io io = { KF_REAL(connect), kf_real_write };
-    if (kf_steer_connect(fd, dst, dstlen, host, &st, &io) < 0) {
+    if (kf_steer_connect_ctx(fd, dst, dstlen, host, &st, &io, have_ctx ? ctx : NULL) < 0) {
         int e = errno;
         kf_fd_forget(fd);
         kf_shim_warn_once("steer-fail", "relay: cannot reach it on port %u (%s): %s:%u goes "

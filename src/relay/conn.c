@@ -34,6 +34,7 @@
 #include <openssl/err.h>
 
 #include "kf_log.h"
+#include "truststore.h"
 
 struct conn_info {
     struct sockaddr_storage dst;  /* the client's original destination */
@@ -139,6 +140,7 @@ void conn_close(conn *k)
     rbuf_free(&k->replay);
     rio_close(&k->c);
     if (k->info) {
+        SSL_CTX_free(k->info->key.sslctx); /* the reference conn_choose_target took */
         free(k->info->ti);
         free(k->info);
     }
@@ -253,6 +255,7 @@ void conn_choose_target(conn *k)
     } else {
         snprintf(key->sni, sizeof key->sni, "%s", k->tls ? key->host : "");
     }
+    SSL_CTX_free(key->sslctx); /* ours (a reference): never twice, but never leaked */
     key->sslctx = k->tls ? relay_ctx_upstream_ssl_ctx(k->ctx) : NULL;
     key->raw = k->state == CS_TUNNEL;
     key->proxy = (char *)relay_ctx_proxy_for(k->ctx, key->host, key->port);
@@ -373,8 +376,13 @@ static void tls_failed(conn *k)
         relay_log(k->ctx, KF_LOG_WARN, "[relay] refused TLS from a client: %s", ti->why);
     } else {
         unsigned long le = ERR_peek_error();
-        relay_log(k->ctx, KF_LOG_DEBUG, "[relay] client TLS handshake failed: %s",
-                  le ? ERR_reason_error_string(le) : "closed or timed out");
+        /* The client's alert refusing our certificate: learn that this
+         * program distrusts the relay (its context names it), loudly once. */
+        if (!le || !distrust_note(le, g_relay.datadir, relay_ctx_exe(k->ctx),
+                                  relay_ctx_buildid(k->ctx),
+                                  ti ? (ti->host[0] ? ti->host : ti->authority) : NULL))
+            relay_log(k->ctx, KF_LOG_DEBUG, "[relay] client TLS handshake failed: %s",
+                      le ? ERR_reason_error_string(le) : "closed or timed out");
     }
     conn_close(k);
 }

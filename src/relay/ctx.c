@@ -1,43 +1,53 @@
 /* ctx.c - the per-connection client context (contract B).
  *
  * A connection holds `relay_ctx *ctx`; NULL means "no context": the relay's
- * own rules, upstream trust store, no proxy, the global log. The core never
- * looks inside a relay_ctx.
+ * own rules, the system trust store, no proxy, the global log. The core
+ * never looks inside a relay_ctx.
  *
- * Steered connections get none yet (the trust-ctx branch registers
- * contexts over RUNDIR/relay.sock, contract A, and finds one from the
- * PROXY v2 TLV 0xE1 in relay_ctx_for_conn()). Proxy-carrier connections
- * carry an id in their proxy user name (`kimifix-ID`); until that
- * registration carries the user's proxy and NO_PROXY, they come from the
- * client's lease file (RUNDIR/clients/ID, kf_lease.h), read on first use
- * and kept here: a small table shared by the workers (a mutex: one lookup
- * per proxy-carrier connection), refcounted, and forgotten once lease.c
- * removed the file.
+ * A relay_ctx is a registered client context (ctxtab.h, contract A): what
+ * one client told the relay about itself (trust sources, proxy, program).
+ *
+ *   steered connections   PROXY v2 TLV 0xE1 -> ctxtab_get(), when the
+ *                         preamble is parsed (relay_ctx_for_conn)
+ *   proxy-carrier ones    the proxy user name `kimifix-ID` names a lease
+ *                         file (RUNDIR/clients/ID, kf_lease.h); the file is
+ *                         itself a registration (`kfctx 1`, `trust`,
+ *                         `proxy`, `noproxy` lines), registered into the
+ *                         table on first use and kept here by lease id: a
+ *                         small table shared by the workers (a mutex: one
+ *                         lookup per proxy-carrier connection) that holds
+ *                         one reference on each context, dropped once
+ *                         lease.c removed the file (relay_ctx_forget).
+ *
+ * So one id in the URL finds the client's proxy and its trust.
  */
 #include "relay.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include "chain.h"
-#include "kf_envplan.h"
+#include "ctxtab.h"
 #include "kf_lease.h"
 #include "kf_log.h"
+#include "truststore.h"
 
-#define CTX_MAX 1024 /* kept contexts; past it the least recently used idle one goes */
+#define LEASE_CTX_MAX 1024 /* kept lease ids; past it the least recently used idle one goes */
 
-struct relay_ctx {
+typedef struct lease_ent {
     char id[KF_LEASE_ID_HEX + 1];
-    int refs;                     /* connections holding it (under mu) */
+    relay_ctx *c;                 /* our reference */
     long last_used;               /* monotonic seconds */
-    char *proxy, *noproxy;        /* NULL when the client had none */
-    struct relay_ctx *next;
-};
+    struct lease_ent *next;
+} lease_ent;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static relay_ctx *head;
+static lease_ent *head;
 static unsigned count;
 
 static long now_s(void)
@@ -47,79 +57,64 @@ static long now_s(void)
 
 relay_ctx *relay_ctx_for_conn(const kf_proxy_info *pi)
 {
-    (void)pi;
-    return NULL;
-}
-
-static relay_ctx *find(const char *id)
-{
-    for (relay_ctx *c = head; c; c = c->next)
-        if (!strcmp(c->id, id))
-            return c;
-    return NULL;
-}
-
-static void ctx_free(relay_ctx *c)
-{
-    if (c->proxy)
-        memset(c->proxy, 0, strlen(c->proxy)); /* credentials */
-    free(c->proxy);
-    free(c->noproxy);
-    free(c);
-}
-
-static char *dup_str(kf_str s)
-{
-    char *d = s.p ? malloc(s.n + 1) : NULL;
-    if (d) {
-        memcpy(d, s.p, s.n);
-        d[s.n] = 0;
-    }
-    return d;
-}
-
-/* A context from the lease file, or NULL (unknown id, unreadable). */
-static relay_ctx *load(const char *id)
-{
-    char text[KF_LEASE_MAX];
-    kf_lease l;
-    ssize_t n = kf_lease_read(g_relay.rundir, id, text, sizeof text);
-    if (n < 0 || kf_lease_parse(text, (size_t)n, &l) < 0) {
-        kf_log(KF_LOG_DEBUG, "[relay] proxy: unknown client context %.8s...: defaults", id);
+    if (!pi->has_ctx) {
+        kf_log(KF_LOG_DEBUG, "[relay] a steered connection without a client context: defaults");
         return NULL;
     }
-    relay_ctx *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    memcpy(c->id, id, sizeof c->id);
-    c->noproxy = dup_str(l.noproxy);
-    if (l.proxy.p) {
-        kf_purl u;
-        c->proxy = dup_str(l.proxy);
-        if (c->proxy && (kf_purl_parse(c->proxy, &u) < 0 || strcmp(u.scheme, "http"))) {
-            kf_log(KF_LOG_WARN, "[relay] proxy: a client's proxy is not an http:// URL: its "
-                   "connections go direct");
-            memset(c->proxy, 0, strlen(c->proxy));
-            free(c->proxy);
-            c->proxy = NULL;
-        }
+    relay_ctx *c = ctxtab_get(pi->ctx);
+    if (!c) {
+        char hex[2 * KF_CTX_ID_LEN + 1];
+        kf_ctx_id_hex(pi->ctx, hex);
+        kf_log(KF_LOG_DEBUG, "[relay] client context %.8s... unknown or expired: defaults", hex);
     }
-    memset(text, 0, sizeof text);
     return c;
 }
 
-/* Make room: drop the least recently used context nobody holds. */
+static lease_ent *find(const char *id)
+{
+    for (lease_ent *e = head; e; e = e->next)
+        if (!strcmp(e->id, id))
+            return e;
+    return NULL;
+}
+
+/* Register the lease file's text as a context: a reference, or NULL
+ * (unknown id, unreadable, not a registration). */
+static relay_ctx *load(const char *id)
+{
+    char text[KF_LEASE_MAX], why[256];
+    kf_lease l;
+    kf_ctxmsg m;
+    const char *pw = "";
+    unsigned char cid[KF_CTX_ID_LEN];
+    relay_ctx *c = NULL;
+    ssize_t n = kf_lease_read(g_relay.rundir, id, text, sizeof text), len = -1;
+    if (n < 0 || kf_lease_parse(text, (size_t)n, &l) < 0 ||
+        (len = kf_ctxmsg_parse(text, (size_t)n, &m, &pw)) <= 0) {
+        kf_log(KF_LOG_DEBUG, "[relay] proxy: unknown client context %.8s...%s%s: defaults", id,
+               len < 0 ? ": " : "", len < 0 ? pw : "");
+    } else if (ctxtab_register(&m, text, (size_t)len, -1, cid, why, sizeof why) < 0) {
+        kf_log(KF_LOG_WARN, "[relay] proxy: client context %.8s...: %s: defaults", id, why);
+    } else {
+        c = ctxtab_get(cid);
+    }
+    memset(text, 0, sizeof text); /* the proxy's credentials */
+    return c;
+}
+
+/* Make room: drop the least recently used lease nobody's connection holds. */
 static void evict_one(void)
 {
-    relay_ctx **victim = NULL;
-    for (relay_ctx **pp = &head; *pp; pp = &(*pp)->next)
-        if (!(*pp)->refs && (!victim || (*pp)->last_used < (*victim)->last_used))
+    lease_ent **victim = NULL;
+    for (lease_ent **pp = &head; *pp; pp = &(*pp)->next)
+        if (atomic_load(&(*pp)->c->refs) <= 1 && (!victim || (*pp)->last_used < (*victim)->last_used))
             victim = pp;
     if (victim) {
-        relay_ctx *c = *victim;
-        *victim = c->next;
+        lease_ent *e = *victim;
+        *victim = e->next;
         count--;
-        ctx_free(c);
+        ctxtab_put(e->c);
+        free(e);
     }
 }
 
@@ -128,49 +123,54 @@ relay_ctx *relay_ctx_for_id(const char *hexid)
     if (!hexid || !*hexid || !kf_lease_id_ok(hexid))
         return NULL;
     pthread_mutex_lock(&mu);
-    relay_ctx *c = find(hexid);
-    if (c) {
-        c->refs++;
-        c->last_used = now_s();
+    lease_ent *e = find(hexid);
+    if (e) {
+        ctxtab_ref(e->c);
+        e->last_used = now_s();
         pthread_mutex_unlock(&mu);
-        return c;
+        return e->c;
     }
     pthread_mutex_unlock(&mu);
-    relay_ctx *n = load(hexid); /* a small file read, outside the lock */
-    if (!n)
+    relay_ctx *c = load(hexid); /* a small file read, outside the lock */
+    if (!c)
         return NULL;
+    lease_ent *n = calloc(1, sizeof *n);
     pthread_mutex_lock(&mu);
-    c = find(hexid); /* another worker may have loaded it meanwhile */
-    if (c) {
-        ctx_free(n);
-    } else {
-        if (count >= CTX_MAX)
+    e = find(hexid); /* another worker may have loaded it meanwhile */
+    if (!e && n) {
+        if (count >= LEASE_CTX_MAX)
             evict_one();
-        c = n;
-        c->next = head;
-        head = c;
+        memcpy(n->id, hexid, sizeof n->id);
+        n->c = c;
+        c = NULL; /* the table's reference now */
+        n->next = head;
+        head = n;
         count++;
+        e = n;
+        n = NULL;
     }
-    c->refs++;
-    c->last_used = now_s();
+    relay_ctx *r = e ? e->c : c;
+    if (e) {
+        ctxtab_ref(r);
+        e->last_used = now_s();
+    }
     pthread_mutex_unlock(&mu);
-    return c;
+    free(n);
+    if (e && c)
+        ctxtab_put(c); /* lost the race: the table has its own */
+    return r;
 }
 
 void relay_ctx_put(relay_ctx *ctx)
 {
-    if (!ctx)
-        return;
-    pthread_mutex_lock(&mu);
-    ctx->refs--;
-    pthread_mutex_unlock(&mu);
+    ctxtab_put(ctx);
 }
 
 long relay_ctx_last_used(const char *hexid)
 {
     pthread_mutex_lock(&mu);
-    relay_ctx *c = find(hexid);
-    long t = c ? (c->refs ? now_s() : c->last_used) : 0;
+    lease_ent *e = find(hexid);
+    long t = e ? (atomic_load(&e->c->refs) > 1 ? now_s() : e->last_used) : 0;
     pthread_mutex_unlock(&mu);
     return t;
 }
@@ -178,14 +178,15 @@ long relay_ctx_last_used(const char *hexid)
 void relay_ctx_forget(const char *hexid)
 {
     pthread_mutex_lock(&mu);
-    for (relay_ctx **pp = &head; *pp; pp = &(*pp)->next) {
-        relay_ctx *c = *pp;
-        if (strcmp(c->id, hexid))
+    for (lease_ent **pp = &head; *pp; pp = &(*pp)->next) {
+        lease_ent *e = *pp;
+        if (strcmp(e->id, hexid))
             continue;
-        if (!c->refs) {
-            *pp = c->next;
+        if (atomic_load(&e->c->refs) <= 1) {
+            *pp = e->next;
             count--;
-            ctx_free(c);
+            ctxtab_put(e->c); /* expires like any other context from now */
+            free(e);
         }
         break;
     }
@@ -200,8 +201,24 @@ const kf_ruleset *relay_ctx_rules(const relay_ctx *ctx)
 
 SSL_CTX *relay_ctx_upstream_ssl_ctx(const relay_ctx *ctx)
 {
-    (void)ctx;
-    return g_relay.up_ctx;
+    /* The system store (directory and bundle) plus the client's sources,
+     * never the kimifix CA; a cache hit is a lock, a lookup, a reference. */
+    SSL_CTX *s = truststore_ready() ? ctxtab_upstream_ctx(ctx) : NULL;
+    if (!s && g_relay.up_ctx && SSL_CTX_up_ref(g_relay.up_ctx) == 1)
+        s = g_relay.up_ctx;
+    return s;
+}
+
+void relay_ctx_tls_error(const relay_ctx *ctx, SSL *ssl, const char *host, char *err, size_t n)
+{
+    long v = SSL_get_verify_result(ssl);
+    if (v == X509_V_OK || !truststore_ready()) {
+        upstream_tls_error(ssl, host, err, n);
+        return;
+    }
+    char what[1400];
+    truststore_verify_error(what, sizeof what, v, ctx ? ctx->trust : NULL, ctx ? ctx->ntrust : 0);
+    snprintf(err, n, "TLS to %s: %s", host, what);
 }
 
 const char *relay_ctx_proxy(const relay_ctx *ctx)
@@ -218,6 +235,16 @@ const char *relay_ctx_proxy_for(const relay_ctx *ctx, const char *host, unsigned
 {
     const char *p = relay_ctx_proxy(ctx);
     return p && kf_chain_wanted(relay_ctx_noproxy(ctx), host, port) ? p : NULL;
+}
+
+const char *relay_ctx_exe(const relay_ctx *ctx)
+{
+    return ctx ? ctx->exe : NULL;
+}
+
+const char *relay_ctx_buildid(const relay_ctx *ctx)
+{
+    return ctx ? ctx->buildid : NULL;
 }
 
 void relay_log(const relay_ctx *ctx, int level, const char *fmt, ...)

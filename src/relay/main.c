@@ -35,6 +35,7 @@
 
 #include <openssl/rand.h>
 
+#include "ctxtab.h" /* trust-ctx: client contexts (contract A) */
 #include "kf_log.h"
 #include "kf_paths.h"
 
@@ -326,6 +327,8 @@ int main(int argc, char **argv)
     sigaddset(&block, SIGINT);
     pthread_sigmask(SIG_BLOCK, &block, &old);
     int wok = start_workers(nworkers);
+    if (wok >= 0) /* trust-ctx: RUNDIR/relay.sock on its own thread (signals blocked: main's) */
+        ctxtab_start(g_relay.rundir, g_relay.datadir);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (wok < 0) {
         stop_workers();

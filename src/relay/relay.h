@@ -65,13 +65,23 @@
 #define RELAY_PROXY_HOP_MS 15000   /* the user's proxy answering our CONNECT (504) */
 
 /* ---- contract B: per-connection client context ------------------------
- * NULL = defaults. The trust-ctx branch fills it from PROXY TLV 0xE1
- * (contract A); everything the core needs goes through these accessors. */
+ * NULL = defaults. A registered client context (ctxtab.h, contract A),
+ * found from PROXY TLV 0xE1 (steered) or the proxy user name's lease id
+ * (proxy carrier); everything the core needs goes through these accessors. */
 typedef struct relay_ctx relay_ctx;
 relay_ctx *relay_ctx_for_conn(const kf_proxy_info *pi); /* a reference, or NULL */
 void relay_ctx_put(relay_ctx *ctx);                      /* drop that reference */
 const kf_ruleset *relay_ctx_rules(const relay_ctx *ctx); /* NULL ctx: g_relay.rs */
-SSL_CTX *relay_ctx_upstream_ssl_ctx(const relay_ctx *ctx); /* NULL ctx: g_relay.up_ctx */
+/* The upstream SSL_CTX for the context's trust (system store + its sources,
+ * never the kimifix CA; KIMIFIX_UPSTREAM_CA replaces all): a NEW reference
+ * (SSL_CTX_free it; upkey holders do: conn_close, upconn_free), or NULL. */
+SSL_CTX *relay_ctx_upstream_ssl_ctx(const relay_ctx *ctx);
+/* A failed upstream handshake as text: a verification failure names the
+ * host, OpenSSL's reason and the trust sources used (paths only). */
+void relay_ctx_tls_error(const relay_ctx *ctx, SSL *ssl, const char *host, char *err, size_t n);
+/* The client's executable and build id (distrust learning), or NULL. */
+const char *relay_ctx_exe(const relay_ctx *ctx);
+const char *relay_ctx_buildid(const relay_ctx *ctx);
 /* The user's upstream proxy as an identity string (pool key), NULL = direct.
  * It is the proxy's URL, credentials included: never log it. */
 const char *relay_ctx_proxy(const relay_ctx *ctx);

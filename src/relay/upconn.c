@@ -114,6 +114,7 @@ void upconn_free(upconn *u)
     rio_close(&u->u);
     chainhop_free(u);
     free(u->key.proxy);
+    SSL_CTX_free(u->key.sslctx); /* the key's reference (upconn_start) */
     atomic_fetch_sub(&w->nup, 1);
     worker_bury(w, &u->h);
 }
@@ -147,6 +148,10 @@ upconn *upconn_start(worker *w, conn *owner, const upkey *key)
         atomic_fetch_sub(&w->nup, 1);
         return NULL;
     }
+    /* The key holds its own reference: the owner (and its context) may go
+     * before this connection does (pooled). */
+    if (u->key.sslctx)
+        SSL_CTX_up_ref(u->key.sslctx);
     return u;
 }
 
@@ -354,7 +359,7 @@ static void tls_step(upconn *u)
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         return;
     char err[512];
-    upstream_tls_error(u->u.ssl, u->key.sni, err, sizeof err);
+    relay_ctx_tls_error(u->owner ? u->owner->ctx : NULL, u->u.ssl, u->key.sni, err, sizeof err);
     fail(u, "%s", err);
 }
 

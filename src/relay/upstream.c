@@ -4,8 +4,9 @@
  * set, else the system store, loaded from OpenSSL's compiled-in paths, not
  * from SSL_CERT_FILE: the relay may inherit an SSL_CERT_FILE that contains
  * the kimifix CA, and must never trust its own certificates upstream.
- * (Per-client trust sets - contract B - are other SSL_CTXs made the same
- * way; the connection code takes whichever relay_ctx_upstream_ssl_ctx says.)
+ * This store is the fallback: with the kimifix CA readable, connections use
+ * truststore.c's (system directory and bundle + the client's sources, never
+ * the kimifix CA; relay_ctx_upstream_ssl_ctx), made with the same settings.
  */
 #include "relay.h"
 
@@ -19,20 +20,14 @@
 #include <openssl/x509v3.h>
 
 #include "kf_log.h"
+#include "truststore.h"
 
 
 SSL_CTX *upstream_ctx(void)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX *ctx = truststore_client_ctx(); /* the settings every upstream store shares */
     if (!ctx)
         return NULL;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                              SSL_MODE_RELEASE_BUFFERS);
-    static const unsigned char alpn[] = "\x08http/1.1";
-    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
     const char *ca = secure_getenv("KIMIFIX_UPSTREAM_CA");
     int ok;
     if (ca && *ca) {

@@ -454,6 +454,39 @@ else
     sk "real relay" "kimifix or kimifix-relay not built"
 fi
 
+# ---------------------------------------------------------------- trust (trust-ctx)
+# The upstream trust sources the relay would use for CMD (this environment,
+# as the shim registers them), and a learned refusal of the kimifix CA
+# (a record as the relay writes it: DATADIR/kimifix/distrust/FNV64(exe\nid)).
+printf 'x\n' >"$T/corp.pem"
+expect_env "trust: sources listed" libc 0 "SSL_CERT_FILE=$T/corp.pem NODE_EXTRA_CA_CERTS=$T/gone.pem" /usr/bin/true
+has "trust: the user's file" "^  upstream +verified against the system store \(.*\) \+ .*$T/corp\.pem \(SSL_CERT_FILE\)"
+has "trust: a missing file is skipped" "$T/gone\.pem \(NODE_EXTRA_CA_CERTS; missing: skipped\)"
+has "trust: never the kimifix CA" 'never the kimifix CA$'
+true_exe=$(readlink -f /usr/bin/true)
+true_id=$(readelf -n "$true_exe" 2>/dev/null | sed -n 's/.*Build ID: //p')
+if [ -n "$true_id" ]; then
+    "$PY" - "$T/data/kimifix" "$true_exe" "$true_id" <<'PYEOF'
+import os, sys, time
+d, exe, bid = sys.argv[1:]
+h = 14695981039346656037
+for b in (exe + "\n" + bid).encode():
+    h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+os.makedirs(os.path.join(d, "distrust"), mode=0o700, exist_ok=True)
+p = os.path.join(d, "distrust", "%016x" % h)
+with open(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+    f.write("kimifix-distrust 1\nexe %s\nbuildid %s\nalert unknown_ca\nhost api.kimi.com\nwhen %d\n"
+            % (exe, bid, time.time()))
+PYEOF
+    expect "trust: learned refusal shown" libc 0 /usr/bin/true
+    has "trust: learned line" "^! learned +$true_exe \(build .*\) refused the kimifix CA \(TLS alert unknown_ca on api\.kimi\.com"
+    expect "trust: state lists what was learned" ok 0
+    has "trust: state learned line" "^  learned +$true_exe .*delete .*/distrust/"
+    rm -rf "$T/data/kimifix/distrust"
+else
+    sk "trust: learned refusal" "/usr/bin/true has no build id"
+fi
+
 # ---------------------------------------------------------------- robustness
 # Corrupt ELF files (truncations, byte flips, extreme header values) under
 # ASan/UBSan: the doctor must exit 0/1/2 and the sanitizers stay quiet.

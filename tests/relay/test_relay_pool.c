@@ -36,6 +36,8 @@ static upconn *mk(const upkey *k, int *peer)
     u->tm.idx = -1;
     u->key = *k;
     u->key.proxy = k->proxy ? strdup(k->proxy) : NULL;
+    if (u->key.sslctx)
+        SSL_CTX_up_ref(u->key.sslctx); /* the key's reference, as upconn_start takes */
     u->state = U_READY;
     u->reusable = 1;
     atomic_fetch_add(&w.nup, 1);

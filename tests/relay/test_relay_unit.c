@@ -1,6 +1,6 @@
 /* test_relay_unit.c - unit tests for the relay's pure parts: the PROXY v2
  * encoder/decoder (round trips, every truncation, random garbage), the
- * state file, private directories, trust variables, rule hosts, and the
+ * state file, private directories, rule hosts, and the
  * response tap's JSON error extraction and framing. */
 #include <criterion/criterion.h>
 
@@ -19,7 +19,6 @@
 #include "kf_rules.h"
 #include "kf_rules_hosts.h"
 #include "kf_steer.h"
-#include "kf_trust.h"
 #include "relay.h"
 
 static const unsigned char tok[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
@@ -184,52 +183,7 @@ Test(paths, runtime_and_data_dirs)
     cr_assert_str_eq(b, want);
 }
 
-static void write_file(const char *p, const char *text)
-{
-    FILE *f = fopen(p, "w");
-    fputs(text, f);
-    fclose(f);
-}
-
-Test(trust, env_unset_set_and_inherited)
-{
-    mk_tmp();
-    char x[128], ca[4200], user[256];
-    snprintf(x, sizeof x, "%s/run", tmpd);
-    mkdir(x, 0700);
-    setenv("XDG_RUNTIME_DIR", x, 1);
-    snprintf(x, sizeof x, "%s/data", tmpd);
-    setenv("XDG_DATA_HOME", x, 1);
-    unsetenv("NODE_EXTRA_CA_CERTS");
-    unsetenv("SSL_CERT_FILE");
-    unsetenv("REQUESTS_CA_BUNDLE");
-    kf_trust_var v[KF_TRUST_NVARS];
-    cr_assert_eq(kf_trust_env(v), -1); /* no CA yet */
-    char dd[4096];
-    kf_data_dir(dd, sizeof dd, 1);
-    snprintf(ca, sizeof ca, "%s/ca.pem", dd);
-    write_file(ca, "OURS\n");
-    cr_assert_eq(kf_trust_env(v), 3);
-    cr_assert_str_eq(v[0].name, "NODE_EXTRA_CA_CERTS");
-    cr_assert_str_eq(v[0].value, ca);
-    cr_assert(strstr(v[1].value, "/ca-bundle.pem"));
-    /* the user's own file: combined */
-    snprintf(user, sizeof user, "%s/mine.pem", tmpd);
-    write_file(user, "THEIRS\n");
-    setenv("NODE_EXTRA_CA_CERTS", user, 1);
-    cr_assert_eq(kf_trust_env(v), 3);
-    cr_assert(v[0].combined);
-    FILE *f = fopen(v[0].value, "r");
-    char buf[64] = "";
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    cr_assert_str_eq(buf, "THEIRS\n\nOURS\n");
-    /* inherited from a parent under kimifix: left alone */
-    setenv("NODE_EXTRA_CA_CERTS", v[0].value, 1);
-    cr_assert_eq(kf_trust_env(v), 2);
-    cr_assert_str_eq(v[0].value, "");
-}
+/* Trust variables: tests/trust/test_trust_core.c (trust-ctx). */
 
 Test(rules, hosts_listed)
 {

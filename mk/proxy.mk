@@ -1,7 +1,7 @@
 # The proxy carrier (docs/relay.md, "Proxy carrier"): unit tests of its pure
 # parts -- the relay's HTTP proxy front end (src/relay/httpproxy*.c), the
 # chain to the user's proxy (src/relay/chain.c), NO_PROXY and the carrier
-# choice (src/core/kf_noproxy.c, kf_envplan*.c) -- and the shim's side
+# choice (src/common/kf_noproxy.c, kf_envplan*.c) -- and the shim's side
 # (tests/proxy/shim.sh: the constructor's choice, the relay's port left alone).
 PROXY_TEST_DIR  := $(B)/tests/proxy
 PROXY_UNIT      := $(PROXY_TEST_DIR)/proxy-unit

@@ -14,7 +14,9 @@ ko() { fail=$((fail + 1)); echo "FAIL - $1: $2"; }
 hooks=$(nm -D --defined-only "$B/libkimifix.so" | awk '{print $3}' | sort -u)
 [ -n "$hooks" ] || { echo "check-rooms: no exported hooks in $B/libkimifix.so"; exit 1; }
 bad=""
-for o in "$B"/core/*.o "$B"/common/*.o; do
+# The objects of the current sources only (a build dir may hold stale ones).
+objs() { for c in src/$1/*.c; do o="$B/$1/$(basename "${c%.c}").o"; [ -f "$o" ] && echo "$o"; done; }
+for o in $(objs core) $(objs common); do
     for s in $(nm -u "$o" | awk '{print $2}'); do
         s=${s%%@*}
         if printf '%s\n' "$hooks" | grep -qx -- "$s"; then bad="$bad $(basename "$o"):$s"; fi
@@ -29,7 +31,7 @@ if [ -z "$inc" ]; then ok "the engine includes no header of src/common"
 else ko "the engine includes no header of src/common" "$inc"; fi
 
 io=""
-for o in "$B"/core/*.o; do
+for o in $(objs core); do
     case $o in */kf_rules_load.o) continue ;; esac
     for s in $(nm -u "$o" | awk '{print $2}'); do
         case ${s%%@*} in

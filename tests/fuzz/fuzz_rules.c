@@ -3,7 +3,7 @@
  *
  *   clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc/core \
  *       tests/fuzz/fuzz_rules.c src/core/kf_rules_*.c src/core/kf_req.c \
- *       src/core/kf_log.c build/core/default_rules.c -o fuzz_rules
+ *       src/common/kf_log.c build/core/default_rules.c -o fuzz_rules
  *   ./fuzz_rules rules/examples      (the shipped rules make a good corpus)
  *
  * Invariants checked beyond "no crash": a ruleset that loads dumps to

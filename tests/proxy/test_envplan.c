@@ -1,5 +1,5 @@
 /* test_envplan.c - the carrier choice and its variables
- * (src/core/kf_envplan.c, kf_envplan_url.c). */
+ * (src/common/kf_envplan.c, kf_envplan_url.c). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-/* test_lease.c - a proxy-carrier client's lease file (src/core/kf_lease.c)
+/* test_lease.c - a proxy-carrier client's lease file (src/common/kf_lease.c)
  * and the client id in the relay URL (kf_env_relay_ctxid). */
 #include <criterion/criterion.h>
 #include <errno.h>

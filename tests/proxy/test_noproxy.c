@@ -1,4 +1,4 @@
-/* test_noproxy.c - NO_PROXY semantics (src/core/kf_noproxy.c). */
+/* test_noproxy.c - NO_PROXY semantics (src/common/kf_noproxy.c). */
 #include <criterion/criterion.h>
 
 #include "fakeenv.h"

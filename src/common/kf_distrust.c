@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "kf_paths.h"
+#include "kf_sys.h"
 #include "kf_trust.h"
 
 #define REC_MAX 6144 /* the longest record: exe (4096) + the rest */
@@ -133,8 +134,8 @@ int kf_distrust_record(const char *datadir, const char *exe, const char *buildid
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return -1;
-    int ok = n > 0 && n < (int)sizeof text && write(fd, text, (size_t)n) == n;
-    ok &= close(fd) == 0;
+    int ok = n > 0 && n < (int)sizeof text && kf_sys_write(fd, text, (size_t)n) == n;
+    ok &= kf_sys_close(fd) == 0;
     /* link(): exactly one writer wins; a record that appeared meanwhile
      * (another relay thread, a collision) is kept as it is. */
     int rc = ok ? link(tmp, path) : -1, e = errno;

@@ -6,7 +6,7 @@
 TRUST_TEST_DIR    := $(B)/tests/trust
 TRUST_CORE_TEST   := $(TRUST_TEST_DIR)/trust-core
 TRUST_RELAY_TEST  := $(TRUST_TEST_DIR)/trust-relay
-TRUST_TEST_CFLAGS := $(CSTD) -Wall -Wextra -Werror $(OPT) -pthread -Isrc/core -Isrc/relay $(EXTRA_CFLAGS)
+TRUST_TEST_CFLAGS := $(TEST_BASE_CFLAGS) -pthread $(INC) -Isrc/relay
 TRUST_RELAY_OBJ   := $(addprefix $(B)/relay/,truststore.o javatrust.o distrust.o ctxtab.o ctxsrv.o)
 
 $(TRUST_CORE_TEST): tests/trust/test_trust_core.c $(CORE_LIB)
@@ -66,7 +66,7 @@ all: $(TRUST_PINNED)
 TRUST_BENCH := $(B)/bench/trustbench
 $(TRUST_BENCH): bench/trustbench.c $(TRUST_RELAY_OBJ) $(CORE_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CSTD) $(WARN) $(OPT) -pthread -Isrc/core -Isrc/relay $(EXTRA_CFLAGS) -o $@ $< \
+	$(CC) $(CSTD) $(WARN) $(OPT) -pthread $(INC) -Isrc/relay $(EXTRA_CFLAGS) -o $@ $< \
 	    $(TRUST_RELAY_OBJ) $(CORE_LIB) -lssl -lcrypto -pthread $(LDFLAGS)
 
 # The table and the stores under threads, for ThreadSanitizer (Criterion

@@ -5,7 +5,7 @@
 # so it finds the shim as kimifix does), on real programs of this machine
 # and on fixtures built at test time, plus a robustness pass over corrupt
 # ELF files with an ASan/UBSan build.
-DOCTOR_SRC := src/cli/doctor.c src/cli/doctor_target.c src/cli/doctor_prog.c \
+DOCTOR_SRC := src/cli/doctor.c src/cli/doctor_report.c src/cli/doctor_target.c src/cli/doctor_prog.c \
               src/cli/doctor_rt.c src/cli/doctor_self.c src/cli/elfinfo.c \
               src/cli/ldpath.c src/cli/pemcert.c src/cli/doctor_trust.c src/cli/doctor_carrier.c
 DOCTOR_OBJ := $(DOCTOR_SRC:src/%.c=$(B)/%.o)

@@ -304,105 +304,108 @@ static kf_str line_eol(kf_str line)
     return (kf_str){ line.p + line.n - k, k };
 }
 
+/* The parsed head's layout, which the writer relies on: the request line,
+ * the header lines and the empty line are adjacent in the original bytes
+ * (kf_head_parse_prefix takes them in one pass), so any unchanged stretch
+ * of them is one copy. Only kf_rules_apply() changes a header's state, and
+ * it sets KF_CHG_HEADERS whenever it does: without that bit every header
+ * is original and the whole header block is one run. */
+static const char *hdr_block(const struct kf_headbuf *hb)
+{
+    return hb->rl_line.p + hb->rl_line.n;
+}
+
+static const char *head_end(const struct kf_headbuf *hb)
+{
+    return hb->end_line.p + hb->end_line.n;
+}
+
 static int path_changed(const struct kf_headbuf *hb)
 {
     return (hb->req.changed & KF_CHG_PATH) != 0;
 }
 
+/* A changed request line = the original bytes up to the path ("POST " and
+ * the scheme and authority of an absolute-form target), the new path, and
+ * the original bytes from the query on (" HTTP/1.1\r\n" after it): no
+ * rule changes the method, the query or the version. */
+static const char *rl_path_start(const struct kf_headbuf *hb)
+{
+    return hb->target_prefix.p + hb->target_prefix.n;
+}
+
+static size_t field_size(const kf_hdr *h, const struct kf_headbuf *hb)
+{
+    size_t eol = h->state == KF_HDR_ADDED ? hb->rl_eol.n : line_eol(h->line).n;
+    return h->name.n + 2 + h->value.n + eol;
+}
+
 size_t kf_head_size(const struct kf_headbuf *hb)
 {
     const kf_req *req = &hb->req;
-    size_t n;
+    size_t n = (size_t)(head_end(hb) - hb->rl_line.p);
     if (path_changed(hb))
-        n = req->method.n + 1 + hb->target_prefix.n + req->path.n + req->query.n + 1 +
-            req->version.n + hb->rl_eol.n;
-    else
-        n = hb->rl_line.n;
+        n = n - hb->rl_line.n + (size_t)(rl_path_start(hb) - hb->rl_line.p) + req->path.n +
+            (size_t)(hdr_block(hb) - req->query.p);
+    if (!(req->changed & KF_CHG_HEADERS))
+        return n;
     for (unsigned i = 0; i < req->nhdr; i++) {
         const kf_hdr *h = &req->hdr[i];
-        switch (h->state) {
-        case KF_HDR_ORIG: n += h->line.n; break;
-        case KF_HDR_CHANGED: n += h->name.n + 2 + h->value.n + line_eol(h->line).n; break;
-        case KF_HDR_ADDED: n += h->name.n + 2 + h->value.n + hb->rl_eol.n; break;
-        default: break;
-        }
+        if (h->state == KF_HDR_ORIG)
+            continue;
+        if (h->line.p)
+            n -= h->line.n; /* an original line changed or removed */
+        if (h->state != KF_HDR_REMOVED)
+            n += field_size(h, hb);
     }
-    return n + hb->end_line.n;
+    return n;
 }
 
-/* Output that copies runs of untouched bytes at once: consecutive original
- * lines are adjacent in the head, so an unchanged stretch (often all but
- * one line) is one memcpy. */
-typedef struct emitter {
-    char *o;
-    const char *run, *run_end; /* pending original bytes */
-} emitter;
-
-static void flush(emitter *e)
+static char *put(char *o, const char *p, size_t n)
 {
-    size_t n = (size_t)(e->run_end - e->run);
-    if (n)
-        memcpy(e->o, e->run, n);
-    e->o += n;
-    e->run = e->run_end = NULL;
+    memcpy(o, p, n);
+    return o + n;
 }
 
-static void put_orig(emitter *e, kf_str s)
+static char *put_field(char *o, const kf_hdr *h, kf_str eol)
 {
-    if (e->run_end != s.p || !e->run) {
-        flush(e);
-        e->run = s.p;
-    }
-    e->run_end = s.p + s.n;
-}
-
-static void put(emitter *e, kf_str s)
-{
-    flush(e);
-    memcpy(e->o, s.p, s.n);
-    e->o += s.n;
-}
-
-static void put_c(emitter *e, char c)
-{
-    flush(e);
-    *e->o++ = c;
-}
-
-static void put_field(emitter *e, const kf_hdr *h, kf_str eol)
-{
-    put(e, h->name);
-    put_c(e, ':');
-    put_c(e, ' ');
-    put(e, h->value);
-    put(e, eol);
+    o = put(o, h->name.p, h->name.n);
+    *o++ = ':';
+    *o++ = ' ';
+    o = put(o, h->value.p, h->value.n);
+    return put(o, eol.p, eol.n);
 }
 
 size_t kf_head_write(const struct kf_headbuf *hb, char *out)
 {
     const kf_req *req = &hb->req;
-    emitter e = { out, NULL, NULL };
+    char *o = out;
+    const char *run = hb->rl_line.p; /* original bytes not yet copied start here */
     if (path_changed(hb)) {
-        put(&e, req->method);
-        put_c(&e, ' ');
-        put(&e, hb->target_prefix);
-        put(&e, req->path);
-        put(&e, req->query);
-        put_c(&e, ' ');
-        put(&e, req->version);
-        put(&e, hb->rl_eol);
-    } else
-        put_orig(&e, hb->rl_line);
-    for (unsigned i = 0; i < req->nhdr; i++) {
-        const kf_hdr *h = &req->hdr[i];
-        switch (h->state) {
-        case KF_HDR_ORIG: put_orig(&e, h->line); break;
-        case KF_HDR_CHANGED: put_field(&e, h, line_eol(h->line)); break;
-        case KF_HDR_ADDED: put_field(&e, h, hb->rl_eol); break;
-        default: break;
+        o = put(o, run, (size_t)(rl_path_start(hb) - run));
+        o = put(o, req->path.p, req->path.n);
+        run = req->query.p;
+    }
+    if (req->changed & KF_CHG_HEADERS) {
+        for (unsigned i = 0; i < req->nhdr; i++) {
+            const kf_hdr *h = &req->hdr[i];
+            if (h->state == KF_HDR_ORIG)
+                continue; /* part of the current run */
+            /* Added headers come after every original one (kf_req_add_header
+             * appends): they go just before the empty line. */
+            const char *at = h->line.p ? h->line.p : hb->end_line.p;
+            if (at > run) {
+                o = put(o, run, (size_t)(at - run));
+                run = at;
+            }
+            if (h->line.p)
+                run = h->line.p + h->line.n;
+            if (h->state == KF_HDR_CHANGED)
+                o = put_field(o, h, line_eol(h->line));
+            else if (h->state == KF_HDR_ADDED)
+                o = put_field(o, h, hb->rl_eol);
         }
     }
-    put_orig(&e, hb->end_line);
-    flush(&e);
-    return (size_t)(e.o - out);
+    o = put(o, run, (size_t)(head_end(hb) - run));
+    return (size_t)(o - out);
 }

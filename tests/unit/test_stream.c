@@ -123,6 +123,36 @@ Test(stream, header_add_remove_set)
                    "X-Keep:  spaced  \r\nX-Added: yes\r\n\r\n");
 }
 
+/* The writer copies unchanged stretches of the original head at once: the
+ * request line around a new path (absolute-form prefix, query, version),
+ * runs of original lines between changed, removed and added ones, and the
+ * final empty line, each with its own line ending. */
+Test(stream, writer_splices_changes_into_original_runs)
+{
+    static const char rules[] = "defaults off\n"
+                                "rule t-path\n"
+                                "    host example.test\n"
+                                "    path ~ ^/a//b(/.*)?$\n"
+                                "    rewrite-path /a\\1\n"
+                                "rule t-edit\n"
+                                "    host example.test\n"
+                                "    add-header X-Added yes\n"
+                                "    remove-header X-Drop\n"
+                                "    set-header X-Set new\n";
+    int nerr = 0;
+    kf_ruleset *rs = kf_ruleset_load_text(rules, sizeof(rules) - 1, "test", NULL, NULL, &nerr);
+    cr_assert_not_null(rs, "%d errors", nerr);
+    expect_rewrite(rs,
+                   "GET http://example.test:80/a//b/c?q=/a//b HTTP/1.1\r\nHost: example.test\n"
+                   "X-Drop: 1\r\nX-Drop: 2\r\nA: 1\nx-set: old\nB: 2\r\nX-Set: dup\r\nC: 3\r\n\n",
+                   "GET http://example.test:80/a/c?q=/a//b HTTP/1.1\r\nHost: example.test\n"
+                   "A: 1\nx-set: new\nB: 2\r\nC: 3\r\nX-Added: yes\r\n\n");
+    /* the path alone: every header line is one copy */
+    expect_rewrite(rs, "GET /a//b HTTP/1.1\nHost: example.test\nX-Set: new\n\n",
+                   "GET /a HTTP/1.1\nHost: example.test\nX-Set: new\nX-Added: yes\n\n");
+    kf_ruleset_free(rs);
+}
+
 Test(stream, keepalive_and_pipelining)
 {
     expect_rewrite(builtin,

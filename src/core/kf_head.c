@@ -33,7 +33,8 @@ static const char tchar_map[256] = {
 
 /* First control byte other than HTAB in p[..end), or end: where a header
  * value ends (CR or LF when it is well-formed). */
-static const char *line_content_end(const char *p, const char *end)
+static inline __attribute__((always_inline)) const char *line_content_end(const char *p,
+                                                                          const char *end)
 {
     for (;;) {
         p = kf_scan_ctl(p, end);
@@ -173,27 +174,59 @@ struct framing_seen {
     kf_str te_last;
 };
 
+static inline uint64_t load8(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static inline uint32_t load4(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
+/* name_is for a header name of exactly sizeof(lit) - 1 bytes (4 or more;
+ * the caller checked the length), a word at a time: the last word overlaps
+ * the one before it. Same folding as name_is (the name holds only tchars). */
+static inline __attribute__((always_inline)) int name_is_w(const char *s, const char *lit, size_t n)
+{
+    if (n < 8) {
+        const uint32_t f = 0x20202020u;
+        return ((load4(s) | f) == load4(lit)) & ((load4(s + n - 4) | f) == load4(lit + n - 4));
+    }
+    const uint64_t f = 0x2020202020202020ull;
+    uint64_t diff = (load8(s + n - 8) | f) ^ load8(lit + n - 8);
+    for (size_t i = 0; i + 8 < n; i += 8)
+        diff |= (load8(s + i) | f) ^ load8(lit + i);
+    return diff == 0;
+}
+
+#define NAME_IS_W(s, lit) name_is_w((s).p, (lit), sizeof(lit) - 1)
+
 /* Headers that frame the body, and Host. The name's length picks the one
  * candidate before any byte is compared. */
 static int note_header(struct framing_seen *f, kf_req *req, kf_str name, kf_str value)
 {
     switch (name.n) {
     case 4:
-        if (NAME_IS(name, "host")) {
+        if (NAME_IS_W(name, "host")) {
             if (f->host_seen++)
                 return -1;
             kf_req_set_host(req, value);
         }
         break;
     case 7:
-        f->upgrade |= NAME_IS(name, "upgrade");
+        f->upgrade |= NAME_IS_W(name, "upgrade");
         break;
     case 10:
-        if (NAME_IS(name, "connection"))
+        if (NAME_IS_W(name, "connection"))
             f->conn_upgrade |= has_upgrade_token(value);
         break;
     case 14:
-        if (NAME_IS(name, "content-length")) {
+        if (NAME_IS_W(name, "content-length")) {
             uint64_t n;
             if (parse_length(value, &n) != 0 || (f->have_cl && n != f->cl))
                 return -1;
@@ -202,7 +235,7 @@ static int note_header(struct framing_seen *f, kf_req *req, kf_str name, kf_str 
         }
         break;
     case 17:
-        if (NAME_IS(name, "transfer-encoding")) {
+        if (NAME_IS_W(name, "transfer-encoding")) {
             f->have_te = 1;
             f->te_last = last_token(value);
         }
@@ -229,22 +262,35 @@ static void decide_framing(const kf_req *req, const struct framing_seen *f, kf_h
 
 /* The value of a header line from v (just after the ':'): bytes up to CR LF
  * or LF, trimmed. Returns the next line, or NULL (malformed, or the bytes
- * end first). */
-static const char *header_value(const char *v, const char *end, kf_str *value)
+ * end first). The scan runs from v itself: the value's bytes, OWS
+ * included, are then all >= SP or HTAB, so "<= SP" is "SP or HTAB" when
+ * trimming. */
+static inline __attribute__((always_inline)) const char *header_value(const char *v, const char *end,
+                                                                      kf_str *value)
 {
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
     const char *ce = line_content_end(v, end), *lf;
-    if (ce < end && *ce == '\n')
-        lf = ce;
-    else if (ce + 1 < end && ce[0] == '\r' && ce[1] == '\n')
+    if (ce + 1 < end && ce[0] == '\r' && ce[1] == '\n')
         lf = ce + 1;
+    else if (ce < end && *ce == '\n')
+        lf = ce;
     else
         return NULL; /* NUL, bare CR, other controls, or no line end */
-    while (ce > v && (ce[-1] == ' ' || ce[-1] == '\t'))
+    while (v < ce && (unsigned char)*v <= ' ')
+        v++;
+    while (ce > v && (unsigned char)ce[-1] <= ' ')
         ce--;
     *value = (kf_str){ v, (size_t)(ce - v) };
     return lf + 1;
+}
+
+/* The empty line that ends the head at p, or junk (-1). */
+static int end_of_head(struct kf_headbuf *hb, const char *p, const char *end)
+{
+    if (p < end && (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n'))) {
+        hb->end_line = (kf_str){ p, (size_t)(*p == '\n' ? 1 : 2) };
+        return 0;
+    }
+    return -1; /* obs-fold (meaning depends on the server), or junk */
 }
 
 long kf_head_parse_prefix(struct kf_headbuf *hb, const kf_ctx *ctx, const char *head, size_t n,
@@ -259,17 +305,16 @@ long kf_head_parse_prefix(struct kf_headbuf *hb, const kf_ctx *ctx, const char *
     if (parse_request_line(hb, p, end, &p) != 0)
         return -1;
     for (;;) {
-        /* One pass over the line: token name, ':', value bytes, CR LF or LF. */
-        const char *q = skip_tchars(p, end);
+        /* One pass over the line: token name, ':', value bytes, CR LF or LF.
+         * The name usually stops at its ':' after the fast scan. */
+        const char *q = kf_scan_name(p, end);
+        if (q < end && *q != ':')
+            q = skip_tchars(q, end);
         if (q == p || q >= end || *q != ':') {
-            if (q != p || p >= end)
+            if (q != p || end_of_head(hb, p, end) != 0)
                 return -1;
-            if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')) {
-                hb->end_line = (kf_str){ p, (size_t)(*p == '\n' ? 1 : 2) };
-                p += hb->end_line.n;
-                break;
-            }
-            return -1; /* obs-fold (meaning depends on the server), or junk */
+            p += hb->end_line.n;
+            break;
         }
         kf_str name = { p, (size_t)(q - p) }, value;
         const char *next = header_value(q + 1, end, &value);

@@ -5,7 +5,7 @@
  *
  *   kf_scan_ctl(p, end):  first byte < 0x20 or == 0x7f (CR, LF, HTAB, NUL,
  *                         DEL...), or end: where a field value stops.
- *   kf_scan_name(p, end): first byte not in [A-Za-z0-9-], or end: where the
+ *   kf_scan_name(p, end): first byte not in [A-Za-z0-9.-], or end: where the
  *                         common part of a header name stops (the caller
  *                         checks rarer token characters itself).
  *   kf_scan_target(p, end): first byte <= 0x20 or == 0x7f, or end: where a
@@ -34,7 +34,7 @@ static inline int kf_scan_is_target_end(unsigned char c)
 static inline int kf_scan_is_name(unsigned char c)
 {
     unsigned char l = (unsigned char)(c | 0x20);
-    return (l >= 'a' && l <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    return (l >= 'a' && l <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
 }
 
 static inline const char *kf_scan_ctl_plain(const char *p, const char *end)
@@ -59,14 +59,19 @@ static inline const char *kf_scan_name_plain(const char *p, const char *end)
 }
 
 #if defined(__SSE2__)
+/* Unsigned "byte <= lim" for 16 bytes: min(v, lim) == v (SSE2 has no
+ * unsigned compare, but it has an unsigned minimum). */
+static inline __m128i kf_scan_le(__m128i v, __m128i lim)
+{
+    return _mm_cmpeq_epi8(_mm_min_epu8(v, lim), v);
+}
+
 static inline const char *kf_scan_ctl_sse2(const char *p, const char *end)
 {
-    const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f), zero = _mm_setzero_si128();
+    const __m128i us = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
     while (end - p >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        /* signed compares: bytes >= 0x80 are negative, so "< 0x20" needs ">= 0" too */
-        __m128i ctl = _mm_andnot_si128(_mm_cmplt_epi8(v, zero), _mm_cmplt_epi8(v, sp));
-        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, _mm_cmpeq_epi8(v, del)));
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(kf_scan_le(v, us), _mm_cmpeq_epi8(v, del)));
         if (m)
             return p + __builtin_ctz(m);
         p += 16;
@@ -76,11 +81,10 @@ static inline const char *kf_scan_ctl_sse2(const char *p, const char *end)
 
 static inline const char *kf_scan_target_sse2(const char *p, const char *end)
 {
-    const __m128i sp = _mm_set1_epi8(0x21), del = _mm_set1_epi8(0x7f), zero = _mm_setzero_si128();
+    const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
     while (end - p >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i low = _mm_andnot_si128(_mm_cmplt_epi8(v, zero), _mm_cmplt_epi8(v, sp));
-        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(low, _mm_cmpeq_epi8(v, del)));
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(kf_scan_le(v, sp), _mm_cmpeq_epi8(v, del)));
         if (m)
             return p + __builtin_ctz(m);
         p += 16;
@@ -88,18 +92,20 @@ static inline const char *kf_scan_target_sse2(const char *p, const char *end)
     return kf_scan_target_plain(p, end);
 }
 
+/* Ranges with one add and one signed compare each: x + (0x80 - lo) lands
+ * in [-128, -128 + len) exactly when x is in [lo, lo + len). */
 static inline const char *kf_scan_name_sse2(const char *p, const char *end)
 {
+    const __m128i fold = _mm_set1_epi8(0x20), a_off = _mm_set1_epi8((char)(0x80 - 'a')),
+                  a_lim = _mm_set1_epi8((char)(-128 + 26)), d_off = _mm_set1_epi8((char)(0x80 - '-')),
+                  d_lim = _mm_set1_epi8((char)(-128 + 13)), slash = _mm_set1_epi8('/');
     while (end - p >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i l = _mm_or_si128(v, _mm_set1_epi8(0x20)); /* letters to lower case */
-        __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('a' - 1)),
-                                       _mm_cmplt_epi8(l, _mm_set1_epi8('z' + 1)));
-        __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
-                                      _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
-        __m128i dash = _mm_cmpeq_epi8(v, _mm_set1_epi8('-'));
-        __m128i good = _mm_or_si128(_mm_or_si128(letter, digit), dash);
-        unsigned m = ~(unsigned)_mm_movemask_epi8(good) & 0xffffu;
+        /* letters: v | 0x20 in [a, z]; '-' '.' '/' and digits: v in [0x2d, 0x39]; minus '/' */
+        __m128i letter = _mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(v, fold), a_off), a_lim);
+        __m128i dash_dot_digit = _mm_cmplt_epi8(_mm_add_epi8(v, d_off), d_lim);
+        __m128i good = _mm_or_si128(letter, _mm_andnot_si128(_mm_cmpeq_epi8(v, slash), dash_dot_digit));
+        unsigned m = (unsigned)_mm_movemask_epi8(good) ^ 0xffffu;
         if (m)
             return p + __builtin_ctz(m);
         p += 16;

@@ -31,7 +31,12 @@ typedef struct kf_hostpat {
 typedef struct kf_hcond {
     kf_str name;
     const char *glob;
+    size_t glob_n;        /* strlen(glob) */
+    unsigned char exact;  /* glob has no '*' or '?': a plain string compare */
 } kf_hcond;
+
+/* Fill c->glob_n and c->exact from c->glob (kf_rules_directives.c). */
+void kf_hcond_prepare(kf_hcond *c);
 
 enum kf_act_kind {
     KF_ACT_REWRITE_PATH = 1,

@@ -213,7 +213,8 @@ static int rule_matches(const kf_rule *r, const kf_req *req, regmatch_t *m, host
     /* kf_pat answers yes/no for its whole subset, and sub-matches for the
      * patterns pinned to regexec's (kf_rules_parse.c choose_matcher). */
     int hit = r->pat.ops && (nm == 1 || r->pat_groups)
-                  ? kf_pat_match(&r->pat, req->path.p ? req->path.p : "", req->path.n, m, nm)
+                  ? kf_pat_match_from(&r->pat, req->path.p ? req->path.p : "", req->path.n, m, nm,
+                                      r->pat_known)
                   : r->re && path_regexec(r, req->path, nm, m);
     if (!hit)
         return 0;

@@ -71,6 +71,7 @@ struct kf_rule {
     unsigned char uses_groups;  /* highest \N a template refers to (0: none) */
     unsigned char pat_groups;   /* sub-matches may come from `pat` (pinned to regexec by tests) */
     unsigned char builtin;
+    unsigned char pat_known; /* path_prefix and pat agree on this many leading bytes */
     unsigned nhosts, nmethods, nhconds, nacts;
     /* path: for KF_PATH_PREFIX the prefix; for KF_PATH_REGEX the literal
      * prefix every match must start with (from a leading '^'), checked

@@ -7,6 +7,7 @@
  */
 #include "kf_head.h"
 #include "kf_scan.h"
+#include "kf_word.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -174,20 +175,6 @@ struct framing_seen {
     kf_str te_last;
 };
 
-static inline uint64_t load8(const char *p)
-{
-    uint64_t w;
-    memcpy(&w, p, 8);
-    return w;
-}
-
-static inline uint32_t load4(const char *p)
-{
-    uint32_t w;
-    memcpy(&w, p, 4);
-    return w;
-}
-
 /* name_is for a header name of exactly sizeof(lit) - 1 bytes (4 or more;
  * the caller checked the length), a word at a time: the last word overlaps
  * the one before it. Same folding as name_is (the name holds only tchars). */
@@ -195,12 +182,12 @@ static inline __attribute__((always_inline)) int name_is_w(const char *s, const 
 {
     if (n < 8) {
         const uint32_t f = 0x20202020u;
-        return ((load4(s) | f) == load4(lit)) & ((load4(s + n - 4) | f) == load4(lit + n - 4));
+        return ((kf_load4(s) | f) == kf_load4(lit)) & ((kf_load4(s + n - 4) | f) == kf_load4(lit + n - 4));
     }
     const uint64_t f = 0x2020202020202020ull;
-    uint64_t diff = (load8(s + n - 8) | f) ^ load8(lit + n - 8);
+    uint64_t diff = (kf_load8(s + n - 8) | f) ^ kf_load8(lit + n - 8);
     for (size_t i = 0; i + 8 < n; i += 8)
-        diff |= (load8(s + i) | f) ^ load8(lit + i);
+        diff |= (kf_load8(s + i) | f) ^ kf_load8(lit + i);
     return diff == 0;
 }
 

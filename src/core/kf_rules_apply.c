@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kf_rules_int.h"
+#include "kf_word.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define KF_SANITIZED 1
@@ -102,7 +103,7 @@ static int prefix_ok(kf_str path, kf_str pre)
         return 0;
     if (pre.n == 0)
         return 1;
-    return path.p[pre.n - 1] == pre.p[pre.n - 1] && memcmp(path.p, pre.p, pre.n - 1) == 0;
+    return path.p[pre.n - 1] == pre.p[pre.n - 1] && kf_same_bytes(path.p, pre.p, pre.n - 1);
 }
 
 #define MAX_GROUPS 10
@@ -273,10 +274,7 @@ static int do_rewrite(kf_req *req, kf_str tpl, kf_str path, const regmatch_t *m)
 static int do_squash(kf_req *req)
 {
     kf_str p = req->path;
-    size_t k = 1;
-    while (k < p.n && !(p.p[k] == '/' && p.p[k - 1] == '/'))
-        k++; /* cheaper than memmem for a short path and a 2-byte needle */
-    if (k >= p.n)
+    if (!kf_has_double_slash(p.p, p.n))
         return 0;
     size_t start = req->scratch_used, o = start;
     if (p.n > KF_SCRATCH - o)

@@ -71,3 +71,28 @@ Test(scan, each_byte_classified)
         cr_expect_eq(kf_scan_name(b, b + sizeof b) == b + 5, !nm, "name 0x%02x", c);
     }
 }
+
+/* kf_word.h: word-at-a-time compares and the "//" search against their
+ * byte-at-a-time meaning, every length and offset, differences and slash
+ * pairs at every position (window edges included). */
+#include "kf_word.h"
+
+Test(scan, word_helpers_match_bytewise)
+{
+    uint64_t rng = 0x77u;
+    char a[64], b[64];
+    for (int round = 0; round < 3000; round++) {
+        for (size_t i = 0; i < sizeof a; i++)
+            a[i] = "/a/x//"[tu_rand(&rng) % (round % 2 ? 6 : 3)];
+        size_t off = tu_rand(&rng) % 8, n = tu_rand(&rng) % (sizeof a - off);
+        int plain = 0;
+        for (size_t i = 1; i < n; i++)
+            plain |= a[off + i] == '/' && a[off + i - 1] == '/';
+        cr_assert_eq(kf_has_double_slash(a + off, n), plain, "round %d off %zu n %zu", round, off, n);
+        memcpy(b, a, sizeof a);
+        if (n && tu_rand(&rng) % 2)
+            b[off + tu_rand(&rng) % n] ^= (char)(1 << (tu_rand(&rng) % 8));
+        cr_assert_eq(kf_same_bytes(a + off, b + off, n), memcmp(a + off, b + off, n) == 0,
+                     "round %d off %zu n %zu", round, off, n);
+    }
+}

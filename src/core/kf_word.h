@@ -1,0 +1,69 @@
+/* kf_word.h - private to the engine: byte compares and searches a machine
+ * word at a time, for the short strings a request head is made of (header
+ * names, path prefixes, paths). Unaligned loads through memcpy (one
+ * instruction on x86-64); nothing is read outside the bytes given. */
+#ifndef KF_WORD_H
+#define KF_WORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline uint64_t kf_load8(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static inline uint32_t kf_load4(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
+/* a[0..n) == b[0..n): memcmp without the call, for short n. The last word
+ * overlaps the one before it. */
+static inline int kf_same_bytes(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        uint64_t d = kf_load8(a + n - 8) ^ kf_load8(b + n - 8);
+        for (size_t i = 0; i + 8 < n; i += 8)
+            d |= kf_load8(a + i) ^ kf_load8(b + i);
+        return d == 0;
+    }
+    if (n >= 4)
+        return ((kf_load4(a) ^ kf_load4(b)) | (kf_load4(a + n - 4) ^ kf_load4(b + n - 4))) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
+/* Does p[0..n) hold two '/' in a row? Eight bytes at a time: the bytes
+ * equal to '/' become zero, an exact zero-byte mask marks them (no carry
+ * crosses a byte), and two adjacent marks are a hit. Windows step by 7 so
+ * that a pair across two windows is inside one of them. */
+static inline int kf_has_double_slash(const char *p, size_t n)
+{
+    const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full, slash = 0x2f2f2f2f2f2f2f2full;
+    if (n < 8) {
+        for (size_t i = 1; i < n; i++)
+            if (p[i] == '/' && p[i - 1] == '/')
+                return 1;
+        return 0;
+    }
+    for (size_t i = 0;; i += 7) {
+        if (i + 8 > n)
+            i = n - 8;
+        uint64_t w = kf_load8(p + i) ^ slash;
+        uint64_t zero = ~(((w & lo7) + lo7) | w | lo7); /* 0x80 in each byte that was '/' */
+        if (zero & (zero >> 8))
+            return 1;
+        if (i + 8 == n)
+            return 0;
+    }
+}
+
+#endif

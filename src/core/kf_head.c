@@ -32,19 +32,6 @@ static const char tchar_map[256] = {
 /* Bytes allowed in a field value: HTAB, SP, visible ASCII and obs-text;
  * never NUL, CR, LF or other controls (kf_scan_ctl finds those). */
 
-/* First control byte other than HTAB in p[..end), or end: where a header
- * value ends (CR or LF when it is well-formed). */
-static inline __attribute__((always_inline)) const char *line_content_end(const char *p,
-                                                                          const char *end)
-{
-    for (;;) {
-        p = kf_scan_ctl(p, end);
-        if (p == end || *p != '\t')
-            return p;
-        p++; /* HTAB: allowed in a value */
-    }
-}
-
 static void split_target(kf_req *req, struct kf_headbuf *hb, kf_str t)
 {
     const char *p = t.p, *end = t.p + t.n;
@@ -169,10 +156,15 @@ static int parse_length(kf_str v, uint64_t *out)
     return 0;
 }
 
+/* What the framing headers and Host said. Nothing here calls a function
+ * while the header lines are read (the Host value and the Connection
+ * tokens are looked at after the loop), so the scans keep their constants
+ * in registers. */
 struct framing_seen {
-    int have_cl, have_te, upgrade, conn_upgrade, host_seen;
+    int have_cl, have_te, upgrade, have_conn, host_seen;
     uint64_t cl;
     kf_str te_last;
+    kf_str host;
 };
 
 /* name_is for a header name of exactly sizeof(lit) - 1 bytes (4 or more;
@@ -195,22 +187,22 @@ static inline __attribute__((always_inline)) int name_is_w(const char *s, const 
 
 /* Headers that frame the body, and Host. The name's length picks the one
  * candidate before any byte is compared. */
-static int note_header(struct framing_seen *f, kf_req *req, kf_str name, kf_str value)
+static inline __attribute__((always_inline)) int note_header(struct framing_seen *f, kf_str name,
+                                                             kf_str value)
 {
     switch (name.n) {
     case 4:
         if (NAME_IS_W(name, "host")) {
             if (f->host_seen++)
                 return -1;
-            kf_req_set_host(req, value);
+            f->host = value;
         }
         break;
     case 7:
         f->upgrade |= NAME_IS_W(name, "upgrade");
         break;
     case 10:
-        if (NAME_IS_W(name, "connection"))
-            f->conn_upgrade |= has_upgrade_token(value);
+        f->have_conn |= NAME_IS_W(name, "connection");
         break;
     case 14:
         if (NAME_IS_W(name, "content-length")) {
@@ -233,10 +225,20 @@ static int note_header(struct framing_seen *f, kf_req *req, kf_str name, kf_str 
     return 0;
 }
 
+/* An "upgrade" token in any Connection header (only asked when an Upgrade
+ * header came too). */
+static int conn_upgrade(const kf_req *req)
+{
+    for (unsigned i = 0; i < req->nhdr; i++)
+        if (NAME_IS(req->hdr[i].name, "connection") && has_upgrade_token(req->hdr[i].value))
+            return 1;
+    return 0;
+}
+
 static void decide_framing(const kf_req *req, const struct framing_seen *f, kf_head_info *info)
 {
     info->length = 0;
-    if (kf_str_eq(req->method, KF_STR("CONNECT")) || (f->upgrade && f->conn_upgrade))
+    if (kf_str_eq(req->method, KF_STR("CONNECT")) || (f->upgrade && f->have_conn && conn_upgrade(req)))
         info->framing = KF_FRAME_TUNNEL;
     else if (f->have_te)
         info->framing = NAME_IS(f->te_last, "chunked") ? KF_FRAME_CHUNKED : KF_FRAME_TUNNEL;
@@ -255,13 +257,23 @@ static void decide_framing(const kf_req *req, const struct framing_seen *f, kf_h
 static inline __attribute__((always_inline)) const char *header_value(const char *v, const char *end,
                                                                       kf_str *value)
 {
-    const char *ce = line_content_end(v, end), *lf;
-    if (ce + 1 < end && ce[0] == '\r' && ce[1] == '\n')
-        lf = ce + 1;
-    else if (ce < end && *ce == '\n')
-        lf = ce;
-    else
-        return NULL; /* NUL, bare CR, other controls, or no line end */
+    const char *ce = v, *lf;
+    for (;;) {
+        ce = kf_scan_ctl(ce, end);
+        if (ce + 1 < end && ce[0] == '\r' && ce[1] == '\n') {
+            lf = ce + 1;
+            break;
+        }
+        if (ce == end)
+            return NULL; /* no line end */
+        if (*ce == '\n') {
+            lf = ce;
+            break;
+        }
+        if (*ce != '\t')
+            return NULL; /* NUL, bare CR, other controls */
+        ce++; /* HTAB: allowed in a value */
+    }
     while (v < ce && (unsigned char)*v <= ' ')
         v++;
     while (ce > v && (unsigned char)ce[-1] <= ' ')
@@ -295,13 +307,15 @@ long kf_head_parse_prefix(struct kf_headbuf *hb, const kf_ctx *ctx, const char *
         /* One pass over the line: token name, ':', value bytes, CR LF or LF.
          * The name usually stops at its ':' after the fast scan. */
         const char *q = kf_scan_name(p, end);
-        if (q < end && *q != ':')
-            q = skip_tchars(q, end);
-        if (q == p || q >= end || *q != ':') {
-            if (q != p || end_of_head(hb, p, end) != 0)
-                return -1;
-            p += hb->end_line.n;
-            break;
+        if (__builtin_expect(q == end || *q != ':' || q == p, 0)) {
+            if (q < end && *q != ':')
+                q = skip_tchars(q, end); /* a rarer tchar ('_', '!'...): go on */
+            if (q == p || q >= end || *q != ':') {
+                if (q != p || end_of_head(hb, p, end) != 0)
+                    return -1;
+                p += hb->end_line.n;
+                break;
+            }
         }
         kf_str name = { p, (size_t)(q - p) }, value;
         const char *next = header_value(q + 1, end, &value);
@@ -312,11 +326,13 @@ long kf_head_parse_prefix(struct kf_headbuf *hb, const kf_ctx *ctx, const char *
         h->value = h->orig_value = value;
         h->line = (kf_str){ p, (size_t)(next - p) };
         h->state = KF_HDR_ORIG;
-        if (note_header(&f, req, name, value) != 0)
+        if (note_header(&f, name, value) != 0)
             return -1;
         p = next;
     }
-    if (!f.host_seen && ctx->host) {
+    if (f.host_seen)
+        kf_req_set_host(req, f.host);
+    else if (ctx->host) {
         req->host = kf_str_c(ctx->host);
         req->port = ctx->port ? ctx->port : (ctx->tls ? 443u : 80u);
     }

@@ -265,6 +265,32 @@ Test(stream, upgrade_and_connect_pass_the_rest)
     expect_rewrite(builtin, c, c);
 }
 
+/* The parser notes Host and Connection while it reads the lines and looks
+ * at their values after the last one: any Connection header (before or
+ * after Upgrade, among several) with an "upgrade" token makes a tunnel, one
+ * without does not; a second Host is still malformed. */
+Test(stream, upgrade_tokens_and_host_are_read_after_the_lines)
+{
+    const char *next = "GET /coding/v1/v1/models HTTP/1.1\r\nHost: api.kimi.com\r\n\r\n";
+    const char *heads[] = {
+        "GET /coding/v1/v1/x HTTP/1.1\r\nUpgrade: h2c\r\nhost: api.kimi.com\r\n"
+        "Connection: keep-alive\r\nCONNECTION: x, UPGRADE \r\n\r\n",
+        "GET /coding/v1/v1/x HTTP/1.1\r\nconnection: upgrade\r\nHost: api.kimi.com\r\nupgrade: h2c\r\n\r\n",
+        "GET /coding/v1/v1/x HTTP/1.1\r\nConnection: keep-alive, upgrades\r\nHost: api.kimi.com\r\n"
+        "Upgrade: h2c\r\n\r\n",
+    };
+    for (int i = 0; i < 3; i++) {
+        char in[512], want[512];
+        snprintf(in, sizeof in, "%s%s", heads[i], next);
+        /* the head itself is rewritten; after a tunnel's head nothing is */
+        snprintf(want, sizeof want, "GET /coding/v1/x%s%s", strstr(heads[i], " HTTP/1.1"),
+                 i < 2 ? next : "GET /coding/v1/models HTTP/1.1\r\nHost: api.kimi.com\r\n\r\n");
+        expect_rewrite(builtin, in, want);
+    }
+    const char *dup = "GET /coding/v1/v1/x HTTP/1.1\r\nHost: api.kimi.com\r\nX: 1\r\nHost: api.kimi.com\r\n\r\n";
+    expect_rewrite(builtin, dup, dup);
+}
+
 Test(stream, host_from_carrier_when_head_has_none)
 {
     kf_stream s;

@@ -459,3 +459,51 @@ Test(stream, log_text_names_the_rules_that_fired)
     sink_reset(&k);
     kf_stream_reset(&s);
 }
+
+/* Body bytes within the Content-Length go out in one send without the
+ * pump's batch; its accounting must stay the pump's: a partial send then a
+ * failure in all-or-nothing mode (SSL_write) leaves the progress in carry,
+ * and the retry with the same arguments sends only the rest. */
+#define AON_HEAD 54 /* strlen of the head below */
+static char aon_out[128];
+static size_t aon_len;
+static int aon_script; /* 1: take 3 bytes, then fail; 0: take all */
+static ssize_t aon_send(void *io, const void *b, size_t n)
+{
+    (void)io;
+    if (aon_script == 1 && aon_len >= 3 + AON_HEAD) { /* the head went; 3 body bytes too */
+        errno = EAGAIN;
+        return -1;
+    }
+    if (aon_script == 1 && n > 3 && aon_len >= AON_HEAD)
+        n = 3;
+    memcpy(aon_out + aon_len, b, n);
+    aon_len += n;
+    return (ssize_t)n;
+}
+
+Test(stream, body_pass_keeps_all_or_nothing_accounting)
+{
+    static const char head[] = "POST /x HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\n";
+    kf_stream s;
+    kf_stream_init(&s);
+    kf_ctx c = ctx_for(builtin);
+    aon_len = 0;
+    aon_script = 0;
+    cr_assert_eq(sizeof head - 1, AON_HEAD);
+    cr_assert_eq(kf_stream_write(&s, &c, head, AON_HEAD, KF_WR_ALL_OR_NOTHING, aon_send, NULL), AON_HEAD);
+    aon_script = 1;
+    cr_assert_eq(kf_stream_write(&s, &c, "0123456789", 10, KF_WR_ALL_OR_NOTHING, aon_send, NULL), -1);
+    cr_assert_eq(s.carry, 3);
+    aon_script = 0;
+    cr_assert_eq(kf_stream_write(&s, &c, "0123456789", 10, KF_WR_ALL_OR_NOTHING, aon_send, NULL), 10);
+    cr_assert_eq(aon_len, AON_HEAD + 10);
+    cr_assert(memcmp(aon_out + AON_HEAD, "0123456789", 10) == 0);
+    cr_assert(kf_stream_at_boundary(&s));
+    /* partial mode: a short send is the answer */
+    aon_len = 0;
+    cr_assert_eq(kf_stream_write(&s, &c, head, AON_HEAD, KF_WR_PARTIAL, aon_send, NULL), AON_HEAD);
+    aon_script = 1;
+    cr_assert_eq(kf_stream_write(&s, &c, "0123456789", 10, KF_WR_PARTIAL, aon_send, NULL), 3);
+    kf_stream_reset(&s);
+}

@@ -357,7 +357,8 @@ static kf_str line_eol(kf_str line)
  * (kf_head_parse_prefix takes them in one pass), so any unchanged stretch
  * of them is one copy. Only kf_rules_apply() changes a header's state, and
  * it sets KF_CHG_HEADERS whenever it does: without that bit every header
- * is original and the whole header block is one run. */
+ * is original and the whole header block is one run; with it, headers
+ * before req->hdr_first_change are original too. */
 static const char *hdr_block(const struct kf_headbuf *hb)
 {
     return hb->rl_line.p + hb->rl_line.n;
@@ -397,7 +398,7 @@ size_t kf_head_size(const struct kf_headbuf *hb)
             (size_t)(hdr_block(hb) - req->query.p);
     if (!(req->changed & KF_CHG_HEADERS))
         return n;
-    for (unsigned i = 0; i < req->nhdr; i++) {
+    for (unsigned i = req->hdr_first_change; i < req->nhdr; i++) {
         const kf_hdr *h = &req->hdr[i];
         if (h->state == KF_HDR_ORIG)
             continue;
@@ -435,7 +436,7 @@ size_t kf_head_write(const struct kf_headbuf *hb, char *out)
         run = req->query.p;
     }
     if (req->changed & KF_CHG_HEADERS) {
-        for (unsigned i = 0; i < req->nhdr; i++) {
+        for (unsigned i = req->hdr_first_change; i < req->nhdr; i++) {
             const kf_hdr *h = &req->hdr[i];
             if (h->state == KF_HDR_ORIG)
                 continue; /* part of the current run */

@@ -26,6 +26,7 @@ void kf_req_init(kf_req *req)
     req->orig_path = req->orig_host = req->upstream_host = (kf_str){ NULL, 0 };
     req->upstream_port = 0;
     req->changed = 0;
+    req->hdr_first_change = ~0u;
     req->nfired = 0;
     req->nskipped = 0;
     req->scratch_used = 0;

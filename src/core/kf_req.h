@@ -66,6 +66,7 @@ typedef struct kf_req {
     kf_str upstream_host;         /* set by an `upstream` action that applied */
     unsigned upstream_port;       /* 0 = keep the scheme's default */
     unsigned changed;             /* KF_CHG_* */
+    unsigned hdr_first_change;    /* lowest hdr[] index whose state a rule changed (>= nhdr: none) */
     const struct kf_rule *fired[KF_MAX_FIRED];   /* rules that changed something */
     unsigned nfired;
     const struct kf_rule *skipped[KF_MAX_FIRED]; /* matched but needed a missing capability */

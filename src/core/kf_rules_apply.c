@@ -287,6 +287,14 @@ static int do_squash(kf_req *req)
     return set_path_from_scratch(req, start, o - start);
 }
 
+/* Header i's state changes: the writer starts looking there. */
+static void set_state(kf_req *req, unsigned i, unsigned char state)
+{
+    req->hdr[i].state = state;
+    if (i < req->hdr_first_change)
+        req->hdr_first_change = i;
+}
+
 /* set-header semantics: the first live NAME keeps its spelling and gets
  * the value, later ones are removed; appended when absent. */
 static int do_set_header(kf_req *req, kf_str name, kf_str value, const find_hint *hint)
@@ -297,7 +305,7 @@ static int do_set_header(kf_req *req, kf_str name, kf_str value, const find_hint
         if (kf_req_add_header(req, name, value, (kf_str){ NULL, 0 }) != 0)
             return 0;
         kf_hdr *h = &req->hdr[req->nhdr - 1];
-        h->state = KF_HDR_ADDED;
+        set_state(req, req->nhdr - 1, KF_HDR_ADDED);
         h->orig_value = (kf_str){ NULL, 0 };
         chg = 1;
     } else {
@@ -305,12 +313,12 @@ static int do_set_header(kf_req *req, kf_str name, kf_str value, const find_hint
         if (!kf_str_eq(h->value, value)) {
             h->value = value;
             if (h->state == KF_HDR_ORIG)
-                h->state = KF_HDR_CHANGED;
+                set_state(req, (unsigned)i, KF_HDR_CHANGED);
             chg = 1;
         }
         for (int j = kf_req_find_header(req, name, (unsigned)i + 1); j >= 0;
              j = kf_req_find_header(req, name, (unsigned)j + 1)) {
-            req->hdr[j].state = KF_HDR_REMOVED;
+            set_state(req, (unsigned)j, KF_HDR_REMOVED);
             chg = 1;
         }
     }
@@ -324,7 +332,7 @@ static int do_remove_header(kf_req *req, kf_str name)
     int chg = 0;
     for (int j = kf_req_find_header(req, name, 0); j >= 0;
          j = kf_req_find_header(req, name, (unsigned)j + 1)) {
-        req->hdr[j].state = KF_HDR_REMOVED;
+        set_state(req, (unsigned)j, KF_HDR_REMOVED);
         chg = 1;
     }
     if (chg)
@@ -370,7 +378,7 @@ static int do_action(kf_req *req, const kf_action *a, kf_str match_path, const r
     case KF_ACT_ADD_HEADER:
         if (kf_req_add_header(req, a->name, a->value, (kf_str){ NULL, 0 }) != 0)
             return 0;
-        req->hdr[req->nhdr - 1].state = KF_HDR_ADDED;
+        set_state(req, req->nhdr - 1, KF_HDR_ADDED);
         req->hdr[req->nhdr - 1].orig_value = (kf_str){ NULL, 0 };
         req->changed |= KF_CHG_HEADERS;
         return 1;
@@ -390,6 +398,7 @@ int kf_rules_apply(const kf_ruleset *rs, kf_req *req, unsigned caps)
     req->upstream_host = (kf_str){ NULL, 0 };
     req->upstream_port = 0;
     req->changed = 0;
+    req->hdr_first_change = ~0u;
     req->nfired = 0;
     req->nskipped = 0;
     if (!rs)

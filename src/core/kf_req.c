@@ -232,11 +232,6 @@ size_t kf_req_summary(const kf_req *req, char *buf, size_t n)
 
 /* ---- string helpers ---- */
 
-int kf_str_eq(kf_str a, kf_str b)
-{
-    return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
-}
-
 static int ieq(kf_str a, kf_str b)
 {
     if (a.n != b.n)

@@ -111,8 +111,8 @@ static int prefix_ok(kf_str path, kf_str pre)
 /* Rules sharing a host list (the defaults come in runs of them) share one
  * host check until an action changes the request. */
 typedef struct host_cache {
-    unsigned group;
-    int valid, ok;
+    unsigned group; /* ~0u: no answer yet */
+    int ok;
 } host_cache;
 
 /* Why a lock around regexec(): glibc's regexec() holds a lock inside the
@@ -187,10 +187,9 @@ static int path_regexec(const kf_rule *r, kf_str path, size_t nm, regmatch_t *m)
 static int rule_matches(const kf_rule *r, const kf_req *req, regmatch_t *m, host_cache *hc,
                         find_hint *hint)
 {
-    if (!hc->valid || hc->group != r->host_group) {
+    if (hc->group != r->host_group) {
         hc->group = r->host_group;
         hc->ok = host_ok(r, req->host, req->port);
-        hc->valid = 1;
     }
     if (!hc->ok)
         return 0;
@@ -403,13 +402,15 @@ int kf_rules_apply(const kf_ruleset *rs, kf_req *req, unsigned caps)
     req->nskipped = 0;
     if (!rs)
         return 0;
-    host_cache hc = { 0, 0, 0 };
+    host_cache hc = { ~0u, 0 };
     for (unsigned k = 0; k < rs->nactive; k++) {
         const kf_rule *r = &rs->rules[rs->active[k]];
         regmatch_t m[MAX_GROUPS];
-        find_hint hint = { { NULL, 0 }, -1 };
+        find_hint hint; /* set by a header condition */
         if (!rule_matches(r, req, m, &hc, &hint))
             continue;
+        if (!r->nhconds)
+            hint.name.p = NULL;
         if (r->needs_upstream && !(caps & KF_CAP_UPSTREAM)) {
             /* All or nothing: half a routing rule (path mapped, host not)
              * would send the request somewhere that cannot serve it. */
@@ -428,7 +429,7 @@ int kf_rules_apply(const kf_ruleset *rs, kf_req *req, unsigned caps)
         if (chg) {
             /* host_ok() reads host and port alone */
             if (req->host.p != host.p || req->host.n != host.n || req->port != port)
-                hc.valid = 0;
+                hc.group = ~0u;
             if (req->nfired < KF_MAX_FIRED)
                 req->fired[req->nfired++] = r;
         }

@@ -96,3 +96,31 @@ Test(scan, word_helpers_match_bytewise)
                      "round %d off %zu n %zu", round, off, n);
     }
 }
+
+/* kf_lower8 / kf_same_bytes_ci: exactly the byte loop's ASCII folding
+ * (only A-Z fold; '@' '[' '`' '{' and bytes >= 0x80 do not). */
+Test(scan, case_folding_words_match_bytewise)
+{
+    uint64_t rng = 0x99u;
+    static const unsigned char edge[] = { '@', 'A', 'Z', '[', '`', 'a', 'z', '{', 0x80, 0xc1, 0xda, 0xe1,
+                                          0xff, 0x00, '-', '0', 'M', 'm', 0x40, 0x5b };
+    for (int round = 0; round < 20000; round++) {
+        char a[24], b[24];
+        size_t n = tu_rand(&rng) % 20;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = edge[tu_rand(&rng) % sizeof edge];
+            a[i] = (char)c;
+            unsigned char l = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            unsigned char u = (unsigned char)(c >= 'a' && c <= 'z' ? c - 32 : c);
+            unsigned r = (unsigned)(tu_rand(&rng) % 8);
+            b[i] = (char)(r < 3 ? l : r < 6 ? u : edge[tu_rand(&rng) % sizeof edge]);
+        }
+        int plain = 1;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+            if ((x >= 'A' && x <= 'Z' ? x + 32 : x) != (y >= 'A' && y <= 'Z' ? y + 32 : y))
+                plain = 0;
+        }
+        cr_assert_eq(kf_same_bytes_ci(a, b, n), plain, "round %d n %zu", round, n);
+    }
+}

@@ -406,8 +406,8 @@ static int pike_match(const kf_pat *p, const char *s, size_t n, regmatch_t *m, s
  * capture copies: a few instructions per byte. Used when the visited
  * bitmap and the job stack fit their fixed bounds (below); else the VM. */
 
-#define BT_BITS 4096 /* (pc, position) pairs: nops * (n - lead + 1) */
-#define BT_JOBS 256  /* pending alternatives and capture restores */
+#define BT_SPAN 64  /* positions lead..n: one 64-bit row of the visited map per pc */
+#define BT_JOBS 256 /* pending alternatives and capture restores */
 
 typedef struct bt_job {
     uint16_t pc;    /* BT_RESTORE: capture slot to restore */
@@ -421,16 +421,16 @@ static int bt_fits(const kf_pat *p, size_t n)
 {
     size_t span = n - p->lead + 1;
     /* every job is pushed by a SPLIT or SAVE at a pair visited once */
-    return span <= BT_BITS / p->nops && span * p->nfork <= BT_JOBS;
+    return span <= BT_SPAN && span * p->nfork <= BT_JOBS;
 }
 
 static int bt_match(const kf_pat *p, const char *s, size_t n, regmatch_t *m, size_t nm)
 {
     const kf_pat_op *ops = p->ops;
     const unsigned nsave = nm > 1 ? 2u * (unsigned)nm : 0;
-    const size_t base = p->lead, span = n - base + 1;
-    uint64_t seen[BT_BITS / 64];
-    memset(seen, 0, (p->nops * span + 63) / 64 * sizeof seen[0]);
+    const size_t base = p->lead;
+    uint64_t seen[KF_PAT_MAX_OPS]; /* seen[pc] bit (pos - lead): visited */
+    memset(seen, 0, p->nops * sizeof seen[0]);
     regoff_t caps[2 * (KF_PAT_MAX_GROUPS + 1)];
     for (unsigned i = 0; i < nsave; i++)
         caps[i] = -1;
@@ -446,10 +446,10 @@ static int bt_match(const kf_pat *p, const char *s, size_t n, regmatch_t *m, siz
         unsigned pc = j.pc;
         size_t pos = (size_t)j.v;
         for (;;) {
-            size_t bit = pc * span + (pos - base);
-            if (seen[bit / 64] >> (bit % 64) & 1)
+            uint64_t bit = (uint64_t)1 << (pos - base);
+            if (seen[pc] & bit)
                 break;
-            seen[bit / 64] |= (uint64_t)1 << (bit % 64);
+            seen[pc] |= bit;
             const kf_pat_op *o = &ops[pc];
             switch (o->op) {
             case OP_CHAR:

@@ -60,50 +60,6 @@ static void split_target(kf_req *req, struct kf_headbuf *hb, kf_str t)
 
 #define METHOD_MAX 32 /* as the stream's scanner (kf_stream.c) */
 
-/* Past the tchars at q (letters, digits and '-' fast; the rest, like '_'
- * or '.', one at a time). Inlined: it runs once per header line. */
-static inline __attribute__((always_inline)) const char *skip_tchars(const char *q, const char *end)
-{
-    for (;;) {
-        q = kf_scan_name(q, end);
-        if (q == end || !tchar_map[(unsigned char)*q])
-            return q;
-        q++;
-    }
-}
-
-/* The request line: METHOD SP TARGET SP HTTP/1.d (CR) LF. 0, or -1
- * (malformed or incomplete). Exactly the rules of the stream's
- * byte-at-a-time scanner, so that either may decide. */
-static int parse_request_line(struct kf_headbuf *hb, const char *p, const char *end,
-                              const char **next)
-{
-    kf_req *req = &hb->req;
-    const char *m = skip_tchars(p, end);
-    if (m == p || m >= end || *m != ' ' || m - p > METHOD_MAX)
-        return -1;
-    const char *t = m + 1, *te = kf_scan_target(t, end);
-    if (te == t || te >= end || *te != ' ')
-        return -1;
-    const char *v = te + 1;
-    if (end - v < 9 || memcmp(v, "HTTP/1.", 7) != 0 || v[7] < '0' || v[7] > '9')
-        return -1;
-    const char *ce = v + 8, *lf;
-    if (*ce == '\n')
-        lf = ce;
-    else if (*ce == '\r' && ce + 1 < end && ce[1] == '\n')
-        lf = ce + 1;
-    else
-        return -1;
-    req->method = (kf_str){ p, (size_t)(m - p) };
-    req->version = (kf_str){ v, 8 };
-    hb->rl_line = (kf_str){ p, (size_t)(lf + 1 - p) };
-    hb->rl_eol = (kf_str){ ce, (size_t)(lf + 1 - ce) };
-    split_target(req, hb, (kf_str){ t, (size_t)(te - t) });
-    *next = lf + 1;
-    return 0;
-}
-
 /* s (a header name or token) equals lit (lower case letters and '-') in
  * ASCII case? c | 0x20 folds exactly here: no other tchar folds onto a
  * lower-case letter or '-'. */
@@ -249,39 +205,6 @@ static void decide_framing(const kf_req *req, const struct framing_seen *f, kf_h
         info->framing = KF_FRAME_NONE;
 }
 
-/* The value of a header line from v (just after the ':'): bytes up to CR LF
- * or LF, trimmed. Returns the next line, or NULL (malformed, or the bytes
- * end first). The scan runs from v itself: the value's bytes, OWS
- * included, are then all >= SP or HTAB, so "<= SP" is "SP or HTAB" when
- * trimming. */
-static inline __attribute__((always_inline)) const char *header_value(const char *v, const char *end,
-                                                                      kf_str *value)
-{
-    const char *ce = v, *lf;
-    for (;;) {
-        ce = kf_scan_ctl(ce, end);
-        if (ce + 1 < end && ce[0] == '\r' && ce[1] == '\n') {
-            lf = ce + 1;
-            break;
-        }
-        if (ce == end)
-            return NULL; /* no line end */
-        if (*ce == '\n') {
-            lf = ce;
-            break;
-        }
-        if (*ce != '\t')
-            return NULL; /* NUL, bare CR, other controls */
-        ce++; /* HTAB: allowed in a value */
-    }
-    while (v < ce && (unsigned char)*v <= ' ')
-        v++;
-    while (ce > v && (unsigned char)ce[-1] <= ' ')
-        ce--;
-    *value = (kf_str){ v, (size_t)(ce - v) };
-    return lf + 1;
-}
-
 /* The empty line that ends the head at p, or junk (-1). */
 static int end_of_head(struct kf_headbuf *hb, const char *p, const char *end)
 {
@@ -292,44 +215,47 @@ static int end_of_head(struct kf_headbuf *hb, const char *p, const char *end)
     return -1; /* obs-fold (meaning depends on the server), or junk */
 }
 
+/* The request line and header lines, once per instruction set: the
+ * scans are inlined into each copy (kf_head_lines.h). */
+#define KF_L(name) name##_base
+#define KF_L_ATTR
+#define KF_L_SCAN_NAME kf_scan_name
+#define KF_L_SCAN_CTL kf_scan_ctl
+#define KF_L_SCAN_TARGET kf_scan_target
+#include "kf_head_lines.h"
+#if defined(KF_SCAN_HAVE_AVX2)
+#define KF_L(name) name##_avx2
+#define KF_L_ATTR KF_AVX2
+#define KF_L_SCAN_NAME kf_scan_name_avx2
+#define KF_L_SCAN_CTL kf_scan_ctl_avx2
+#define KF_L_SCAN_TARGET kf_scan_target_avx2
+#include "kf_head_lines.h"
+#endif
+
+/* Tests run both copies on a machine that has AVX2. */
+static int force_base;
+
+void kf_head_force_base(int on)
+{
+    force_base = on;
+}
+
 long kf_head_parse_prefix(struct kf_headbuf *hb, const kf_ctx *ctx, const char *head, size_t n,
                           kf_head_info *info)
 {
     kf_req *req = &hb->req;
-    const char *p = head, *end = head + n;
     struct framing_seen f = { 0 };
 
     kf_req_init(req);
     req->tls = ctx->tls;
-    if (parse_request_line(hb, p, end, &p) != 0)
+#if defined(KF_SCAN_HAVE_AVX2)
+    const char *p = !force_base && kf_scan_avx2_usable() ? parse_lines_avx2(hb, head, head + n, &f)
+                                                         : parse_lines_base(hb, head, head + n, &f);
+#else
+    const char *p = parse_lines_base(hb, head, head + n, &f);
+#endif
+    if (!p)
         return -1;
-    for (;;) {
-        /* One pass over the line: token name, ':', value bytes, CR LF or LF.
-         * The name usually stops at its ':' after the fast scan. */
-        const char *q = kf_scan_name(p, end);
-        if (__builtin_expect(q == end || *q != ':' || q == p, 0)) {
-            if (q < end && *q != ':')
-                q = skip_tchars(q, end); /* a rarer tchar ('_', '!'...): go on */
-            if (q == p || q >= end || *q != ':') {
-                if (q != p || end_of_head(hb, p, end) != 0)
-                    return -1;
-                p += hb->end_line.n;
-                break;
-            }
-        }
-        kf_str name = { p, (size_t)(q - p) }, value;
-        const char *next = header_value(q + 1, end, &value);
-        if (!next || req->nhdr >= KF_MAX_HEADERS)
-            return -1;
-        kf_hdr *h = &req->hdr[req->nhdr++];
-        h->name = name;
-        h->value = h->orig_value = value;
-        h->line = (kf_str){ p, (size_t)(next - p) };
-        h->state = KF_HDR_ORIG;
-        if (note_header(&f, name, value) != 0)
-            return -1;
-        p = next;
-    }
     if (f.host_seen)
         kf_req_set_host(req, f.host);
     else if (ctx->host) {

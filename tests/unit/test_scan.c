@@ -30,6 +30,9 @@ static void fill(unsigned char *b, size_t n, uint64_t *rng, int name)
 Test(scan, fast_scans_stop_where_plain_ones_do)
 {
 #if defined(__SSE2__)
+#if defined(KF_SCAN_HAVE_AVX2)
+    int avx2 = kf_scan_avx2_usable(); /* else only the SSE2 scans can be checked here */
+#endif
     uint64_t rng = 0x5ca9u;
     unsigned char buf[200];
     for (int round = 0; round < 400; round++) {
@@ -45,6 +48,17 @@ Test(scan, fast_scans_stop_where_plain_ones_do)
                                  round, s, e);
                     cr_assert_eq(kf_scan_name_sse2(b + s, b + e), kf_scan_name_plain(b + s, b + e),
                                  "name round %d [%zu,%zu)", round, s, e);
+#if defined(KF_SCAN_HAVE_AVX2)
+                    if (avx2) {
+                        cr_assert_eq(kf_scan_ctl_avx2(b + s, b + e), kf_scan_ctl_plain(b + s, b + e),
+                                     "avx2 ctl round %d [%zu,%zu)", round, s, e);
+                        cr_assert_eq(kf_scan_target_avx2(b + s, b + e),
+                                     kf_scan_target_plain(b + s, b + e),
+                                     "avx2 target round %d [%zu,%zu)", round, s, e);
+                        cr_assert_eq(kf_scan_name_avx2(b + s, b + e), kf_scan_name_plain(b + s, b + e),
+                                     "avx2 name round %d [%zu,%zu)", round, s, e);
+                    }
+#endif
                 }
         }
     }

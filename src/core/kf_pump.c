@@ -419,7 +419,10 @@ static ssize_t pass_through(kf_stream *s, const char *p, size_t len, int mode, k
 ssize_t kf_stream_write(kf_stream *s, const kf_ctx *ctx, const void *buf, size_t len, int mode,
                         kf_send_fn send, void *io)
 {
-    if (len && kf_stream_pass_budget(s) >= len)
+    /* kf_stream_pass_budget() for the common case, without the call: a
+     * body within its length, nothing pending or carried */
+    if (len && !s->carry && (s->state == ST_BODY ? s->remaining >= len : s->state == ST_PASS) &&
+        !kf_stream_has_pending(s))
         return pass_through(s, buf, len, mode, send, io);
     struct iovec one = { (void *)buf, len };
     struct cursor c = { &one, 1, 0, 0 };

@@ -403,8 +403,9 @@ int kf_rules_apply(const kf_ruleset *rs, kf_req *req, unsigned caps)
     if (!rs)
         return 0;
     host_cache hc = { ~0u, 0 };
-    for (unsigned k = 0; k < rs->nactive; k++) {
-        const kf_rule *r = &rs->rules[rs->active[k]];
+    const kf_rule *rules = rs->rules;
+    for (const unsigned *a = rs->active, *ae = a + rs->nactive; a < ae; a++) {
+        const kf_rule *r = &rules[*a];
         regmatch_t m[MAX_GROUPS];
         find_hint hint; /* set by a header condition */
         if (!rule_matches(r, req, m, &hc, &hint))

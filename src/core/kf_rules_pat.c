@@ -331,7 +331,7 @@ static void add(vm *v, tlist *l, unsigned pc, regoff_t *caps, regoff_t pos)
 }
 
 /* The winning thread's captures into m[0..nm) as regexec reports them. */
-static int report(const regoff_t *caps, unsigned nsave, size_t n, regmatch_t *m, size_t nm)
+static inline int report(const regoff_t *caps, unsigned nsave, size_t n, regmatch_t *m, size_t nm)
 {
     m[0].rm_so = 0;
     m[0].rm_eo = (regoff_t)n;
@@ -429,10 +429,15 @@ static int bt_match(const kf_pat *p, const char *s, size_t n, regmatch_t *m, siz
     const kf_pat_op *ops = p->ops;
     const unsigned nsave = nm > 1 ? 2u * (unsigned)nm : 0;
     const size_t base = p->lead;
+    /* Fixed-size clears where they cover it: stores, not library calls. */
     uint64_t seen[KF_PAT_MAX_OPS]; /* seen[pc] bit (pos - lead): visited */
-    memset(seen, 0, p->nops * sizeof seen[0]);
+    if (p->nops <= 32)
+        for (unsigned i = 0; i < 32; i++)
+            seen[i] = 0;
+    else
+        memset(seen, 0, p->nops * sizeof seen[0]);
     regoff_t caps[2 * (KF_PAT_MAX_GROUPS + 1)];
-    for (unsigned i = 0; i < nsave; i++)
+    for (unsigned i = 0; i < 2 * (KF_PAT_MAX_GROUPS + 1); i++)
         caps[i] = -1;
     bt_job job[BT_JOBS];
     unsigned nj = 0;

@@ -130,7 +130,7 @@ static inline __attribute__((always_inline)) int name_is_w(const char *s, const 
 {
     if (n < 8) {
         const uint32_t f = 0x20202020u;
-        return ((kf_load4(s) | f) == kf_load4(lit)) & ((kf_load4(s + n - 4) | f) == kf_load4(lit + n - 4));
+        return (((kf_load4(s) | f) ^ kf_load4(lit)) | ((kf_load4(s + n - 4) | f) ^ kf_load4(lit + n - 4))) == 0;
     }
     const uint64_t f = 0x2020202020202020ull;
     uint64_t diff = (kf_load8(s + n - 8) | f) ^ kf_load8(lit + n - 8);

@@ -132,32 +132,33 @@ static inline KF_AVX2 __m256i kf_scan_le_avx2(__m256i v, __m256i lim)
     return _mm256_cmpeq_epi8(_mm256_min_epu8(v, lim), v);
 }
 
-static inline KF_AVX2 const char *kf_scan_ctl_avx2(const char *p, const char *end)
+/* First byte <= lim or == DEL in 32-byte steps: the hit, or NULL with *pp
+ * moved to where fewer than 32 bytes are left. */
+static inline KF_AVX2 const char *kf_scan_le_del_avx2(const char **pp, const char *end, char lim)
 {
-    const __m256i us = _mm256_set1_epi8(0x1f), del = _mm256_set1_epi8(0x7f);
-    while (end - p >= 32) {
+    const __m256i l = _mm256_set1_epi8(lim), del = _mm256_set1_epi8(0x7f);
+    const char *p = *pp;
+    for (; end - p >= 32; p += 32) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
         unsigned m = (unsigned)_mm256_movemask_epi8(
-            _mm256_or_si256(kf_scan_le_avx2(v, us), _mm256_cmpeq_epi8(v, del)));
+            _mm256_or_si256(kf_scan_le_avx2(v, l), _mm256_cmpeq_epi8(v, del)));
         if (m)
             return p + __builtin_ctz(m);
-        p += 32;
     }
-    return kf_scan_ctl_sse2(p, end);
+    *pp = p;
+    return NULL;
+}
+
+static inline KF_AVX2 const char *kf_scan_ctl_avx2(const char *p, const char *end)
+{
+    const char *hit = kf_scan_le_del_avx2(&p, end, 0x1f);
+    return hit ? hit : kf_scan_ctl_sse2(p, end);
 }
 
 static inline KF_AVX2 const char *kf_scan_target_avx2(const char *p, const char *end)
 {
-    const __m256i sp = _mm256_set1_epi8(0x20), del = _mm256_set1_epi8(0x7f);
-    while (end - p >= 32) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
-        unsigned m = (unsigned)_mm256_movemask_epi8(
-            _mm256_or_si256(kf_scan_le_avx2(v, sp), _mm256_cmpeq_epi8(v, del)));
-        if (m)
-            return p + __builtin_ctz(m);
-        p += 32;
-    }
-    return kf_scan_target_sse2(p, end);
+    const char *hit = kf_scan_le_del_avx2(&p, end, 0x20);
+    return hit ? hit : kf_scan_target_sse2(p, end);
 }
 
 static inline KF_AVX2 const char *kf_scan_name_avx2(const char *p, const char *end)

@@ -404,8 +404,9 @@ int kf_rules_apply(const kf_ruleset *rs, kf_req *req, unsigned caps)
         return 0;
     host_cache hc = { ~0u, 0 };
     const kf_rule *rules = rs->rules;
-    for (const unsigned *a = rs->active, *ae = a + rs->nactive; a < ae; a++) {
-        const kf_rule *r = &rules[*a];
+    const unsigned *active = rs->active, nactive = rs->nactive; /* active may be NULL: none */
+    for (unsigned k = 0; k < nactive; k++) {
+        const kf_rule *r = &rules[active[k]];
         regmatch_t m[MAX_GROUPS];
         find_hint hint; /* set by a header condition */
         if (!rule_matches(r, req, m, &hc, &hint))

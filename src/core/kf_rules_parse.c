@@ -66,7 +66,7 @@ static void choose_matcher(kf_parser *p, kf_rule *r)
     /* The literal prefix apply checks first is (at least in part) the
      * pattern's own lead: kf_pat need not compare those bytes again. */
     unsigned k = 0;
-    while (r->pat.ops && k < r->pat.lead && k < r->path_prefix.n && k < 255 &&
+    while (r->pat.ops && r->path_prefix.p && k < r->pat.lead && k < r->path_prefix.n && k < 255 &&
            r->pat.ops[k].c == (unsigned char)r->path_prefix.p[k]) /* ops[0..lead) are literals */
         k++;
     r->pat_known = (unsigned char)k;

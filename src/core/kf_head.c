@@ -7,6 +7,7 @@
  */
 #include "kf_head.h"
 #include "kf_scan.h"
+#include "kf_word.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -30,18 +31,6 @@ static const char tchar_map[256] = {
 
 /* Bytes allowed in a field value: HTAB, SP, visible ASCII and obs-text;
  * never NUL, CR, LF or other controls (kf_scan_ctl finds those). */
-
-/* First control byte other than HTAB in p[..end), or end: where a header
- * value ends (CR or LF when it is well-formed). */
-static const char *line_content_end(const char *p, const char *end)
-{
-    for (;;) {
-        p = kf_scan_ctl(p, end);
-        if (p == end || *p != '\t')
-            return p;
-        p++; /* HTAB: allowed in a value */
-    }
-}
 
 static void split_target(kf_req *req, struct kf_headbuf *hb, kf_str t)
 {
@@ -70,50 +59,6 @@ static void split_target(kf_req *req, struct kf_headbuf *hb, kf_str t)
 }
 
 #define METHOD_MAX 32 /* as the stream's scanner (kf_stream.c) */
-
-/* Past the tchars at q (letters, digits and '-' fast; the rest, like '_'
- * or '.', one at a time). Inlined: it runs once per header line. */
-static inline __attribute__((always_inline)) const char *skip_tchars(const char *q, const char *end)
-{
-    for (;;) {
-        q = kf_scan_name(q, end);
-        if (q == end || !tchar_map[(unsigned char)*q])
-            return q;
-        q++;
-    }
-}
-
-/* The request line: METHOD SP TARGET SP HTTP/1.d (CR) LF. 0, or -1
- * (malformed or incomplete). Exactly the rules of the stream's
- * byte-at-a-time scanner, so that either may decide. */
-static int parse_request_line(struct kf_headbuf *hb, const char *p, const char *end,
-                              const char **next)
-{
-    kf_req *req = &hb->req;
-    const char *m = skip_tchars(p, end);
-    if (m == p || m >= end || *m != ' ' || m - p > METHOD_MAX)
-        return -1;
-    const char *t = m + 1, *te = kf_scan_target(t, end);
-    if (te == t || te >= end || *te != ' ')
-        return -1;
-    const char *v = te + 1;
-    if (end - v < 9 || memcmp(v, "HTTP/1.", 7) != 0 || v[7] < '0' || v[7] > '9')
-        return -1;
-    const char *ce = v + 8, *lf;
-    if (*ce == '\n')
-        lf = ce;
-    else if (*ce == '\r' && ce + 1 < end && ce[1] == '\n')
-        lf = ce + 1;
-    else
-        return -1;
-    req->method = (kf_str){ p, (size_t)(m - p) };
-    req->version = (kf_str){ v, 8 };
-    hb->rl_line = (kf_str){ p, (size_t)(lf + 1 - p) };
-    hb->rl_eol = (kf_str){ ce, (size_t)(lf + 1 - ce) };
-    split_target(req, hb, (kf_str){ t, (size_t)(te - t) });
-    *next = lf + 1;
-    return 0;
-}
 
 /* s (a header name or token) equals lit (lower case letters and '-') in
  * ASCII case? c | 0x20 folds exactly here: no other tchar folds onto a
@@ -167,33 +112,56 @@ static int parse_length(kf_str v, uint64_t *out)
     return 0;
 }
 
+/* What the framing headers and Host said. Nothing here calls a function
+ * while the header lines are read (the Host value and the Connection
+ * tokens are looked at after the loop), so the scans keep their constants
+ * in registers. */
 struct framing_seen {
-    int have_cl, have_te, upgrade, conn_upgrade, host_seen;
+    int have_cl, have_te, upgrade, have_conn, host_seen;
     uint64_t cl;
     kf_str te_last;
+    kf_str host;
 };
+
+/* name_is for a header name of exactly sizeof(lit) - 1 bytes (4 or more;
+ * the caller checked the length), a word at a time: the last word overlaps
+ * the one before it. Same folding as name_is (the name holds only tchars). */
+static inline __attribute__((always_inline)) int name_is_w(const char *s, const char *lit, size_t n)
+{
+    if (n < 8) {
+        const uint32_t f = 0x20202020u;
+        return (((kf_load4(s) | f) ^ kf_load4(lit)) | ((kf_load4(s + n - 4) | f) ^ kf_load4(lit + n - 4))) == 0;
+    }
+    const uint64_t f = 0x2020202020202020ull;
+    uint64_t diff = (kf_load8(s + n - 8) | f) ^ kf_load8(lit + n - 8);
+    for (size_t i = 0; i + 8 < n; i += 8)
+        diff |= (kf_load8(s + i) | f) ^ kf_load8(lit + i);
+    return diff == 0;
+}
+
+#define NAME_IS_W(s, lit) name_is_w((s).p, (lit), sizeof(lit) - 1)
 
 /* Headers that frame the body, and Host. The name's length picks the one
  * candidate before any byte is compared. */
-static int note_header(struct framing_seen *f, kf_req *req, kf_str name, kf_str value)
+static inline __attribute__((always_inline)) int note_header(struct framing_seen *f, kf_str name,
+                                                             kf_str value)
 {
     switch (name.n) {
     case 4:
-        if (NAME_IS(name, "host")) {
+        if (NAME_IS_W(name, "host")) {
             if (f->host_seen++)
                 return -1;
-            kf_req_set_host(req, value);
+            f->host = value;
         }
         break;
     case 7:
-        f->upgrade |= NAME_IS(name, "upgrade");
+        f->upgrade |= NAME_IS_W(name, "upgrade");
         break;
     case 10:
-        if (NAME_IS(name, "connection"))
-            f->conn_upgrade |= has_upgrade_token(value);
+        f->have_conn |= NAME_IS_W(name, "connection");
         break;
     case 14:
-        if (NAME_IS(name, "content-length")) {
+        if (NAME_IS_W(name, "content-length")) {
             uint64_t n;
             if (parse_length(value, &n) != 0 || (f->have_cl && n != f->cl))
                 return -1;
@@ -202,7 +170,7 @@ static int note_header(struct framing_seen *f, kf_req *req, kf_str name, kf_str 
         }
         break;
     case 17:
-        if (NAME_IS(name, "transfer-encoding")) {
+        if (NAME_IS_W(name, "transfer-encoding")) {
             f->have_te = 1;
             f->te_last = last_token(value);
         }
@@ -213,10 +181,20 @@ static int note_header(struct framing_seen *f, kf_req *req, kf_str name, kf_str 
     return 0;
 }
 
+/* An "upgrade" token in any Connection header (only asked when an Upgrade
+ * header came too). */
+static int conn_upgrade(const kf_req *req)
+{
+    for (unsigned i = 0; i < req->nhdr; i++)
+        if (NAME_IS(req->hdr[i].name, "connection") && has_upgrade_token(req->hdr[i].value))
+            return 1;
+    return 0;
+}
+
 static void decide_framing(const kf_req *req, const struct framing_seen *f, kf_head_info *info)
 {
     info->length = 0;
-    if (kf_str_eq(req->method, KF_STR("CONNECT")) || (f->upgrade && f->conn_upgrade))
+    if (kf_str_eq(req->method, KF_STR("CONNECT")) || (f->upgrade && f->have_conn && conn_upgrade(req)))
         info->framing = KF_FRAME_TUNNEL;
     else if (f->have_te)
         info->framing = NAME_IS(f->te_last, "chunked") ? KF_FRAME_CHUNKED : KF_FRAME_TUNNEL;
@@ -227,64 +205,60 @@ static void decide_framing(const kf_req *req, const struct framing_seen *f, kf_h
         info->framing = KF_FRAME_NONE;
 }
 
-/* The value of a header line from v (just after the ':'): bytes up to CR LF
- * or LF, trimmed. Returns the next line, or NULL (malformed, or the bytes
- * end first). */
-static const char *header_value(const char *v, const char *end, kf_str *value)
+/* The empty line that ends the head at p, or junk (-1). */
+static int end_of_head(struct kf_headbuf *hb, const char *p, const char *end)
 {
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    const char *ce = line_content_end(v, end), *lf;
-    if (ce < end && *ce == '\n')
-        lf = ce;
-    else if (ce + 1 < end && ce[0] == '\r' && ce[1] == '\n')
-        lf = ce + 1;
-    else
-        return NULL; /* NUL, bare CR, other controls, or no line end */
-    while (ce > v && (ce[-1] == ' ' || ce[-1] == '\t'))
-        ce--;
-    *value = (kf_str){ v, (size_t)(ce - v) };
-    return lf + 1;
+    if (p < end && (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n'))) {
+        hb->end_line = (kf_str){ p, (size_t)(*p == '\n' ? 1 : 2) };
+        return 0;
+    }
+    return -1; /* obs-fold (meaning depends on the server), or junk */
+}
+
+/* The request line and header lines, once per instruction set: the
+ * scans are inlined into each copy (kf_head_lines.h). */
+#define KF_L(name) name##_base
+#define KF_L_ATTR
+#define KF_L_SCAN_NAME kf_scan_name
+#define KF_L_SCAN_CTL kf_scan_ctl
+#define KF_L_SCAN_TARGET kf_scan_target
+#include "kf_head_lines.h"
+#if defined(KF_SCAN_HAVE_AVX2)
+#define KF_L(name) name##_avx2
+#define KF_L_ATTR KF_AVX2
+#define KF_L_SCAN_NAME kf_scan_name_avx2
+#define KF_L_SCAN_CTL kf_scan_ctl_avx2
+#define KF_L_SCAN_TARGET kf_scan_target_avx2
+#include "kf_head_lines.h"
+#endif
+
+/* Tests run both copies on a machine that has AVX2. */
+static int force_base;
+
+void kf_head_force_base(int on)
+{
+    force_base = on;
 }
 
 long kf_head_parse_prefix(struct kf_headbuf *hb, const kf_ctx *ctx, const char *head, size_t n,
                           kf_head_info *info)
 {
     kf_req *req = &hb->req;
-    const char *p = head, *end = head + n;
     struct framing_seen f = { 0 };
 
     kf_req_init(req);
     req->tls = ctx->tls;
-    if (parse_request_line(hb, p, end, &p) != 0)
+#if defined(KF_SCAN_HAVE_AVX2)
+    const char *p = !force_base && kf_scan_avx2_usable() ? parse_lines_avx2(hb, head, head + n, &f)
+                                                         : parse_lines_base(hb, head, head + n, &f);
+#else
+    const char *p = parse_lines_base(hb, head, head + n, &f);
+#endif
+    if (!p)
         return -1;
-    for (;;) {
-        /* One pass over the line: token name, ':', value bytes, CR LF or LF. */
-        const char *q = skip_tchars(p, end);
-        if (q == p || q >= end || *q != ':') {
-            if (q != p || p >= end)
-                return -1;
-            if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')) {
-                hb->end_line = (kf_str){ p, (size_t)(*p == '\n' ? 1 : 2) };
-                p += hb->end_line.n;
-                break;
-            }
-            return -1; /* obs-fold (meaning depends on the server), or junk */
-        }
-        kf_str name = { p, (size_t)(q - p) }, value;
-        const char *next = header_value(q + 1, end, &value);
-        if (!next || req->nhdr >= KF_MAX_HEADERS)
-            return -1;
-        kf_hdr *h = &req->hdr[req->nhdr++];
-        h->name = name;
-        h->value = h->orig_value = value;
-        h->line = (kf_str){ p, (size_t)(next - p) };
-        h->state = KF_HDR_ORIG;
-        if (note_header(&f, req, name, value) != 0)
-            return -1;
-        p = next;
-    }
-    if (!f.host_seen && ctx->host) {
+    if (f.host_seen)
+        kf_req_set_host(req, f.host);
+    else if (ctx->host) {
         req->host = kf_str_c(ctx->host);
         req->port = ctx->port ? ctx->port : (ctx->tls ? 443u : 80u);
     }
@@ -304,105 +278,109 @@ static kf_str line_eol(kf_str line)
     return (kf_str){ line.p + line.n - k, k };
 }
 
+/* The parsed head's layout, which the writer relies on: the request line,
+ * the header lines and the empty line are adjacent in the original bytes
+ * (kf_head_parse_prefix takes them in one pass), so any unchanged stretch
+ * of them is one copy. Only kf_rules_apply() changes a header's state, and
+ * it sets KF_CHG_HEADERS whenever it does: without that bit every header
+ * is original and the whole header block is one run; with it, headers
+ * before req->hdr_first_change are original too. */
+static const char *hdr_block(const struct kf_headbuf *hb)
+{
+    return hb->rl_line.p + hb->rl_line.n;
+}
+
+static const char *head_end(const struct kf_headbuf *hb)
+{
+    return hb->end_line.p + hb->end_line.n;
+}
+
 static int path_changed(const struct kf_headbuf *hb)
 {
     return (hb->req.changed & KF_CHG_PATH) != 0;
 }
 
+/* A changed request line = the original bytes up to the path ("POST " and
+ * the scheme and authority of an absolute-form target), the new path, and
+ * the original bytes from the query on (" HTTP/1.1\r\n" after it): no
+ * rule changes the method, the query or the version. */
+static const char *rl_path_start(const struct kf_headbuf *hb)
+{
+    return hb->target_prefix.p + hb->target_prefix.n;
+}
+
+static size_t field_size(const kf_hdr *h, const struct kf_headbuf *hb)
+{
+    size_t eol = h->state == KF_HDR_ADDED ? hb->rl_eol.n : line_eol(h->line).n;
+    return h->name.n + 2 + h->value.n + eol;
+}
+
 size_t kf_head_size(const struct kf_headbuf *hb)
 {
     const kf_req *req = &hb->req;
-    size_t n;
+    size_t n = (size_t)(head_end(hb) - hb->rl_line.p);
     if (path_changed(hb))
-        n = req->method.n + 1 + hb->target_prefix.n + req->path.n + req->query.n + 1 +
-            req->version.n + hb->rl_eol.n;
-    else
-        n = hb->rl_line.n;
-    for (unsigned i = 0; i < req->nhdr; i++) {
+        n = n - hb->rl_line.n + (size_t)(rl_path_start(hb) - hb->rl_line.p) + req->path.n +
+            (size_t)(hdr_block(hb) - req->query.p);
+    if (!(req->changed & KF_CHG_HEADERS))
+        return n;
+    for (unsigned i = req->hdr_first_change; i < req->nhdr; i++) {
         const kf_hdr *h = &req->hdr[i];
-        switch (h->state) {
-        case KF_HDR_ORIG: n += h->line.n; break;
-        case KF_HDR_CHANGED: n += h->name.n + 2 + h->value.n + line_eol(h->line).n; break;
-        case KF_HDR_ADDED: n += h->name.n + 2 + h->value.n + hb->rl_eol.n; break;
-        default: break;
-        }
+        if (h->state == KF_HDR_ORIG)
+            continue;
+        if (h->line.p)
+            n -= h->line.n; /* an original line changed or removed */
+        if (h->state != KF_HDR_REMOVED)
+            n += field_size(h, hb);
     }
-    return n + hb->end_line.n;
+    return n;
 }
 
-/* Output that copies runs of untouched bytes at once: consecutive original
- * lines are adjacent in the head, so an unchanged stretch (often all but
- * one line) is one memcpy. */
-typedef struct emitter {
-    char *o;
-    const char *run, *run_end; /* pending original bytes */
-} emitter;
-
-static void flush(emitter *e)
+static char *put(char *o, const char *p, size_t n)
 {
-    size_t n = (size_t)(e->run_end - e->run);
-    if (n)
-        memcpy(e->o, e->run, n);
-    e->o += n;
-    e->run = e->run_end = NULL;
+    memcpy(o, p, n);
+    return o + n;
 }
 
-static void put_orig(emitter *e, kf_str s)
+static char *put_field(char *o, const kf_hdr *h, kf_str eol)
 {
-    if (e->run_end != s.p || !e->run) {
-        flush(e);
-        e->run = s.p;
-    }
-    e->run_end = s.p + s.n;
-}
-
-static void put(emitter *e, kf_str s)
-{
-    flush(e);
-    memcpy(e->o, s.p, s.n);
-    e->o += s.n;
-}
-
-static void put_c(emitter *e, char c)
-{
-    flush(e);
-    *e->o++ = c;
-}
-
-static void put_field(emitter *e, const kf_hdr *h, kf_str eol)
-{
-    put(e, h->name);
-    put_c(e, ':');
-    put_c(e, ' ');
-    put(e, h->value);
-    put(e, eol);
+    o = put(o, h->name.p, h->name.n);
+    *o++ = ':';
+    *o++ = ' ';
+    o = put(o, h->value.p, h->value.n);
+    return put(o, eol.p, eol.n);
 }
 
 size_t kf_head_write(const struct kf_headbuf *hb, char *out)
 {
     const kf_req *req = &hb->req;
-    emitter e = { out, NULL, NULL };
+    char *o = out;
+    const char *run = hb->rl_line.p; /* original bytes not yet copied start here */
     if (path_changed(hb)) {
-        put(&e, req->method);
-        put_c(&e, ' ');
-        put(&e, hb->target_prefix);
-        put(&e, req->path);
-        put(&e, req->query);
-        put_c(&e, ' ');
-        put(&e, req->version);
-        put(&e, hb->rl_eol);
-    } else
-        put_orig(&e, hb->rl_line);
-    for (unsigned i = 0; i < req->nhdr; i++) {
-        const kf_hdr *h = &req->hdr[i];
-        switch (h->state) {
-        case KF_HDR_ORIG: put_orig(&e, h->line); break;
-        case KF_HDR_CHANGED: put_field(&e, h, line_eol(h->line)); break;
-        case KF_HDR_ADDED: put_field(&e, h, hb->rl_eol); break;
-        default: break;
+        o = put(o, run, (size_t)(rl_path_start(hb) - run));
+        o = put(o, req->path.p, req->path.n);
+        run = req->query.p;
+    }
+    if (req->changed & KF_CHG_HEADERS) {
+        for (unsigned i = req->hdr_first_change; i < req->nhdr; i++) {
+            const kf_hdr *h = &req->hdr[i];
+            if (h->state == KF_HDR_ORIG)
+                continue; /* part of the current run */
+            /* Added headers come after every original one (kf_req_add_header
+             * appends): they go just before the empty line. */
+            const char *at = h->line.p ? h->line.p : hb->end_line.p;
+            if (at > run) {
+                o = put(o, run, (size_t)(at - run));
+                run = at;
+            }
+            if (h->line.p)
+                run = h->line.p + h->line.n;
+            if (h->state == KF_HDR_CHANGED)
+                o = put_field(o, h, line_eol(h->line));
+            else if (h->state == KF_HDR_ADDED)
+                o = put_field(o, h, hb->rl_eol);
         }
     }
-    put_orig(&e, hb->end_line);
-    flush(&e);
-    return (size_t)(e.o - out);
+    o = put(o, run, (size_t)(head_end(hb) - run));
+    return (size_t)(o - out);
 }

@@ -33,6 +33,10 @@ int kf_head_parse(struct kf_headbuf *hb, const kf_ctx *ctx, const char *head, si
 long kf_head_parse_prefix(struct kf_headbuf *hb, const kf_ctx *ctx, const char *in, size_t n,
                           kf_head_info *info);
 
+/* Tests: 1 = parse with the baseline (SSE2) scans even where AVX2 is
+ * there, so that both copies of the parser are exercised; 0 = choose. */
+void kf_head_force_base(int on);
+
 /* Bytes needed to write hb->req back out. */
 size_t kf_head_size(const struct kf_headbuf *hb);
 /* Write hb->req into out (kf_head_size bytes); returns bytes written. */

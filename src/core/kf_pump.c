@@ -392,9 +392,38 @@ fail:
     return done ? (ssize_t)done : r;
 }
 
+/* Bytes certain to pass verbatim (a body within its Content-Length, a
+ * tunnel): one send, nothing to stage, as pump() would do it but without
+ * its batch. In all-or-nothing mode a short send is followed by the next,
+ * and a failure after some progress leaves it in s->carry, as in pump(). */
+static ssize_t pass_through(kf_stream *s, const char *p, size_t len, int mode, kf_send_fn send,
+                            void *io)
+{
+    size_t done = 0;
+    for (;;) {
+        ssize_t r = send(io, p + done, len - done);
+        if (r <= 0) {
+            if (mode == KF_WR_ALL_OR_NOTHING) {
+                s->carry = (uint32_t)done;
+                return r;
+            }
+            return done ? (ssize_t)done : r;
+        }
+        kf_stream_passed(s, (uint64_t)r);
+        done += (size_t)r;
+        if (done == len || mode == KF_WR_PARTIAL)
+            return (ssize_t)done;
+    }
+}
+
 ssize_t kf_stream_write(kf_stream *s, const kf_ctx *ctx, const void *buf, size_t len, int mode,
                         kf_send_fn send, void *io)
 {
+    /* kf_stream_pass_budget() for the common case, without the call: a
+     * body within its length, nothing pending or carried */
+    if (len && !s->carry && (s->state == ST_BODY ? s->remaining >= len : s->state == ST_PASS) &&
+        !kf_stream_has_pending(s))
+        return pass_through(s, buf, len, mode, send, io);
     struct iovec one = { (void *)buf, len };
     struct cursor c = { &one, 1, 0, 0 };
     return pump(s, ctx, &c, len, mode, send, NULL, io);

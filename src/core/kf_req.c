@@ -10,6 +10,7 @@
 #include "kf_mask.h"
 #include "kf_req.h"
 #include "kf_rules.h"
+#include "kf_word.h"
 
 static unsigned char lower(unsigned char c)
 {
@@ -26,6 +27,7 @@ void kf_req_init(kf_req *req)
     req->orig_path = req->orig_host = req->upstream_host = (kf_str){ NULL, 0 };
     req->upstream_port = 0;
     req->changed = 0;
+    req->hdr_first_change = ~0u;
     req->nfired = 0;
     req->nskipped = 0;
     req->scratch_used = 0;
@@ -54,11 +56,12 @@ int kf_req_find_header(const kf_req *req, kf_str name, unsigned from)
      * equal that differ in more than case; a false candidate is caught by
      * the full compare), then the whole name. */
     unsigned char c0 = (unsigned char)(name.p[0] | 0x20);
-    for (unsigned i = from; i < req->nhdr; i++) {
-        const kf_hdr *h = &req->hdr[i];
-        if (h->name.n == name.n && (unsigned char)(h->name.p[0] | 0x20) == c0 &&
-            h->state != KF_HDR_REMOVED && ieq(h->name, name))
-            return (int)i;
+    for (const kf_hdr *h = req->hdr + from, *e = req->hdr + req->nhdr; h < e; h++) {
+        if (h->name.n != name.n)
+            continue; /* most headers: one compare */
+        if ((unsigned char)(h->name.p[0] | 0x20) == c0 && h->state != KF_HDR_REMOVED &&
+            kf_same_bytes_ci(h->name.p, name.p, name.n))
+            return (int)(h - req->hdr);
     }
     return -1;
 }
@@ -231,21 +234,9 @@ size_t kf_req_summary(const kf_req *req, char *buf, size_t n)
 
 /* ---- string helpers ---- */
 
-int kf_str_eq(kf_str a, kf_str b)
-{
-    return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
-}
-
 static int ieq(kf_str a, kf_str b)
 {
-    if (a.n != b.n)
-        return 0;
-    if (a.n == 0 || memcmp(a.p, b.p, a.n) == 0)
-        return 1; /* the same spelling: the common case for header names */
-    for (size_t i = 0; i < a.n; i++)
-        if (lower((unsigned char)a.p[i]) != lower((unsigned char)b.p[i]))
-            return 0;
-    return 1;
+    return a.n == b.n && kf_same_bytes_ci(a.p, b.p, a.n);
 }
 
 int kf_str_ieq(kf_str a, kf_str b)

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct kf_str {
     const char *p;
@@ -66,6 +67,7 @@ typedef struct kf_req {
     kf_str upstream_host;         /* set by an `upstream` action that applied */
     unsigned upstream_port;       /* 0 = keep the scheme's default */
     unsigned changed;             /* KF_CHG_* */
+    unsigned hdr_first_change;    /* lowest hdr[] index whose state a rule changed (>= nhdr: none) */
     const struct kf_rule *fired[KF_MAX_FIRED];   /* rules that changed something */
     unsigned nfired;
     const struct kf_rule *skipped[KF_MAX_FIRED]; /* matched but needed a missing capability */
@@ -115,7 +117,6 @@ size_t kf_rule_names(const struct kf_rule *const *r, unsigned nr, char *buf, siz
 size_t kf_req_log_text(const kf_req *req, char *buf, size_t n);
 
 /* Small string helpers shared by the engine. */
-int kf_str_eq(kf_str a, kf_str b);          /* exact */
 int kf_str_ieq(kf_str a, kf_str b);         /* ASCII case-insensitive */
 int kf_str_ieq_c(kf_str a, const char *b);  /* against a C string */
 kf_str kf_str_c(const char *s);
@@ -123,6 +124,13 @@ kf_str kf_str_c(const char *s);
 int kf_hexval(char c);                     /* 0..15, or -1 */
 int kf_glob(const char *pat, kf_str s);     /* '*' and '?' glob, case-sensitive */
 int kf_glob_ci(const char *pat, kf_str s);  /* same, ASCII case-insensitive */
+
+/* Exact (inline: every head compares its method, paths and values; a
+ * constant operand's memcmp becomes a few loads). */
+static inline int kf_str_eq(kf_str a, kf_str b)
+{
+    return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
 
 /* Strip SP/HTAB at both ends (inline: the head parser calls it per field). */
 static inline kf_str kf_str_trim(kf_str s)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kf_rules_int.h"
+#include "kf_word.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define KF_SANITIZED 1
@@ -61,13 +62,48 @@ static int host_ok(const kf_rule *r, kf_str host, unsigned port)
     return 0;
 }
 
-static int header_ok(const kf_req *req, const kf_hcond *c)
+/* Where the first live header of a name is, as a condition just found it:
+ * a set-header action of the same rule on that name (the platform fix)
+ * starts there instead of looking again. Valid until an action runs. */
+typedef struct find_hint {
+    kf_str name;
+    int first;
+} find_hint;
+
+static int value_ok(const kf_hcond *c, kf_str v)
 {
-    for (int i = kf_req_find_header(req, c->name, 0); i >= 0;
-         i = kf_req_find_header(req, c->name, (unsigned)i + 1))
-        if (kf_glob(c->glob, req->hdr[i].value))
+    if (c->exact)
+        return v.n == c->glob_n && (v.n == 0 || memcmp(v.p, c->glob, v.n) == 0);
+    return kf_glob(c->glob, v);
+}
+
+static int header_ok(const kf_req *req, const kf_hcond *c, find_hint *hint)
+{
+    int i = kf_req_find_header(req, c->name, 0);
+    hint->name = c->name;
+    hint->first = i;
+    for (; i >= 0; i = kf_req_find_header(req, c->name, (unsigned)i + 1))
+        if (value_ok(c, req->hdr[i].value))
             return 1;
     return 0;
+}
+
+static int find_first(const kf_req *req, kf_str name, const find_hint *hint)
+{
+    if (hint->name.p && kf_str_ieq(hint->name, name))
+        return hint->first;
+    return kf_req_find_header(req, name, 0);
+}
+
+/* The path starts with the rule's literal prefix? Its last byte first: the
+ * built-in prefixes share "/coding/" and differ near their ends. */
+static int prefix_ok(kf_str path, kf_str pre)
+{
+    if (path.n < pre.n)
+        return 0;
+    if (pre.n == 0)
+        return 1;
+    return path.p[pre.n - 1] == pre.p[pre.n - 1] && kf_same_bytes(path.p, pre.p, pre.n - 1);
 }
 
 #define MAX_GROUPS 10
@@ -75,8 +111,8 @@ static int header_ok(const kf_req *req, const kf_hcond *c)
 /* Rules sharing a host list (the defaults come in runs of them) share one
  * host check until an action changes the request. */
 typedef struct host_cache {
-    unsigned group;
-    int valid, ok;
+    unsigned group; /* ~0u: no answer yet */
+    int ok;
 } host_cache;
 
 /* Why a lock around regexec(): glibc's regexec() holds a lock inside the
@@ -148,12 +184,12 @@ static int path_regexec(const kf_rule *r, kf_str path, size_t nm, regmatch_t *m)
 }
 
 /* Does r match? On a regex match m[0..MAX_GROUPS) holds the groups. */
-static int rule_matches(const kf_rule *r, const kf_req *req, regmatch_t *m, host_cache *hc)
+static int rule_matches(const kf_rule *r, const kf_req *req, regmatch_t *m, host_cache *hc,
+                        find_hint *hint)
 {
-    if (!hc->valid || hc->group != r->host_group) {
+    if (hc->group != r->host_group) {
         hc->group = r->host_group;
         hc->ok = host_ok(r, req->host, req->port);
-        hc->valid = 1;
     }
     if (!hc->ok)
         return 0;
@@ -164,11 +200,10 @@ static int rule_matches(const kf_rule *r, const kf_req *req, regmatch_t *m, host
         if (i == r->nmethods)
             return 0;
     }
-    if (r->path_kind != KF_PATH_ANY &&
-        (req->path.n < r->path_prefix.n || memcmp(req->path.p, r->path_prefix.p, r->path_prefix.n)))
+    if (r->path_kind != KF_PATH_ANY && !prefix_ok(req->path, r->path_prefix))
         return 0;
     for (unsigned i = 0; i < r->nhconds; i++)
-        if (!header_ok(req, &r->hconds[i]))
+        if (!header_ok(req, &r->hconds[i], hint))
             return 0;
     if (r->key_glob && !kf_glob(r->key_glob, kf_req_api_key(req)))
         return 0;
@@ -178,7 +213,8 @@ static int rule_matches(const kf_rule *r, const kf_req *req, regmatch_t *m, host
     /* kf_pat answers yes/no for its whole subset, and sub-matches for the
      * patterns pinned to regexec's (kf_rules_parse.c choose_matcher). */
     int hit = r->pat.ops && (nm == 1 || r->pat_groups)
-                  ? kf_pat_match(&r->pat, req->path.p ? req->path.p : "", req->path.n, m, nm)
+                  ? kf_pat_match_from(&r->pat, req->path.p ? req->path.p : "", req->path.n, m, nm,
+                                      r->pat_known)
                   : r->re && path_regexec(r, req->path, nm, m);
     if (!hit)
         return 0;
@@ -237,10 +273,7 @@ static int do_rewrite(kf_req *req, kf_str tpl, kf_str path, const regmatch_t *m)
 static int do_squash(kf_req *req)
 {
     kf_str p = req->path;
-    size_t k = 1;
-    while (k < p.n && !(p.p[k] == '/' && p.p[k - 1] == '/'))
-        k++; /* cheaper than memmem for a short path and a 2-byte needle */
-    if (k >= p.n)
+    if (!kf_has_double_slash(p.p, p.n))
         return 0;
     size_t start = req->scratch_used, o = start;
     if (p.n > KF_SCRATCH - o)
@@ -253,17 +286,25 @@ static int do_squash(kf_req *req)
     return set_path_from_scratch(req, start, o - start);
 }
 
+/* Header i's state changes: the writer starts looking there. */
+static void set_state(kf_req *req, unsigned i, unsigned char state)
+{
+    req->hdr[i].state = state;
+    if (i < req->hdr_first_change)
+        req->hdr_first_change = i;
+}
+
 /* set-header semantics: the first live NAME keeps its spelling and gets
  * the value, later ones are removed; appended when absent. */
-static int do_set_header(kf_req *req, kf_str name, kf_str value)
+static int do_set_header(kf_req *req, kf_str name, kf_str value, const find_hint *hint)
 {
     int chg = 0;
-    int i = kf_req_find_header(req, name, 0);
+    int i = find_first(req, name, hint);
     if (i < 0) {
         if (kf_req_add_header(req, name, value, (kf_str){ NULL, 0 }) != 0)
             return 0;
         kf_hdr *h = &req->hdr[req->nhdr - 1];
-        h->state = KF_HDR_ADDED;
+        set_state(req, req->nhdr - 1, KF_HDR_ADDED);
         h->orig_value = (kf_str){ NULL, 0 };
         chg = 1;
     } else {
@@ -271,12 +312,12 @@ static int do_set_header(kf_req *req, kf_str name, kf_str value)
         if (!kf_str_eq(h->value, value)) {
             h->value = value;
             if (h->state == KF_HDR_ORIG)
-                h->state = KF_HDR_CHANGED;
+                set_state(req, (unsigned)i, KF_HDR_CHANGED);
             chg = 1;
         }
         for (int j = kf_req_find_header(req, name, (unsigned)i + 1); j >= 0;
              j = kf_req_find_header(req, name, (unsigned)j + 1)) {
-            req->hdr[j].state = KF_HDR_REMOVED;
+            set_state(req, (unsigned)j, KF_HDR_REMOVED);
             chg = 1;
         }
     }
@@ -290,7 +331,7 @@ static int do_remove_header(kf_req *req, kf_str name)
     int chg = 0;
     for (int j = kf_req_find_header(req, name, 0); j >= 0;
          j = kf_req_find_header(req, name, (unsigned)j + 1)) {
-        req->hdr[j].state = KF_HDR_REMOVED;
+        set_state(req, (unsigned)j, KF_HDR_REMOVED);
         chg = 1;
     }
     if (chg)
@@ -303,7 +344,7 @@ static int do_upstream(kf_req *req, const kf_action *a)
     unsigned port = a->port ? a->port : (req->tls ? 443 : 80);
     if (kf_str_ieq(req->host, a->host) && req->port == port)
         return 0; /* already there: leave even the Host header's spelling alone */
-    do_set_header(req, a->name, a->value);
+    do_set_header(req, a->name, a->value, &(find_hint){ { NULL, 0 }, -1 });
     req->upstream_host = a->host;
     req->upstream_port = a->port;
     req->host = a->host;
@@ -319,7 +360,8 @@ static int origin_form(const kf_req *req)
     return req->path.n && req->path.p[0] == '/';
 }
 
-static int do_action(kf_req *req, const kf_action *a, kf_str match_path, const regmatch_t *m)
+static int do_action(kf_req *req, const kf_action *a, kf_str match_path, const regmatch_t *m,
+                     const find_hint *hint)
 {
     switch (a->kind) {
     case KF_ACT_REWRITE_PATH:
@@ -327,7 +369,7 @@ static int do_action(kf_req *req, const kf_action *a, kf_str match_path, const r
     case KF_ACT_SQUASH_SLASHES:
         return origin_form(req) ? do_squash(req) : 0;
     case KF_ACT_SET_HEADER: {
-        int chg = do_set_header(req, a->name, a->value);
+        int chg = do_set_header(req, a->name, a->value, hint);
         if (chg && a->is_host)
             kf_req_set_host(req, a->value); /* later rules see the new host */
         return chg;
@@ -335,7 +377,7 @@ static int do_action(kf_req *req, const kf_action *a, kf_str match_path, const r
     case KF_ACT_ADD_HEADER:
         if (kf_req_add_header(req, a->name, a->value, (kf_str){ NULL, 0 }) != 0)
             return 0;
-        req->hdr[req->nhdr - 1].state = KF_HDR_ADDED;
+        set_state(req, req->nhdr - 1, KF_HDR_ADDED);
         req->hdr[req->nhdr - 1].orig_value = (kf_str){ NULL, 0 };
         req->changed |= KF_CHG_HEADERS;
         return 1;
@@ -355,16 +397,22 @@ int kf_rules_apply(const kf_ruleset *rs, kf_req *req, unsigned caps)
     req->upstream_host = (kf_str){ NULL, 0 };
     req->upstream_port = 0;
     req->changed = 0;
+    req->hdr_first_change = ~0u;
     req->nfired = 0;
     req->nskipped = 0;
     if (!rs)
         return 0;
-    host_cache hc = { 0, 0, 0 };
-    for (unsigned k = 0; k < rs->nactive; k++) {
-        const kf_rule *r = &rs->rules[rs->active[k]];
+    host_cache hc = { ~0u, 0 };
+    const kf_rule *rules = rs->rules;
+    const unsigned *active = rs->active, nactive = rs->nactive; /* active may be NULL: none */
+    for (unsigned k = 0; k < nactive; k++) {
+        const kf_rule *r = &rules[active[k]];
         regmatch_t m[MAX_GROUPS];
-        if (!rule_matches(r, req, m, &hc))
+        find_hint hint; /* set by a header condition */
+        if (!rule_matches(r, req, m, &hc, &hint))
             continue;
+        if (!r->nhconds)
+            hint.name.p = NULL;
         if (r->needs_upstream && !(caps & KF_CAP_UPSTREAM)) {
             /* All or nothing: half a routing rule (path mapped, host not)
              * would send the request somewhere that cannot serve it. */
@@ -373,11 +421,17 @@ int kf_rules_apply(const kf_ruleset *rs, kf_req *req, unsigned caps)
             continue;
         }
         kf_str match_path = req->path; /* groups point into this */
+        kf_str host = req->host;
+        unsigned port = req->port;
         int chg = 0;
-        for (unsigned i = 0; i < r->nacts; i++)
-            chg |= do_action(req, &r->acts[i], match_path, m);
+        for (unsigned i = 0; i < r->nacts; i++) {
+            chg |= do_action(req, &r->acts[i], match_path, m, &hint);
+            hint.name.p = NULL; /* the headers may have changed */
+        }
         if (chg) {
-            hc.valid = 0; /* the host may have changed */
+            /* host_ok() reads host and port alone */
+            if (req->host.p != host.p || req->host.n != host.n || req->port != port)
+                hc.group = ~0u;
             if (req->nfired < KF_MAX_FIRED)
                 req->fired[req->nfired++] = r;
         }

@@ -64,8 +64,11 @@ static void copy_conds(bump *b, kf_rule *r, const kf_rule *s)
     for (unsigned i = 0; i < s->nhconds; i++) {
         kf_str name = kstr(b, s->hconds[i].name);
         const char *glob = cstr(b, s->hconds[i].glob);
-        if (r->hconds)
-            r->hconds[i] = (kf_hcond){ name, glob };
+        if (r->hconds) {
+            r->hconds[i] = (kf_hcond){ name, glob, 0, 0 };
+            if (glob)
+                kf_hcond_prepare(&r->hconds[i]);
+        }
     }
     kf_pat_op *ops = TAKE(b, s->pat.ops ? s->pat.nops : 0, kf_pat_op);
     if (ops)

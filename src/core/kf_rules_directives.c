@@ -156,7 +156,17 @@ int kf_p_cond_header(kf_parser *p, kf_rule *r, kf_tok *t, int nt)
     kf_hcond *h = &r->hconds[r->nhconds++];
     h->name = (kf_str){ kf_p_sdup(p, t[1].s, t[1].n), t[1].n };
     h->glob = kf_p_sdup(p, t[2].s, t[2].n);
+    if (h->glob)
+        kf_hcond_prepare(h);
     return 0;
+}
+
+/* Precomputed at load time, so that a request pays no strlen and no glob
+ * walk for the common exact value (X-Msh-Platform kimi_code_cli). */
+void kf_hcond_prepare(kf_hcond *c)
+{
+    c->glob_n = strlen(c->glob);
+    c->exact = !strpbrk(c->glob, "*?");
 }
 
 int kf_p_cond_key(kf_parser *p, kf_rule *r, kf_tok *t, int nt)

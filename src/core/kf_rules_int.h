@@ -31,7 +31,12 @@ typedef struct kf_hostpat {
 typedef struct kf_hcond {
     kf_str name;
     const char *glob;
+    size_t glob_n;        /* strlen(glob) */
+    unsigned char exact;  /* glob has no '*' or '?': a plain string compare */
 } kf_hcond;
+
+/* Fill c->glob_n and c->exact from c->glob (kf_rules_directives.c). */
+void kf_hcond_prepare(kf_hcond *c);
 
 enum kf_act_kind {
     KF_ACT_REWRITE_PATH = 1,
@@ -66,6 +71,7 @@ struct kf_rule {
     unsigned char uses_groups;  /* highest \N a template refers to (0: none) */
     unsigned char pat_groups;   /* sub-matches may come from `pat` (pinned to regexec by tests) */
     unsigned char builtin;
+    unsigned char pat_known; /* path_prefix and pat agree on this many leading bytes */
     unsigned nhosts, nmethods, nhconds, nacts;
     /* path: for KF_PATH_PREFIX the prefix; for KF_PATH_REGEX the literal
      * prefix every match must start with (from a leading '^'), checked

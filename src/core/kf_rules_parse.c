@@ -63,6 +63,13 @@ static void choose_matcher(kf_parser *p, kf_rule *r)
 {
     if (r->path_kind != KF_PATH_REGEX || r->re || !r->path_src)
         return;
+    /* The literal prefix apply checks first is (at least in part) the
+     * pattern's own lead: kf_pat need not compare those bytes again. */
+    unsigned k = 0;
+    while (r->pat.ops && r->path_prefix.p && k < r->pat.lead && k < r->path_prefix.n && k < 255 &&
+           r->pat.ops[k].c == (unsigned char)r->path_prefix.p[k]) /* ops[0..lead) are literals */
+        k++;
+    r->pat_known = (unsigned char)k;
     r->pat_groups = r->pat.ops && (r->builtin || builtin_pattern(p->rs, r->path_src));
     if (r->pat.ops && (r->uses_groups == 0 || r->pat_groups))
         return;

@@ -273,6 +273,9 @@ int kf_pat_compile(const char *re, size_t n, kf_pat_op *ops, kf_pat *p)
     p->lead = 0;
     while (p->lead < g.n && ops[p->lead].op == OP_CHAR)
         p->lead++;
+    p->nfork = 0;
+    for (unsigned i = 0; i < g.n; i++)
+        p->nfork += ops[i].op == OP_SPLIT || ops[i].op == OP_SAVE;
     mark_tails(ops, g.n);
     return 0;
 }
@@ -328,7 +331,7 @@ static void add(vm *v, tlist *l, unsigned pc, regoff_t *caps, regoff_t pos)
 }
 
 /* The winning thread's captures into m[0..nm) as regexec reports them. */
-static int report(const regoff_t *caps, unsigned nsave, size_t n, regmatch_t *m, size_t nm)
+static inline int report(const regoff_t *caps, unsigned nsave, size_t n, regmatch_t *m, size_t nm)
 {
     m[0].rm_so = 0;
     m[0].rm_eo = (regoff_t)n;
@@ -353,17 +356,9 @@ static int tail_match(const kf_pat *p, unsigned e, const regoff_t *caps, unsigne
     return report(fin, nsave, n, m, nm);
 }
 
-int kf_pat_match(const kf_pat *p, const char *s, size_t n, regmatch_t *m, size_t nm)
+/* The Pike VM over s[lead..n) (the caller checked the lead, the NULs and nm). */
+static int pike_match(const kf_pat *p, const char *s, size_t n, regmatch_t *m, size_t nm)
 {
-    if (n < p->lead || n > 0x7fffffff)
-        return 0;
-    for (unsigned i = 0; i < p->lead; i++)
-        if ((unsigned char)s[i] != p->ops[i].c)
-            return 0;
-    if (memchr(s, '\0', n))
-        return 0; /* '.' never matches NUL, no literal is NUL */
-    if (nm > KF_PAT_MAX_GROUPS + 1u)
-        nm = KF_PAT_MAX_GROUPS + 1u;
     vm v;
     v.p = p;
     v.nsave = nm > 1 ? 2u * (unsigned)nm : 0;
@@ -397,4 +392,141 @@ int kf_pat_match(const kf_pat *p, const char *s, size_t n, regmatch_t *m, size_t
         if (p->ops[cl->pc[t]].op == OP_MATCH)
             return report(cl->caps + (size_t)t * v.nsave, v.nsave, n, m, nm);
     return 0;
+}
+
+/* ---- bounded backtracking (RE2's "BitState") ----
+ *
+ * For the short paths requests carry: a depth-first walk of the program in
+ * priority order (SPLIT's x before y), which visits each (pc, position)
+ * pair at most once. The first walk to reach MATCH at the end is the
+ * leftmost-first match, the very one the Pike VM reports: both explore
+ * threads in the same priority order, and a pair already visited either
+ * led to no match (the walk went on) or ended it, whatever captures the
+ * second visitor carries. Linear like the VM, but no thread lists and no
+ * capture copies: a few instructions per byte. Used when the visited
+ * bitmap and the job stack fit their fixed bounds (below); else the VM. */
+
+#define BT_SPAN 64  /* positions lead..n: one 64-bit row of the visited map per pc */
+#define BT_JOBS 256 /* pending alternatives and capture restores */
+
+typedef struct bt_job {
+    uint16_t pc;    /* BT_RESTORE: capture slot to restore */
+    uint16_t kind;  /* BT_TRY or BT_RESTORE */
+    regoff_t v;     /* BT_TRY: position; BT_RESTORE: old value */
+} bt_job;
+
+enum { BT_TRY, BT_RESTORE };
+
+static int bt_fits(const kf_pat *p, size_t n)
+{
+    size_t span = n - p->lead + 1;
+    /* every job is pushed by a SPLIT or SAVE at a pair visited once */
+    return span <= BT_SPAN && span * p->nfork <= BT_JOBS;
+}
+
+static int bt_match(const kf_pat *p, const char *s, size_t n, regmatch_t *m, size_t nm)
+{
+    const kf_pat_op *ops = p->ops;
+    const unsigned nsave = nm > 1 ? 2u * (unsigned)nm : 0;
+    const size_t base = p->lead;
+    /* Fixed-size clears where they cover it: stores, not library calls. */
+    uint64_t seen[KF_PAT_MAX_OPS]; /* seen[pc] bit (pos - lead): visited */
+    if (p->nops <= 32)
+        for (unsigned i = 0; i < 32; i++)
+            seen[i] = 0;
+    else
+        memset(seen, 0, p->nops * sizeof seen[0]);
+    regoff_t caps[2 * (KF_PAT_MAX_GROUPS + 1)];
+    for (unsigned i = 0; i < 2 * (KF_PAT_MAX_GROUPS + 1); i++)
+        caps[i] = -1;
+    bt_job job[BT_JOBS];
+    unsigned nj = 0;
+    job[nj++] = (bt_job){ (uint16_t)base, BT_TRY, (regoff_t)base };
+    while (nj) {
+        bt_job j = job[--nj];
+        if (j.kind == BT_RESTORE) {
+            caps[j.pc] = j.v;
+            continue;
+        }
+        unsigned pc = j.pc;
+        size_t pos = (size_t)j.v;
+        for (;;) {
+            uint64_t bit = (uint64_t)1 << (pos - base);
+            if (seen[pc] & bit)
+                break;
+            seen[pc] |= bit;
+            const kf_pat_op *o = &ops[pc];
+            switch (o->op) {
+            case OP_CHAR:
+                if (pos == n || (unsigned char)s[pos] != o->c)
+                    goto fail;
+                pc++;
+                pos++;
+                continue;
+            case OP_ANY:
+                if (o->c) /* a tail `.*`: the rest of the path matches */
+                    return tail_match(p, o->x, caps, nsave, n, m, nm);
+                if (pos == n)
+                    goto fail;
+                pc++;
+                pos++;
+                continue;
+            case OP_SPLIT:
+                job[nj++] = (bt_job){ o->y, BT_TRY, (regoff_t)pos };
+                pc = o->x;
+                continue;
+            case OP_JMP:
+                pc = o->x;
+                continue;
+            case OP_SAVE:
+                if (o->x < nsave) {
+                    job[nj++] = (bt_job){ o->x, BT_RESTORE, caps[o->x] };
+                    caps[o->x] = (regoff_t)pos;
+                }
+                pc++;
+                continue;
+            default: /* OP_MATCH */
+                if (pos == n)
+                    return report(caps, nsave, n, m, nm);
+                goto fail;
+            }
+        }
+    fail:;
+    }
+    return 0;
+}
+
+/* The checks both matchers rely on. */
+static int pre_match(const kf_pat *p, const char *s, size_t n, size_t known, size_t *nm)
+{
+    if (n < p->lead || n > 0x7fffffff)
+        return 0;
+    for (size_t i = known; i < p->lead; i++)
+        if ((unsigned char)s[i] != p->ops[i].c)
+            return 0;
+    if (memchr(s + p->lead, '\0', n - p->lead))
+        return 0; /* '.' never matches NUL, no literal is NUL */
+    if (*nm > KF_PAT_MAX_GROUPS + 1u)
+        *nm = KF_PAT_MAX_GROUPS + 1u;
+    return 1;
+}
+
+int kf_pat_match_from(const kf_pat *p, const char *s, size_t n, regmatch_t *m, size_t nm,
+                      size_t known)
+{
+    if (!pre_match(p, s, n, known, &nm))
+        return 0;
+    return bt_fits(p, n) ? bt_match(p, s, n, m, nm) : pike_match(p, s, n, m, nm);
+}
+
+int kf_pat_match(const kf_pat *p, const char *s, size_t n, regmatch_t *m, size_t nm)
+{
+    return kf_pat_match_from(p, s, n, m, nm, 0);
+}
+
+int kf_pat_match_pike(const kf_pat *p, const char *s, size_t n, regmatch_t *m, size_t nm)
+{
+    if (!pre_match(p, s, n, 0, &nm))
+        return 0;
+    return pike_match(p, s, n, m, nm);
 }

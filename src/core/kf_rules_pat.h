@@ -8,9 +8,11 @@
  * (`+`, `{m,n}`, brackets, back-references, `\w`...) is not in the subset:
  * the caller keeps glibc's regcomp()/regexec() for it.
  *
- * Matching is a Pike VM (Thompson NFA with sub-match tracking): linear in
- * the path length times the program size, no allocation, no recursion
- * deeper than the program. Which match it reports is the leftmost-first
+ * Matching is a Pike VM (Thompson NFA with sub-match tracking), or for the
+ * short paths requests carry a bounded backtracker that visits each
+ * (instruction, position) pair once (RE2's BitState) and reports the same
+ * match: both linear in the path length times the program size, no
+ * allocation, no recursion. Which match they report is the leftmost-first
  * (greedy, first alternative first) one; POSIX asks for leftmost-longest
  * sub-matches. Whether a path matches is the same under both (the whole
  * path must match), so every pattern in the subset may use this matcher
@@ -39,6 +41,7 @@ typedef struct kf_pat {
     const kf_pat_op *ops;
     uint16_t nops;
     uint16_t lead;    /* leading literal bytes (ops[0..lead) are CHAR): no thread needed */
+    uint16_t nfork;   /* SPLIT and SAVE ops: what bounds the backtracker's job stack */
     uint8_t ngroups;  /* as regcomp's re_nsub */
 } kf_pat;
 
@@ -52,5 +55,15 @@ int kf_pat_compile(const char *re, size_t n, kf_pat_op *ops, kf_pat *p);
  * (m[0] = the whole path, unset groups -1) and returns 1; else 0. nm <=
  * KF_PAT_MAX_GROUPS + 1. */
 int kf_pat_match(const kf_pat *p, const char *s, size_t n, regmatch_t *m, size_t nm);
+
+/* The same, when the caller already knows that s[0..known) equals the
+ * pattern's first `known` literal bytes (known <= lead). Short paths are
+ * matched by bounded backtracking, long ones by the Pike VM: same answers. */
+int kf_pat_match_from(const kf_pat *p, const char *s, size_t n, regmatch_t *m, size_t nm,
+                      size_t known);
+
+/* The Pike VM alone, whatever the path's length (tests hold the two to
+ * each other). */
+int kf_pat_match_pike(const kf_pat *p, const char *s, size_t n, regmatch_t *m, size_t nm);
 
 #endif

@@ -349,7 +349,7 @@ static void rewrite_head(kf_stream *s, const kf_ctx *ctx, const char *head, size
         return;
     }
     size_t need = kf_head_size(hb);
-    if (kf_headbuf_reserve_out(hb, need) != 0) {
+    if (hb->obuf_cap < need && kf_headbuf_reserve_out(hb, need) != 0) {
         notice(ctx, "out of memory: request head sent unchanged");
         set_emit(s, f, head, hn, consumed);
         return;
@@ -361,7 +361,7 @@ static void rewrite_head(kf_stream *s, const kf_ctx *ctx, const char *head, size
  * sent at once: make sure there is room to keep it. */
 static int keep_room(kf_stream *s, const kf_ctx *ctx, size_t hn, kf_feed *f)
 {
-    if (kf_headbuf_reserve_out(s->hb, hn) == 0)
+    if (s->hb->obuf_cap >= hn || kf_headbuf_reserve_out(s->hb, hn) == 0)
         return 0;
     give_up(s, ctx, "out of memory: passing this connection through unchanged", hn, f);
     return -1;

@@ -107,6 +107,28 @@ Test(rules_apply, header_conditions_and)
     kf_ruleset_free(rs);
 }
 
+/* A header condition and a set-header on the same name (the platform fix):
+ * the set starts from the first live header of that name, whichever one the
+ * condition's value matched, and later ones go; an exact value (no '*' or
+ * '?') compares whole and case-sensitively, as the glob would. */
+Test(rules_apply, condition_then_set_on_the_same_name)
+{
+    kf_ruleset *rs = rules("rule p\n header X-Msh-Platform kimi_code_cli\n set-header x-msh-platform kimi_cli\n"
+                           "rule q\n header X-Q \"a?c\"\n remove-header X-Q\n set-header X-Q abc\n");
+    expect(rs, 0, "GET / HTTP/1.1\r\nX-MSH-Platform: other\r\nA: 1\r\nx-msh-platform: kimi_code_cli\r\n\r\n",
+           "GET / HTTP/1.1\r\nX-MSH-Platform: kimi_cli\r\nA: 1\r\n\r\n", 1);
+    expect(rs, 0, "GET / HTTP/1.1\r\nx-msh-platform: kimi_code_cli\r\nX-Msh-Platform: kimi_code_cli\r\n\r\n",
+           "GET / HTTP/1.1\r\nx-msh-platform: kimi_cli\r\n\r\n", 1);
+    expect_same(rs, "GET / HTTP/1.1\r\nX-Msh-Platform: kimi_code_clI\r\n\r\n");
+    expect_same(rs, "GET / HTTP/1.1\r\nX-Msh-Platform: kimi_code_cli2\r\n\r\n");
+    expect_same(rs, "GET / HTTP/1.1\r\nX-Msh-Platform: kimi_code_cl\r\n\r\n");
+    /* the X-Q the condition found was removed by the first action: the
+     * set finds none and appends */
+    expect(rs, 0, "GET / HTTP/1.1\r\nX-Q: abd\r\nx-q: axc\r\nB: 2\r\n\r\n",
+           "GET / HTTP/1.1\r\nB: 2\r\nX-Q: abc\r\n\r\n", 1);
+    kf_ruleset_free(rs);
+}
+
 Test(rules_apply, key_condition)
 {
     kf_ruleset *rs = rules("rule k\n key sk-kimi-*\n set-header X-K 1\n");

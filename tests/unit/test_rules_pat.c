@@ -200,6 +200,54 @@ Test(rules_pat, long_paths)
     regfree(&re);
 }
 
+/* Short paths go to the bounded backtracker, long ones to the Pike VM:
+ * both must report the same match and the same sub-matches for every
+ * pattern in the subset (not only those regexec pins), and `known` leading
+ * bytes must change nothing. Includes patterns with NUL-free dots, nested
+ * stars and 9 groups, and paths around the backtracker's size bounds. */
+Test(rules_pat, backtracker_and_vm_agree)
+{
+    static const char *const pats[] = {
+        "^/v1/(chat/completions|messages)$", "^/a.b$", "^/x?/y*$", "^(/v1)?(/v1)?/m$",
+        "^/(a|b|c)*/$", "^.*$", "^/v1/.*/messages$", "^/(v1/(x|y)?)*z$", "^(.*)/(.*)$",
+        "^(/(a|b)*)*(/(c|a)*)?$", "^(a)(b)?(c)?(d)?(e)?(f)?(g)?(h)?(.*)$", "^(/v1|/v1/v1)*(/.*)?$",
+        "^/coding/v1/v1(/v1)*(/.*)?$", "^(/anthropic)?/v1/((chat/completions|messages|models)(/.*)?)$",
+        "^/coding/v1/messages/(v1/)?messages(/(v1/)?messages)*$",
+    };
+    rng = env_or("KF_PAT_SEED", 0x5eed1234u) + 11;
+    unsigned n = env_or("KF_PAT_N", 4000) / 2;
+    for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++) {
+        kf_pat_op ops[KF_PAT_MAX_OPS];
+        kf_pat p;
+        cr_assert_eq(kf_pat_compile(pats[i], strlen(pats[i]), ops, &p), 0, "%s", pats[i]);
+        words ws;
+        pattern_words(pats[i], &ws);
+        unsigned hits = 0;
+        for (unsigned k = 0; k < n; k++) {
+            char s[512];
+            size_t len = gen_path(s, sizeof s, &ws);
+            if (rnd(8) == 0) /* long: past the backtracker's bounds */
+                while (len + 3 < sizeof s)
+                    memcpy(s + len, "/v1", 3), len += 3;
+            regmatch_t a[KF_PAT_MAX_GROUPS + 1], b[KF_PAT_MAX_GROUPS + 1], c[KF_PAT_MAX_GROUPS + 1];
+            size_t nm = p.ngroups + 1u, known = rnd(p.lead + 1u);
+            int ra = kf_pat_match_pike(&p, s, len, a, nm);
+            int rb = kf_pat_match(&p, s, len, b, nm);
+            cr_assert_eq(ra, rb, "%s on '%.*s': vm %d, match %d", pats[i], (int)len, s, ra, rb);
+            /* s[0..known) equals the lead whenever the lead matched */
+            if (ra)
+                cr_assert_eq(kf_pat_match_from(&p, s, len, c, nm, known), 1, "%s", pats[i]);
+            for (size_t g = 0; ra && g < nm; g++)
+                cr_assert(a[g].rm_so == b[g].rm_so && a[g].rm_eo == b[g].rm_eo &&
+                              b[g].rm_so == c[g].rm_so && b[g].rm_eo == c[g].rm_eo,
+                          "%s on '%.*s': group %zu vm %d..%d, match %d..%d", pats[i], (int)len, s, g,
+                          (int)a[g].rm_so, (int)a[g].rm_eo, (int)b[g].rm_so, (int)b[g].rm_eo);
+            hits += (unsigned)ra;
+        }
+        cr_expect_gt(hits, 0u, "%s: no path matched", pats[i]);
+    }
+}
+
 Test(rules_pat, a_nul_never_matches)
 {
     kf_pat_op ops[KF_PAT_MAX_OPS];

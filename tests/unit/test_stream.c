@@ -123,6 +123,36 @@ Test(stream, header_add_remove_set)
                    "X-Keep:  spaced  \r\nX-Added: yes\r\n\r\n");
 }
 
+/* The writer copies unchanged stretches of the original head at once: the
+ * request line around a new path (absolute-form prefix, query, version),
+ * runs of original lines between changed, removed and added ones, and the
+ * final empty line, each with its own line ending. */
+Test(stream, writer_splices_changes_into_original_runs)
+{
+    static const char rules[] = "defaults off\n"
+                                "rule t-path\n"
+                                "    host example.test\n"
+                                "    path ~ ^/a//b(/.*)?$\n"
+                                "    rewrite-path /a\\1\n"
+                                "rule t-edit\n"
+                                "    host example.test\n"
+                                "    add-header X-Added yes\n"
+                                "    remove-header X-Drop\n"
+                                "    set-header X-Set new\n";
+    int nerr = 0;
+    kf_ruleset *rs = kf_ruleset_load_text(rules, sizeof(rules) - 1, "test", NULL, NULL, &nerr);
+    cr_assert_not_null(rs, "%d errors", nerr);
+    expect_rewrite(rs,
+                   "GET http://example.test:80/a//b/c?q=/a//b HTTP/1.1\r\nHost: example.test\n"
+                   "X-Drop: 1\r\nX-Drop: 2\r\nA: 1\nx-set: old\nB: 2\r\nX-Set: dup\r\nC: 3\r\n\n",
+                   "GET http://example.test:80/a/c?q=/a//b HTTP/1.1\r\nHost: example.test\n"
+                   "A: 1\nx-set: new\nB: 2\r\nC: 3\r\nX-Added: yes\r\n\n");
+    /* the path alone: every header line is one copy */
+    expect_rewrite(rs, "GET /a//b HTTP/1.1\nHost: example.test\nX-Set: new\n\n",
+                   "GET /a HTTP/1.1\nHost: example.test\nX-Set: new\nX-Added: yes\n\n");
+    kf_ruleset_free(rs);
+}
+
 Test(stream, keepalive_and_pipelining)
 {
     expect_rewrite(builtin,
@@ -233,6 +263,32 @@ Test(stream, upgrade_and_connect_pass_the_rest)
     const char *c = "CONNECT api.kimi.com:443 HTTP/1.1\r\nHost: api.kimi.com:443\r\n\r\n"
                     "GET /coding/v1/v1/models HTTP/1.1\r\n\r\n";
     expect_rewrite(builtin, c, c);
+}
+
+/* The parser notes Host and Connection while it reads the lines and looks
+ * at their values after the last one: any Connection header (before or
+ * after Upgrade, among several) with an "upgrade" token makes a tunnel, one
+ * without does not; a second Host is still malformed. */
+Test(stream, upgrade_tokens_and_host_are_read_after_the_lines)
+{
+    const char *next = "GET /coding/v1/v1/models HTTP/1.1\r\nHost: api.kimi.com\r\n\r\n";
+    const char *heads[] = {
+        "GET /coding/v1/v1/x HTTP/1.1\r\nUpgrade: h2c\r\nhost: api.kimi.com\r\n"
+        "Connection: keep-alive\r\nCONNECTION: x, UPGRADE \r\n\r\n",
+        "GET /coding/v1/v1/x HTTP/1.1\r\nconnection: upgrade\r\nHost: api.kimi.com\r\nupgrade: h2c\r\n\r\n",
+        "GET /coding/v1/v1/x HTTP/1.1\r\nConnection: keep-alive, upgrades\r\nHost: api.kimi.com\r\n"
+        "Upgrade: h2c\r\n\r\n",
+    };
+    for (int i = 0; i < 3; i++) {
+        char in[512], want[512];
+        snprintf(in, sizeof in, "%s%s", heads[i], next);
+        /* the head itself is rewritten; after a tunnel's head nothing is */
+        snprintf(want, sizeof want, "GET /coding/v1/x%s%s", strstr(heads[i], " HTTP/1.1"),
+                 i < 2 ? next : "GET /coding/v1/models HTTP/1.1\r\nHost: api.kimi.com\r\n\r\n");
+        expect_rewrite(builtin, in, want);
+    }
+    const char *dup = "GET /coding/v1/v1/x HTTP/1.1\r\nHost: api.kimi.com\r\nX: 1\r\nHost: api.kimi.com\r\n\r\n";
+    expect_rewrite(builtin, dup, dup);
 }
 
 Test(stream, host_from_carrier_when_head_has_none)
@@ -401,5 +457,53 @@ Test(stream, log_text_names_the_rules_that_fired)
                                "x-msh-platform: kimi_code_cli -> kimi_cli");
     cr_assert_null(strstr(last_log, "secret"));
     sink_reset(&k);
+    kf_stream_reset(&s);
+}
+
+/* Body bytes within the Content-Length go out in one send without the
+ * pump's batch; its accounting must stay the pump's: a partial send then a
+ * failure in all-or-nothing mode (SSL_write) leaves the progress in carry,
+ * and the retry with the same arguments sends only the rest. */
+#define AON_HEAD 54 /* strlen of the head below */
+static char aon_out[128];
+static size_t aon_len;
+static int aon_script; /* 1: take 3 bytes, then fail; 0: take all */
+static ssize_t aon_send(void *io, const void *b, size_t n)
+{
+    (void)io;
+    if (aon_script == 1 && aon_len >= 3 + AON_HEAD) { /* the head went; 3 body bytes too */
+        errno = EAGAIN;
+        return -1;
+    }
+    if (aon_script == 1 && n > 3 && aon_len >= AON_HEAD)
+        n = 3;
+    memcpy(aon_out + aon_len, b, n);
+    aon_len += n;
+    return (ssize_t)n;
+}
+
+Test(stream, body_pass_keeps_all_or_nothing_accounting)
+{
+    static const char head[] = "POST /x HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\n";
+    kf_stream s;
+    kf_stream_init(&s);
+    kf_ctx c = ctx_for(builtin);
+    aon_len = 0;
+    aon_script = 0;
+    cr_assert_eq(sizeof head - 1, AON_HEAD);
+    cr_assert_eq(kf_stream_write(&s, &c, head, AON_HEAD, KF_WR_ALL_OR_NOTHING, aon_send, NULL), AON_HEAD);
+    aon_script = 1;
+    cr_assert_eq(kf_stream_write(&s, &c, "0123456789", 10, KF_WR_ALL_OR_NOTHING, aon_send, NULL), -1);
+    cr_assert_eq(s.carry, 3);
+    aon_script = 0;
+    cr_assert_eq(kf_stream_write(&s, &c, "0123456789", 10, KF_WR_ALL_OR_NOTHING, aon_send, NULL), 10);
+    cr_assert_eq(aon_len, AON_HEAD + 10);
+    cr_assert(memcmp(aon_out + AON_HEAD, "0123456789", 10) == 0);
+    cr_assert(kf_stream_at_boundary(&s));
+    /* partial mode: a short send is the answer */
+    aon_len = 0;
+    cr_assert_eq(kf_stream_write(&s, &c, head, AON_HEAD, KF_WR_PARTIAL, aon_send, NULL), AON_HEAD);
+    aon_script = 1;
+    cr_assert_eq(kf_stream_write(&s, &c, "0123456789", 10, KF_WR_PARTIAL, aon_send, NULL), 3);
     kf_stream_reset(&s);
 }

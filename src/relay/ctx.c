@@ -283,33 +283,35 @@ const char *relay_ctx_buildid(const relay_ctx *ctx)
     return ctx ? ctx->buildid : NULL;
 }
 
-/* The relay's own log, and the client's when its context has one
- * (ctxlog.c): the line is formatted and masked once. */
-void relay_log(const relay_ctx *ctx, int level, const char *fmt, ...)
+/* A line for the relay's own log (relay_too) and the client's when its
+ * context has one (ctxlog.c), formatted and masked once. */
+static void vlog_to(const relay_ctx *ctx, int level, int relay_too, const char *fmt, va_list ap)
 {
     relay_ctx *c = (relay_ctx *)ctx; /* its log_mu */
     int client = ctxlog_wants(c, level);
-    if (!kf_log_enabled(level) && !client)
+    relay_too = relay_too && kf_log_enabled(level);
+    if (!relay_too && !client)
         return;
     char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
     size_t n = kf_log_format(line, sizeof line, fmt, ap);
-    va_end(ap);
-    kf_log_emit(level, line, n);
+    if (relay_too)
+        kf_log_emit(level, line, n);
     if (client)
         ctxlog_write(c, level, line, n);
 }
 
-void relay_log_client(const relay_ctx *ctx, int level, const char *fmt, ...)
+void relay_log(const relay_ctx *ctx, int level, const char *fmt, ...)
 {
-    relay_ctx *c = (relay_ctx *)ctx;
-    if (!ctxlog_wants(c, level))
-        return;
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    size_t n = kf_log_format(line, sizeof line, fmt, ap);
+    vlog_to(ctx, level, 1, fmt, ap);
     va_end(ap);
-    ctxlog_write(c, level, line, n);
+}
+
+void relay_log_client(const relay_ctx *ctx, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog_to(ctx, level, 0, fmt, ap);
+    va_end(ap);
 }

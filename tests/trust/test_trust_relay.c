@@ -643,15 +643,19 @@ Test(ctxtab, log_fd_closed_when_its_process_exits, .timeout = 60)
 
 /* Without a pid to tie it to (in-process callers), a passed fd is not
  * kept: the context is registered, its lines stay in the relay's log. */
-Test(ctxtab, log_fd_without_pid_not_kept)
+Test(ctxtab, log_fd_without_pid_not_kept, .timeout = 60)
 {
     ctx_world();
     int p[2];
     cr_assert_eq(pipe(p), 0);
     char msg[] = "kfctx 1\nlog fd\n\n", reply[KF_CTXMSG_REPLY_MAX];
-    size_t n = ctxtab_answer(msg, sizeof msg - 1, p[1], reply, sizeof reply);
+    int handed = dup(p[1]); /* the table owns what it is given */
+    size_t n = ctxtab_answer(msg, sizeof msg - 1, handed, reply, sizeof reply);
     cr_assert_gt(n, 3);
     cr_expect_eq(memcmp(reply, "ok ", 3), 0, "%s", reply);
+    close(p[1]); /* ours; the table's copy, if it kept one, would hold the pipe */
+    struct pollfd pf = {.fd = p[0], .events = POLLIN};
+    cr_assert_eq(poll(&pf, 1, 30000), 1, "hang guard: the pipe's end comes");
     char c;
     cr_expect_eq(read(p[0], &c, 1), 0, "the relay kept no copy of the write end");
     close(p[0]);

@@ -14,22 +14,12 @@ own lines."""
 import os
 
 import matrix
-from proxycase import BASE, client_or_skip, relay_log, run, verdict
+from proxycase import BASE, any_client_or_skip, relay_log, run, verdict
 
 # (the Go client's request is what its scenario says; the line names the fix)
 LINE = {"node20-fetch": "rule kimi-coding-double-v1: ", "go-static": "rule kimi-coding-double-v1: "}
 
 CARRIERS = {"relay-steered": "node20-fetch", "proxy": "go-static"}
-
-
-def _client(env, res, name, cname):
-    if cname == "go-static":
-        return client_or_skip(env, res, name)
-    c = {c.name: c for c in matrix.clients(env)}[cname]
-    if c.skip:
-        res.report("SKIP", name, "client unavailable: " + c.skip)
-        return None
-    return c
 
 
 def _lines(text, cname):
@@ -54,7 +44,7 @@ def _baseline(env, fake, c, name, problems):
 def t_dest(env, fake, res, name):
     _, carrier, dest = name.split("/")
     cname = CARRIERS[carrier]
-    c = _client(env, res, name, cname)
+    c = any_client_or_skip(env, res, name, cname)
     if not c:
         return
     problems = []
@@ -83,7 +73,7 @@ def t_dest(env, fake, res, name):
 def t_two_clients(env, fake, res, name):
     """One relay, two clients: A with the built-in rules and log file A, B
     with a rule of its own (a header) and log file B."""
-    c = _client(env, res, name, "node20-fetch")
+    c = any_client_or_skip(env, res, name, "node20-fetch")
     if not c:
         return
     d = env.private("ctxlog-two")

@@ -232,13 +232,9 @@ int kf_log_write_to(int fd, const char *p, size_t n)
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0)
         return -1;
-    ssize_t w;
-    if (S_ISREG(st.st_mode)) {
-        w = write_retry(fd, p, n);
-    } else {
-        errno = 0;
-        w = write_nowait(fd, p, n);
-    }
+    int saved = errno;
+    ssize_t w = S_ISREG(st.st_mode) ? write_retry(fd, p, n) : write_nowait(fd, p, n);
+    errno = saved;
     return w == (ssize_t)n ? 0 : -1;
 }
 

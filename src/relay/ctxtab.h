@@ -106,8 +106,9 @@ size_t ctxtab_answer_pid(const char *text, size_t len, int passed_fd, pid_t pid,
  * with kf_log_open_file's checks. ctxlog_write: one formatted line
  * (kf_log_format) if level passes the context's, never blocking; a line
  * the fd cannot take now is dropped and counted. ctxlog_watch/
- * ctxlog_reap: the serving thread polls the pidfds and closes the log fd
- * of a client that exited. ctxlog_free: at the context's end. */
+ * ctxlog_reap (in ctxtab.c: they walk the table): the serving thread polls
+ * the pidfds and closes the log fd of a client that exited. ctxlog_free:
+ * at the context's end. */
 void ctxlog_setup(relay_ctx *c, int fd, pid_t pid);
 void ctxlog_write(relay_ctx *c, int level, const char *line, size_t n);
 int ctxlog_wants(const relay_ctx *c, int level); /* a sink that takes this level */

@@ -31,6 +31,9 @@
  *   ctx.c       per-connection client context (contract B), defaults
  *   rules.c     the relay's own rules: followed when the file changes,
  *               per-rule counters
+ *   ctxrules.c  each client's rules (its context's `rules`), cached by file
+ *               identity
+ *   ctxlog.c    each client's own log (its context's `log`, `level`)
  *   logfile.c   relay.log size cap (rotate once), rate-limited warnings
  *   ca.c        the per-user name-constrained CA, leaf minting and cache
  */

@@ -208,7 +208,13 @@ static int cmd_start(const char *rundir, int argc, char **argv, FILE *out, long 
         setsid();
         int null = open("/dev/null", O_RDWR);
         /* KIMIFIX_LOG naming a file: the relay logs there; "stderr" (what
-         * `kimifix -v` sets) or unset: RUNDIR/relay.log, never a terminal. */
+         * `kimifix -v` sets) or unset: RUNDIR/relay.log, never a terminal.
+         * Started for a client (`kimifix CMD`: out == NULL), the client's
+         * KIMIFIX_LOG is the client's: its lines reach it through its
+         * context (docs/relay.md, "Client contexts"), and a relay that
+         * serves every client keeps its own log in RUNDIR/relay.log. */
+        if (!out)
+            unsetenv("KIMIFIX_LOG");
         const char *ls = secure_getenv("KIMIFIX_LOG");
         int tofile = ls && *ls && strcmp(ls, "stderr") != 0;
         int log = tofile ? null : open(logp, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);

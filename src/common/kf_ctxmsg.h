@@ -98,8 +98,9 @@ int kf_ctx_id_parse(kf_str hex, unsigned char id[KF_CTX_ID_LEN]);
 
 /* This process's registration (kf_ctxself.c): its original trust sources
  * (kf_trust_sources) plus extra_trust (may be NULL: e.g. the JDK's store),
- * rules source, log (a file or off; never `log fd` for now: *pass_fd = -1,
- * see kf_ctxself.c), level, exe and build id. Length, or -1 when it does
+ * rules source, log (a file, off, or `log fd` with *pass_fd = 2 when
+ * KIMIFIX_LOG=stderr, else *pass_fd = -1; see kf_ctxself.c), level, exe
+ * and build id. Length, or -1 when it does
  * not fit. */
 ssize_t kf_ctxmsg_self(char *buf, size_t cap, const char *extra_trust, int *pass_fd);
 

@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "kf_log.h"
 #include "kf_progid.h"
 #include "kf_rules.h"
 #include "kf_trust.h"
@@ -25,12 +26,15 @@ static int add_trust(void *ud, const char *path, const char *var)
 
 /* Where the client's own log lines go, as the shim decided (shim.c):
  * unset = warnings to stderr, "stderr"/"-" = stderr, "off", else a file.
- * stderr is NOT passed as `log fd`: a relay holding the client's stderr
- * keeps that pipe open after the client exits, and whoever waits for its
- * end (a shell's $(...), subprocess.communicate(), a CI log) hangs until
- * the context expires (measured: the e2e harness hung). The relay then
- * logs such a client's lines in its own log. Passing the fd needs its
- * life tied to the client's (issue 15). *pass_fd stays -1 until then. */
+ * KIMIFIX_LOG=stderr hands the relay our fd 2 (`log fd`, SCM_RIGHTS) when
+ * it is still the stderr the log was opened on (kf_log_stderr_fd). The
+ * relay ties that fd's life to ours: it watches this process (a pidfd from
+ * the socket's SO_PEERCRED) and closes its copy the moment we exit, so a
+ * pipe's reader ($(...), subprocess.communicate(), a CI log) sees its end
+ * when we end, not when the context expires. Unset KIMIFIX_LOG sends no
+ * log: the relay's lines stay in its own log, as the shim's default says
+ * only warnings of its own, and a TUI's terminal is not the place for
+ * upstream statuses nobody asked to see. */
 static void add_log(kf_ctxmsg_buf *b, int *pass_fd)
 {
     const char *log = secure_getenv("KIMIFIX_LOG");
@@ -41,6 +45,8 @@ static void add_log(kf_ctxmsg_buf *b, int *pass_fd)
         kf_ctxmsg_add(b, "log", "off");
         return;
     }
+    if (log && (!strcmp(log, "stderr") || !strcmp(log, "-")) && (*pass_fd = kf_log_stderr_fd()) >= 0)
+        kf_ctxmsg_add(b, "log", "fd");
     if (log && *log && strcmp(log, "stderr") && strcmp(log, "-")) {
         char cwd[4096], abs[8200];
         if (log[0] == '/')

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "kf_paths.h"
+#include "kf_rules.h"
 #include "kf_trust.h"
 
 static ssize_t raw_write(int fd, const void *p, size_t n)
@@ -118,12 +120,46 @@ static int add_trust(void *ud, const char *path, const char *var)
     return 0;
 }
 
+/* The client's rules source and log, as its own registration says them
+ * (kf_ctxself.c), except stderr: a file cannot carry an fd, so the lease
+ * says `log stderr` and the relay opens the lease holder's fd 2 itself
+ * (/proc/PID/fd/2, only while that process lives; src/relay/ctx.c). */
+static void prefs(char *out, size_t cap)
+{
+    char rp[4096], cwd[4096], abs[8200];
+    const char *rules = kf_rules_default_path(rp, sizeof rp);
+    const char *log = secure_getenv("KIMIFIX_LOG"), *dbg = secure_getenv("KIMIFIX_DEBUG");
+    const char *lv = dbg && *dbg && strcmp(dbg, "0") ? "debug" : !log || !*log ? "warn" : "info";
+    const char *dest = NULL;
+    if (log && !strcmp(log, "off"))
+        dest = "off";
+    else if (log && (!strcmp(log, "stderr") || !strcmp(log, "-")))
+        dest = "stderr";
+    else if (log && log[0] == '/')
+        dest = log;
+    else if (log && *log && syscall(SYS_getcwd, cwd, sizeof cwd) > 0 &&
+             snprintf(abs, sizeof abs, "%s/%s", cwd, log) < (int)sizeof abs)
+        dest = abs; /* relative to the client's directory, not the relay's */
+    if (dest && !value_ok(dest))
+        dest = NULL;
+    if (rules && !value_ok(rules))
+        rules = NULL;
+    int w = snprintf(out, cap, "rules %s\n%s%s%slevel %s\n", rules ? rules : "builtin",
+                     dest ? "log " : "", dest ? dest : "", dest ? "\n" : "", lv);
+    if (w < 0 || (size_t)w >= cap)
+        out[0] = 0; /* too long: the relay's defaults */
+}
+
 int kf_lease_write(const char *rundir, pid_t pid, const char *proxy, const char *noproxy,
                    char *idhex)
 {
+    char pref[9000];
+    prefs(pref, sizeof pref);
     char trust[KF_LEASE_MAX / 2] = "";
     struct trust_lines tl = {trust, sizeof trust, 0};
     kf_trust_sources(add_trust, &tl);
+    if (strlen(trust) + strlen(pref) + 1024 > KF_LEASE_MAX)
+        pref[0] = 0; /* the proxy and trust matter more: the relay's rules and log */
     char dir[4200], path[4300], tmp[4400], text[KF_LEASE_MAX];
     unsigned char id[KF_LEASE_ID_HEX / 2];
     unsigned long long start;
@@ -133,8 +169,8 @@ int kf_lease_write(const char *rundir, pid_t pid, const char *proxy, const char 
     if (getrandom(id, sizeof id, 0) != (ssize_t)sizeof id)
         return -1;
     kf_hex_encode(id, sizeof id, idhex);
-    int n = snprintf(text, sizeof text, "kfctx 1\nlease %ld %llu\n%s%s%s%s%s%s%s\n", (long)pid, start,
-                     trust,
+    int n = snprintf(text, sizeof text, "kfctx 1\nlease %ld %llu\n%s%s%s%s%s%s%s%s\n", (long)pid, start,
+                     trust, pref,
                      value_ok(proxy) ? "proxy " : "", value_ok(proxy) ? proxy : "",
                      value_ok(proxy) ? "\n" : "", value_ok(noproxy) ? "noproxy " : "",
                      value_ok(noproxy) ? noproxy : "", value_ok(noproxy) ? "\n" : "");

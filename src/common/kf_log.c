@@ -53,6 +53,9 @@ static int log_owned; /* we opened log_fd and must close it */
 static dev_t log_dev;  /* identity of what we opened (owned fds) */
 static ino_t log_ino;
 static int log_level = KF_LOG_INFO;
+static int err_known;  /* fd 2 when the log was opened on it: what it was */
+static dev_t err_dev;
+static ino_t err_ino;
 static kf_write_fn log_write = kf_sys_write;
 
 void kf_log_set_writer(kf_write_fn w)
@@ -90,7 +93,7 @@ static int acceptable(const struct stat *st)
     return ENOTSUP; /* FIFO, socket, block device */
 }
 
-static int open_path(const char *spec)
+int kf_log_open_file(const char *spec, dev_t *dev, ino_t *ino)
 {
     struct stat before, st;
     int had = lstat(spec, &before) == 0;
@@ -114,10 +117,20 @@ static int open_path(const char *spec)
         errno = e;
         return -1;
     }
+    if (dev)
+        *dev = st.st_dev;
+    if (ino)
+        *ino = st.st_ino;
+    return fd;
+}
+
+static int open_path(const char *spec)
+{
+    int fd = kf_log_open_file(spec, &log_dev, &log_ino);
+    if (fd < 0)
+        return -1;
     log_fd = fd;
     log_owned = 1;
-    log_dev = st.st_dev;
-    log_ino = st.st_ino;
     return 0;
 }
 
@@ -127,7 +140,11 @@ int kf_log_open(const char *spec)
     if (!spec || !*spec || strcmp(spec, "off") == 0)
         return 0;
     if (strcmp(spec, "stderr") == 0 || strcmp(spec, "-") == 0) {
+        struct stat st;
         log_fd = 2;
+        err_known = fstat(2, &st) == 0;
+        err_dev = st.st_dev;
+        err_ino = st.st_ino;
         return 0;
     }
     return open_path(spec);
@@ -146,6 +163,15 @@ int kf_log_enabled(int level)
 int kf_log_fd(void)
 {
     return log_fd;
+}
+
+int kf_log_stderr_fd(void)
+{
+    struct stat st;
+    if (log_fd != 2 || !err_known || fstat(2, &st) != 0 || st.st_dev != err_dev ||
+        st.st_ino != err_ino)
+        return -1; /* not logging to stderr, or fd 2 is something else now */
+    return 2;
 }
 
 static size_t put_uint(char *p, unsigned long v)
@@ -172,7 +198,7 @@ static ssize_t write_retry(int fd, const char *p, size_t n)
 
 /* A line to the host's stderr when it is a pipe, socket or terminal:
  * never block, never die of SIGPIPE (see the top of the file). */
-static void write_nowait(int fd, const char *p, size_t n)
+static ssize_t write_nowait(int fd, const char *p, size_t n)
 {
     sigset_t pipe_set, old, pending;
     sigemptyset(&pipe_set);
@@ -198,6 +224,18 @@ static void write_nowait(int fd, const char *p, size_t n)
             ;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return w;
+}
+
+int kf_log_write_to(int fd, const char *p, size_t n)
+{
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0)
+        return -1;
+    int saved = errno;
+    ssize_t w = S_ISREG(st.st_mode) ? write_retry(fd, p, n) : write_nowait(fd, p, n);
+    errno = saved;
+    return w == (ssize_t)n ? 0 : -1;
 }
 
 static void write_line(const char *p, size_t n)
@@ -220,12 +258,14 @@ static void write_line(const char *p, size_t n)
     }
 }
 
-void kf_vlog(int level, const char *fmt, va_list ap)
+size_t kf_log_format(char *line, size_t cap, const char *fmt, va_list ap)
 {
-    if (!kf_log_enabled(level))
-        return;
-    char raw[KF_LOG_LINE], line[KF_LOG_LINE];
+    char raw[KF_LOG_LINE];
     size_t n = 0;
+    if (cap < 64)
+        return 0;
+    if (cap > KF_LOG_LINE)
+        cap = KF_LOG_LINE;
     memcpy(line, "kimifix[", 8);
     n = 8;
     n += put_uint(line + n, (unsigned long)getpid());
@@ -237,7 +277,7 @@ void kf_vlog(int level, const char *fmt, va_list ap)
      * or a file name must not forge a second log line, nor an escape
      * sequence drive the terminal of whoever reads the log; keys an
      * upstream echoes in its error message are masked. */
-    size_t room = sizeof line - n - 1; /* keep one byte for '\n' */
+    size_t room = cap - n - 1; /* keep one byte for '\n' */
     const unsigned how = KF_MASK_SECRETS | KF_MASK_ESCAPE;
     size_t body = kf_mask_text(raw, rn, line + n, room + 1, NULL, 0, how);
     if (body > room || k >= (int)sizeof raw) { /* cut: say so, whole escapes only */
@@ -248,7 +288,25 @@ void kf_vlog(int level, const char *fmt, va_list ap)
     }
     n += body;
     line[n++] = '\n';
+    return n;
+}
+
+void kf_log_emit(int level, const char *line, size_t n)
+{
+    if (!kf_log_enabled(level))
+        return;
     int saved = errno;
+    write_line(line, n);
+    errno = saved;
+}
+
+void kf_vlog(int level, const char *fmt, va_list ap)
+{
+    if (!kf_log_enabled(level))
+        return;
+    char line[KF_LOG_LINE];
+    int saved = errno;
+    size_t n = kf_log_format(line, sizeof line, fmt, ap);
     write_line(line, n);
     errno = saved;
 }

@@ -33,6 +33,29 @@ void kf_log_set_level(int level);   /* default KF_LOG_INFO */
 int kf_log_enabled(int level);
 int kf_log_fd(void);                 /* -1 when off */
 
+/* fd 2 when the log goes to stderr and fd 2 is still the file it was
+ * when the log was opened (a host that closed stderr and reused the
+ * number must not have it handed on), else -1. The shim passes it to the
+ * relay as its `log fd` (kf_ctxself.c). */
+int kf_log_stderr_fd(void);
+
+/* For a log of someone else's (the relay writing a client's lines):
+ *  - kf_log_open_file: open a log file path with every check kf_log_open
+ *    makes (O_NOFOLLOW|O_NONBLOCK|O_APPEND, created 0600, the user's own
+ *    regular file or a character device); the fd (its identity in *dev,
+ *    *ino, may be NULL), or -1 with errno.
+ *  - kf_log_format: "kimifix[PID]: " + the message masked and escaped +
+ *    '\n' into line (at most cap, <= 1024 used); its length.
+ *  - kf_log_emit: a formatted line to this process's log, if level is on.
+ *  - kf_log_write_to: a formatted line to fd without ever blocking (a
+ *    regular file: write; a pipe, socket or terminal: RWF_NOWAIT or poll
+ *    first, SIGPIPE consumed; the fd's flags untouched): 0 written, -1
+ *    dropped. */
+int kf_log_open_file(const char *path, dev_t *dev, ino_t *ino);
+size_t kf_log_format(char *line, size_t cap, const char *fmt, va_list ap);
+void kf_log_emit(int level, const char *line, size_t n);
+int kf_log_write_to(int fd, const char *line, size_t n);
+
 void kf_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void kf_vlog(int level, const char *fmt, va_list ap);
 

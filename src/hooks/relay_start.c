@@ -75,8 +75,9 @@ static int kf_find_cli(char *out, size_t n)
 
 /* The environment for `kimifix relay start`: ours without libkimifix in
  * LD_PRELOAD (the relay must not run under the shim; it would also re-exec
- * itself to shed it), KIMIFIX_MODE=off, and KIMIFIX_LOG dropped when it is
- * not a file (the relay then logs to RUNDIR/relay.log). */
+ * itself to shed it), KIMIFIX_MODE=off, and KIMIFIX_LOG dropped: the
+ * relay serves every client and logs to RUNDIR/relay.log; this client's
+ * lines reach its own log through its context (`log`, docs/relay.md). */
 static char **kf_relay_env(char *preload, size_t plen)
 {
     size_t n = 0;
@@ -90,8 +91,8 @@ static char **kf_relay_env(char *preload, size_t plen)
         const char *e = environ[i];
         if (!strncmp(e, "KIMIFIX_MODE=", 13))
             continue;
-        if (!strncmp(e, "KIMIFIX_LOG=", 12) && (!strcmp(e + 12, "stderr") || !strcmp(e + 12, "off")))
-            continue;
+        if (!strncmp(e, "KIMIFIX_LOG=", 12))
+            continue; /* the client's: its lines reach it through its context */
         if (!strncmp(e, "LD_PRELOAD=", 11)) {
             size_t used = snprintf(preload, plen, "LD_PRELOAD=");
             char tmp[4096];

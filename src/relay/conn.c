@@ -151,13 +151,12 @@ void conn_close(conn *k)
     worker_bury(w, &k->h);
 }
 
+/* The one accessor: the client's rules, or the relay's, taken once per
+ * connection (a reference, dropped in conn_close). */
 const kf_ruleset *conn_rules(conn *k)
 {
-    const kf_ruleset *rs = relay_ctx_rules(k->ctx);
-    if (rs && rs != g_relay.rs)
-        return rs; /* the client's own */
     if (!k->rules)
-        k->rules = relay_rules_get();
+        k->rules = relay_ctx_rules(k->ctx);
     return relay_rules_set(k->rules);
 }
 
@@ -213,8 +212,8 @@ static void on_head(void *ud, const kf_req *req)
                   in->host, (int)req->upstream_host.n, req->upstream_host.p,
                   in->rerouted ? in->key.host : "the original destination");
     }
-    if (!k->tap)
-        k->tap = tap_new(in->host);
+    if (!k->tap && (k->tap = tap_new(in->host)))
+        tap_set_ctx(k->tap, k->ctx);
     tap_request(k->tap, line, kf_str_ieq_c(req->method, "HEAD"), req->nfired > 0);
     /* These end the upstream connection's reuse after this exchange. */
     if (kf_str_ieq_c(req->version, "HTTP/1.0") || header_has(req, "connection", "close") ||

@@ -23,10 +23,14 @@
  */
 #include "relay.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -78,6 +82,30 @@ static lease_ent *find(const char *id)
     return NULL;
 }
 
+/* A lease's `log stderr`: the lease holder's own stderr, opened anew
+ * through /proc (a file description of our own: O_NONBLOCK here does not
+ * touch the client's; O_APPEND so a redirected file is not overwritten),
+ * only while that very process lives (pid and start time, checked after
+ * a pidfd pins it; ctxlog.c closes it when the process exits). -1: none. */
+static int lease_stderr(const kf_lease *l)
+{
+    int pfd = (int)syscall(SYS_pidfd_open, l->pid, 0), fd = -1;
+    if (pfd < 0)
+        return -1;
+    if (kf_lease_alive(l->pid, l->start)) {
+        char p[64];
+        snprintf(p, sizeof p, "/proc/%ld/fd/2", (long)l->pid);
+        fd = open(p, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        struct pollfd pf = {.fd = pfd, .events = POLLIN};
+        if (fd >= 0 && poll(&pf, 1, 0) != 0) { /* it exited meanwhile: that fd may be another's */
+            close(fd);
+            fd = -1;
+        }
+    }
+    close(pfd);
+    return fd;
+}
+
 /* Register the lease file's text as a context: a reference, or NULL
  * (unknown id, unreadable, not a registration). */
 static relay_ctx *load(const char *id)
@@ -93,7 +121,9 @@ static relay_ctx *load(const char *id)
         (len = kf_ctxmsg_parse(text, (size_t)n, &m, &pw)) <= 0) {
         kf_log(KF_LOG_DEBUG, "[relay] proxy: unknown client context %.8s...%s%s: defaults", id,
                len < 0 ? ": " : "", len < 0 ? pw : "");
-    } else if (ctxtab_register(&m, text, (size_t)len, -1, cid, why, sizeof why) < 0) {
+    } else if (ctxtab_register_pid(&m, text, (size_t)len,
+                                   m.log.n == 6 && !memcmp(m.log.p, "stderr", 6) ? lease_stderr(&l) : -1,
+                                   l.pid, cid, why, sizeof why) < 0) {
         kf_log(KF_LOG_WARN, "[relay] proxy: client context %.8s...: %s: defaults", id, why);
     } else {
         c = ctxtab_get(cid);
@@ -193,10 +223,16 @@ void relay_ctx_forget(const char *hexid)
     pthread_mutex_unlock(&mu);
 }
 
-const kf_ruleset *relay_ctx_rules(const relay_ctx *ctx)
+relay_rules *relay_ctx_rules(relay_ctx *ctx)
 {
-    (void)ctx;
-    return g_relay.rs;
+    relay_rules *r = ctx && ctx->rules ? relay_rules_for(ctx->rules, ctx) : relay_rules_get();
+    const char *state = relay_rules_state(r);
+    unsigned long gen = relay_rules_gen(r);
+    /* The relay's log said it when the set was loaded; the client's log
+     * says it once per set, as each in-process client does. */
+    if (state && ctx && atomic_exchange(&ctx->rules_gen, gen) != gen)
+        relay_log_client(ctx, KF_LOG_ERROR, "relay: rules: %s", state);
+    return r;
 }
 
 SSL_CTX *relay_ctx_upstream_ssl_ctx(const relay_ctx *ctx)
@@ -247,11 +283,35 @@ const char *relay_ctx_buildid(const relay_ctx *ctx)
     return ctx ? ctx->buildid : NULL;
 }
 
+/* A line for the relay's own log (relay_too) and the client's when its
+ * context has one (ctxlog.c), formatted and masked once. */
+static void vlog_to(const relay_ctx *ctx, int level, int relay_too, const char *fmt, va_list ap)
+{
+    relay_ctx *c = (relay_ctx *)ctx; /* its log_mu */
+    int client = ctxlog_wants(c, level);
+    relay_too = relay_too && kf_log_enabled(level);
+    if (!relay_too && !client)
+        return;
+    char line[1024];
+    size_t n = kf_log_format(line, sizeof line, fmt, ap);
+    if (relay_too)
+        kf_log_emit(level, line, n);
+    if (client)
+        ctxlog_write(c, level, line, n);
+}
+
 void relay_log(const relay_ctx *ctx, int level, const char *fmt, ...)
 {
-    (void)ctx; /* per-client log sinks: the context's fd, when it has one */
     va_list ap;
     va_start(ap, fmt);
-    kf_vlog(level, fmt, ap);
+    vlog_to(ctx, level, 1, fmt, ap);
+    va_end(ap);
+}
+
+void relay_log_client(const relay_ctx *ctx, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog_to(ctx, level, 0, fmt, ap);
     va_end(ap);
 }

@@ -29,6 +29,7 @@
 
 typedef struct pending {
     int fd, passed;
+    pid_t pid;                 /* the sender (SO_PEERCRED), for a log fd */
     long deadline;
     size_t len;
     char buf[KF_CTXMSG_MAX];
@@ -116,14 +117,17 @@ static void on_readable(pending *p)
     char reply[KF_CTXMSG_REPLY_MAX];
     int fd = p->passed;
     p->passed = -1; /* ctxtab_answer owns it now */
-    reply_and_drop(p, reply, ctxtab_answer(p->buf, p->len, fd, reply, sizeof reply));
+    reply_and_drop(p, reply, ctxtab_answer_pid(p->buf, p->len, fd, p->pid, reply, sizeof reply));
 }
 
-static int peer_is_us(int fd)
+static int peer_is_us(int fd, pid_t *pid)
 {
     struct ucred cr;
     socklen_t l = sizeof cr;
-    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0 && cr.uid == geteuid();
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) != 0 || cr.uid != geteuid())
+        return 0;
+    *pid = cr.pid;
+    return 1;
 }
 
 static void on_accept(void)
@@ -131,14 +135,16 @@ static void on_accept(void)
     int fd = accept4(S.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
         return;
-    if (!peer_is_us(fd)) {
+    pid_t pid = 0;
+    if (!peer_is_us(fd, &pid)) {
         kf_log(KF_LOG_WARN, "relay: %s: a process of another user connected: closed", S.path);
         close(fd);
         return;
     }
     for (unsigned i = 0; i < CTX_PENDING_MAX; i++)
         if (S.slot[i].fd < 0) {
-            S.slot[i] = (pending){.fd = fd, .passed = -1, .deadline = now_ms() + CTX_REQ_MS};
+            S.slot[i] = (pending){.fd = fd, .passed = -1, .pid = pid,
+                                  .deadline = now_ms() + CTX_REQ_MS};
             return;
         }
     char reply[64];
@@ -151,8 +157,9 @@ static void *serve(void *arg)
 {
     (void)arg;
     long next_sweep = 0;
+    /* Static: the pidfds of clients whose log fd we hold (ctxlog.c). */
+    static struct pollfd pf[1 + CTX_PENDING_MAX + CTX_MAX];
     while (!atomic_load(&S.stop)) {
-        struct pollfd pf[1 + CTX_PENDING_MAX];
         pending *who[1 + CTX_PENDING_MAX];
         unsigned n = 0;
         long now = now_ms(), timeout = 1000;
@@ -171,7 +178,11 @@ static void *serve(void *arg)
             who[n] = p;
             pf[n++] = (struct pollfd){.fd = p->fd, .events = POLLIN};
         }
-        int r = poll(pf, n, (int)timeout);
+        unsigned nw = ctxlog_watch(pf + n, CTX_MAX);
+        int r = poll(pf, n + nw, (int)timeout);
+        for (unsigned i = n; r > 0 && i < n + nw; i++)
+            if (pf[i].revents)
+                ctxlog_reap(pf[i].fd); /* that client exited: its log fd goes now */
         for (unsigned i = 1; r > 0 && i < n; i++)
             if (pf[i].revents)
                 on_readable(who[i]);

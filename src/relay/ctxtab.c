@@ -2,6 +2,7 @@
 #include "ctxtab.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +33,7 @@ long ctxtab_now(void)
 
 static void ctx_free(relay_ctx *c)
 {
-    if (c->log_fd >= 0)
-        close(c->log_fd);
+    ctxlog_free(c); /* closes the client's log fd and its pidfd */
     if (c->raw)
         memset(c->raw, 0, c->len); /* a proxy URL's credentials */
     if (c->text)
@@ -131,6 +131,43 @@ static int evict_one(void)
     return 0;
 }
 
+/* ---- clients' log fds (ctxlog.c): closed when their process exits ---- */
+
+unsigned ctxlog_watch(struct pollfd *pf, unsigned max)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&mu);
+    for (unsigned b = 0; b < BUCKETS && n < max; b++)
+        for (relay_ctx *c = bucket[b]; c && n < max; c = c->next)
+            if (c->log_pidfd >= 0)
+                pf[n++] = (struct pollfd){.fd = c->log_pidfd, .events = POLLIN};
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
+void ctxlog_reap(int pidfd)
+{
+    pthread_mutex_lock(&mu);
+    for (unsigned b = 0; b < BUCKETS; b++)
+        for (relay_ctx *c = bucket[b]; c; c = c->next) {
+            /* The number may have been closed by a context freed since the
+             * poll and reused by another's: only a process that exited. */
+            struct pollfd p = {.fd = pidfd, .events = POLLIN};
+            if (c->log_pidfd != pidfd || poll(&p, 1, 0) != 1)
+                continue;
+            pthread_mutex_lock(&c->log_mu);
+            if (c->log_fd >= 0)
+                close(c->log_fd);
+            c->log_fd = -1;
+            pthread_mutex_unlock(&c->log_mu);
+            close(c->log_pidfd);
+            c->log_pidfd = -1;
+            pthread_mutex_unlock(&mu);
+            return;
+        }
+    pthread_mutex_unlock(&mu);
+}
+
 /* ---- registration ---- */
 
 static const char *str_at(relay_ctx *c, const char *text, kf_str v)
@@ -152,24 +189,22 @@ static int is(kf_str v, const char *lit)
     return v.n == strlen(lit) && !memcmp(v.p, lit, v.n);
 }
 
-/* The same registration again (same text, same log destination)? */
+/* The same registration again (same text, no log fd of its own)? A
+ * handed-over fd lives as long as the process that handed it over
+ * (ctxlog.c): another process's context must not lose its log when that
+ * one exits, so contexts with one are never shared. */
 static relay_ctx *find_same(unsigned long long digest, const char *text, size_t len, int fd)
 {
-    struct stat a, b;
-    int have_a = fd >= 0 && fstat(fd, &a) == 0;
-    for (relay_ctx *c = bucket[digest % BUCKETS]; c; c = c->next) {
-        if (c->digest != digest || c->len != len || memcmp(c->text, text, len))
-            continue;
-        if (fd < 0 && c->log_fd < 0)
+    if (fd >= 0)
+        return NULL;
+    for (relay_ctx *c = bucket[digest % BUCKETS]; c; c = c->next)
+        if (c->digest == digest && c->len == len && !memcmp(c->text, text, len) &&
+            c->log_pidfd < 0 && !(c->log_fd < 0 && c->log_path))
             return c;
-        if (have_a && c->log_fd >= 0 && fstat(c->log_fd, &b) == 0 && a.st_dev == b.st_dev &&
-            a.st_ino == b.st_ino && a.st_rdev == b.st_rdev)
-            return c;
-    }
     return NULL;
 }
 
-static relay_ctx *ctx_new(const kf_ctxmsg *m, const char *text, size_t len, int fd)
+static relay_ctx *ctx_new(const kf_ctxmsg *m, const char *text, size_t len, int fd, pid_t pid)
 {
     relay_ctx *c = calloc(1, sizeof *c);
     if (!c || !(c->raw = malloc(len)) || !(c->text = malloc(len))) {
@@ -199,24 +234,37 @@ static relay_ctx *ctx_new(const kf_ctxmsg *m, const char *text, size_t len, int 
         c->proxy = NULL; /* the raw text keeps it: never logged */
     }
     c->level = m->level.p ? level_of(m->level) : -1;
-    c->log_fd = -1;
-    if (m->log.p && is(m->log, "fd") && fd >= 0)
-        c->log_fd = fd;
-    else if (m->log.p && m->log.n && m->log.p[0] == '/')
+    c->log_fd = c->log_pidfd = -1;
+    pthread_mutex_init(&c->log_mu, NULL);
+    if (m->log.p && m->log.n && m->log.p[0] == '/')
         c->log_path = str_at(c, text, m->log);
     else
         c->log_off = m->log.p && is(m->log, "off");
+    ctxlog_setup(c, fd, pid); /* owns fd from here */
     return c;
 }
 
 int ctxtab_register(const kf_ctxmsg *m, const char *text, size_t len, int fd,
                     unsigned char id[KF_CTX_ID_LEN], char *why, size_t wn)
 {
+    return ctxtab_register_pid(m, text, len, fd, 0, id, why, wn);
+}
+
+/* `log fd`, or a lease's `log stderr` (ctx.c opened the lease holder's
+ * stderr for it): the fd is the log. */
+static int fd_is_log(const kf_ctxmsg *m)
+{
+    return m->log.p && (is(m->log, "fd") || is(m->log, "stderr"));
+}
+
+int ctxtab_register_pid(const kf_ctxmsg *m, const char *text, size_t len, int fd, pid_t pid,
+                        unsigned char id[KF_CTX_ID_LEN], char *why, size_t wn)
+{
     if (m->log.p && is(m->log, "fd") && fd < 0) {
         snprintf(why, wn, "log fd without an fd");
         return -1;
     }
-    if (fd >= 0 && !(m->log.p && is(m->log, "fd"))) {
+    if (fd >= 0 && (!fd_is_log(m) || pid <= 0)) {
         close(fd); /* an fd nobody asked for */
         fd = -1;
     }
@@ -238,13 +286,13 @@ int ctxtab_register(const kf_ctxmsg *m, const char *text, size_t len, int fd,
             close(fd);
         return -1;
     }
-    c = ctx_new(m, text, len, fd);
+    c = ctx_new(m, text, len, fd, pid);
     if (!c || RAND_bytes(c->id, KF_CTX_ID_LEN) != 1) {
         pthread_mutex_unlock(&mu);
         if (c)
             ctx_free(c); /* closes fd */
         else if (fd >= 0)
-            close(fd);
+            close(fd); /* ctx_new failed before taking it */
         snprintf(why, wn, "out of memory");
         return -1;
     }
@@ -281,6 +329,12 @@ static size_t answer_java(const kf_ctxmsg *m, char *reply, size_t rn)
 
 size_t ctxtab_answer(const char *text, size_t len, int passed_fd, char *reply, size_t rn)
 {
+    return ctxtab_answer_pid(text, len, passed_fd, 0, reply, rn);
+}
+
+size_t ctxtab_answer_pid(const char *text, size_t len, int passed_fd, pid_t pid, char *reply,
+                         size_t rn)
+{
     kf_ctxmsg m;
     const char *why = "";
     char w[256], hex[2 * KF_CTX_ID_LEN + 1];
@@ -298,7 +352,7 @@ size_t ctxtab_answer(const char *text, size_t len, int passed_fd, char *reply, s
             close(passed_fd);
         return answer_java(&m, reply, rn);
     }
-    if (ctxtab_register(&m, text, (size_t)n, passed_fd, id, w, sizeof w) < 0) {
+    if (ctxtab_register_pid(&m, text, (size_t)n, passed_fd, pid, id, w, sizeof w) < 0) {
         kf_log(KF_LOG_WARN, "relay: a client context was not registered: %s", w);
         return kf_ctxmsg_reply(reply, rn, 0, w);
     }

@@ -17,8 +17,11 @@
 #ifndef KF_RELAY_CTXTAB_H
 #define KF_RELAY_CTXTAB_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 #include <stddef.h>
+struct pollfd;
 
 #include <openssl/ssl.h>
 
@@ -38,9 +41,16 @@ struct relay_ctx {
     const char *trust[KF_CTXMSG_TRUST_MAX]; /* absolute paths, as sent */
     const char *rules;         /* path, "builtin", or NULL (relay default) */
     const char *log_path;      /* `log PATH`, else NULL */
-    int log_fd;                /* `log fd` (SCM_RIGHTS), else -1 */
+    int log_fd;                /* the client's log: `log fd` (SCM_RIGHTS), the
+                                  file `log PATH` names (opened by the relay),
+                                  or -1; under log_mu (ctxlog.c) */
+    int log_pidfd;             /* the client process that handed log_fd over:
+                                  log_fd is closed when it exits; -1 none */
     int log_off;               /* `log off` */
+    int log_sink;              /* log_fd was set up (never changes after) */
     int level;                 /* KF_LOG_*, or -1 (relay default) */
+    pthread_mutex_t log_mu;    /* writers vs. closing log_fd */
+    atomic_ulong rules_gen;    /* the broken rules set whose line it was told */
     const char *exe, *buildid; /* NULL when not sent */
     const char *proxy, *noproxy;
     /* private to ctxtab.c */
@@ -75,10 +85,37 @@ SSL_CTX *ctxtab_upstream_ctx(const relay_ctx *c);
  * here on). 0 with id filled, -1 with why. */
 int ctxtab_register(const kf_ctxmsg *m, const char *text, size_t len, int fd,
                     unsigned char id[KF_CTX_ID_LEN], char *why, size_t wn);
+/* The same, fd handed over by process pid (> 0; 0 = unknown: the fd is
+ * closed, see ctxtab_answer_pid). A lease's `log stderr` comes with the
+ * lease holder's stderr, opened by ctx.c, as fd. */
+int ctxtab_register_pid(const kf_ctxmsg *m, const char *text, size_t len, int fd, pid_t pid,
+                        unsigned char id[KF_CTX_ID_LEN], char *why, size_t wn);
 /* Answer one complete request (the serving thread's work; tests drive it
  * in-process): the reply line goes into reply, its length is returned.
- * passed_fd (or -1) is owned by the table from here on. */
+ * passed_fd (or -1) is owned by the table from here on. A `log fd` is kept
+ * only with pid > 0, the sender (SO_PEERCRED), whose life it is tied to
+ * (ctxlog.c); without one it is closed and the client's lines stay in the
+ * relay's log. */
 size_t ctxtab_answer(const char *text, size_t len, int passed_fd, char *reply, size_t rn);
+size_t ctxtab_answer_pid(const char *text, size_t len, int passed_fd, pid_t pid, char *reply,
+                         size_t rn);
+
+/* ctxlog.c - a context's own log (docs/relay.md, "Client contexts").
+ * ctxlog_setup: at registration, give c its sink: the passed fd tied to
+ * process pid (a pidfd; no pidfd: no sink), or the `log PATH` file opened
+ * with kf_log_open_file's checks. ctxlog_write: one formatted line
+ * (kf_log_format) if level passes the context's, never blocking; a line
+ * the fd cannot take now is dropped and counted. ctxlog_watch/
+ * ctxlog_reap (in ctxtab.c: they walk the table): the serving thread polls
+ * the pidfds and closes the log fd of a client that exited. ctxlog_free:
+ * at the context's end. */
+void ctxlog_setup(relay_ctx *c, int fd, pid_t pid);
+void ctxlog_write(relay_ctx *c, int level, const char *line, size_t n);
+int ctxlog_wants(const relay_ctx *c, int level); /* a sink that takes this level */
+unsigned ctxlog_watch(struct pollfd *pf, unsigned max);
+void ctxlog_reap(int pidfd);
+void ctxlog_free(relay_ctx *c);
+unsigned long ctxlog_dropped(void);
 
 /* Drop contexts unused since before now_s - CTX_EXPIRE_S (and unreferenced).
  * Returns how many went. The serving thread calls it every second. */

@@ -10,6 +10,7 @@
  * it (the TLS ClientHello) is ever read here. Each new byte is a new edge.
  */
 #include "relay.h"
+#include "ctxtab.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -126,7 +127,8 @@ size_t relay_status_text(char *out, size_t n)
                        "refused_foreign %lu\ndropped_token %lu\ndropped_nopreamble %lu\n"
                        "dropped_pending %lu\nemfile %lu\npeer_uid_check %s\nresolvers %d\n"
                        "proxy_requests %lu\nproxy_refused %lu\ntunnels %lu\nchained %lu\n"
-                       "chain_failed %lu\nleases %u\n",
+                       "chain_failed %lu\nleases %u\ncontexts %u\nclient_log_dropped %lu\n"
+                       "rules_client_sets %u\n",
                        (long)getpid(), g_relay.port, (long)time(NULL) - g_relay.started,
                        atomic_load(&g_relay.active) - 1, atomic_load(&g_relay.total) - 1,
                        g_relay.datadir, ca_names(), mallinfo2().uordblks, g_relay.nworkers, pend, up,
@@ -137,7 +139,8 @@ size_t relay_status_text(char *out, size_t n)
                        g_relay.diag_ok ? "on" : "off", atomic_load(&g_relay.resolvers),
                        atomic_load(&g_relay.n_px_ok), atomic_load(&g_relay.n_px_refused),
                        atomic_load(&g_relay.n_tunnels), atomic_load(&g_relay.n_chained),
-                       atomic_load(&g_relay.n_chain_failed), atomic_load(&g_relay.leases));
+                       atomic_load(&g_relay.n_chain_failed), atomic_load(&g_relay.leases),
+                       ctxtab_count(), ctxlog_dropped(), relay_rules_cached());
     size_t used = len < 0 ? 0 : (size_t)len < n ? (size_t)len : n - 1;
     return used + relay_rules_status(out + used, n - used);
 }

@@ -31,6 +31,9 @@
  *   ctx.c       per-connection client context (contract B), defaults
  *   rules.c     the relay's own rules: followed when the file changes,
  *               per-rule counters
+ *   ctxrules.c  each client's rules (its context's `rules`), cached by file
+ *               identity
+ *   ctxlog.c    each client's own log (its context's `log`, `level`)
  *   logfile.c   relay.log size cap (rotate once), rate-limited warnings
  *   ca.c        the per-user name-constrained CA, leaf minting and cache
  */
@@ -69,9 +72,13 @@
  * found from PROXY TLV 0xE1 (steered) or the proxy user name's lease id
  * (proxy carrier); everything the core needs goes through these accessors. */
 typedef struct relay_ctx relay_ctx;
+typedef struct relay_rules relay_rules;
 relay_ctx *relay_ctx_for_conn(const kf_proxy_info *pi); /* a reference, or NULL */
 void relay_ctx_put(relay_ctx *ctx);                      /* drop that reference */
-const kf_ruleset *relay_ctx_rules(const relay_ctx *ctx); /* NULL ctx: g_relay.rs */
+/* The connection's rules: the client's own source (`rules`), else the
+ * relay's current set; a reference (relay_rules_put). A broken client file
+ * is told to that client's log once per set. */
+relay_rules *relay_ctx_rules(relay_ctx *ctx);
 /* The upstream SSL_CTX for the context's trust (system store + its sources,
  * never the kimifix CA; KIMIFIX_UPSTREAM_CA replaces all): a NEW reference
  * (SSL_CTX_free it; upkey holders do: conn_close, upconn_free), or NULL. */
@@ -94,8 +101,12 @@ relay_ctx *relay_ctx_for_id(const char *hexid);
 /* The proxy for an upstream connection to host:port: relay_ctx_proxy()
  * unless kf_chain_wanted() says direct (loopback, NO_PROXY), NULL = direct. */
 const char *relay_ctx_proxy_for(const relay_ctx *ctx, const char *host, unsigned port);
-/* Per-connection log lines go through here (per-client sinks later). */
+/* Per-connection log lines: the relay's log, and the client's own
+ * (`log fd`/`log PATH` of its context, at its level; ctxlog.c). */
 void relay_log(const relay_ctx *ctx, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A line for the client's log only (the relay's already has it). */
+void relay_log_client(const relay_ctx *ctx, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- rules.c: the relay's own rules ------------------------------------
@@ -104,22 +115,39 @@ void relay_log(const relay_ctx *ctx, int level, const char *fmt, ...)
  * mtime) changed since the current set was built (checked by every
  * relay_rules_get()). Connections without rules of their own take one
  * reference for their lifetime (conn_rules()). */
-typedef struct relay_rules relay_rules;
 int relay_rules_init(void);             /* main: first load, sets g_relay.rs */
 relay_rules *relay_rules_get(void);     /* the current set (file checked), a reference */
 void relay_rules_put(relay_rules *r);   /* NULL: nothing */
+relay_rules *relay_rules_ref(relay_rules *r); /* another reference on a held set */
 const kf_ruleset *relay_rules_set(const relay_rules *r);
 /* Count the rules that rewrote req (atomic adds, no lock). */
 void relay_rules_hit(const relay_rules *r, const kf_req *req);
 /* STATUS lines: rules_source, rules_state, rules_reloads, rewritten, and
  * `rule NAME COUNT` per rule. Returns the length written. */
 size_t relay_rules_status(char *out, size_t n);
+/* A set of its own for a rules source (path NULL: the built-ins), loaded
+ * by the one policy, counted in the same per-name counters; a reference.
+ * NULL: out of memory. */
+relay_rules *relay_rules_load(const char *path);
+int relay_rules_is_own(const char *path);    /* the relay's own source ("" built-ins) */
+const char *relay_rules_state(const relay_rules *r); /* the policy line, or NULL */
+unsigned long relay_rules_gen(const relay_rules *r);
+unsigned relay_rules_enabled(const relay_rules *r);
+
+/* ---- ctxrules.c: each client's rules ------------------------------------
+ * The set for a client's rules source (contract A's `rules PATH|builtin`):
+ * the relay's own when it is the same source, else a cached set keyed by
+ * (path, dev, ino, size, mtime), at most CTXRULES_MAX (least recently used
+ * dropped; refcounted, so a connection keeps the set it took). A changed
+ * file is a new key: the next connection loads it. A reference. */
+#define CTXRULES_MAX 8
+relay_rules *relay_rules_for(const char *src, const relay_ctx *ctx);
+unsigned relay_rules_cached(void); /* client sets in the cache (STATUS) */
 
 /* ---- globals -------------------------------------------------------- */
 typedef struct relay_globals {
     /* The rules the relay started with (its CA is made for them; never
-     * freed). relay_ctx_rules() returning it, or NULL, means "the relay's
-     * own rules": conn_rules() then takes the current set from rules.c. */
+     * freed). Connections take their set through conn_rules(). */
     const kf_ruleset *rs;
     SSL_CTX *srv_ctx;             /* client-facing (tlsterm.c) */
     SSL_CTX *up_ctx;              /* upstream (upstream.c) */
@@ -374,7 +402,7 @@ typedef struct conn {
     struct conn *again_next;
     int on_again;
     relay_ctx *ctx;
-    relay_rules *rules;           /* the relay's own rules, once needed (conn_rules) */
+    relay_rules *rules;           /* its rules (the client's or the relay's), once needed (conn_rules) */
     struct conn_info *info;       /* after the token */
     kf_stream st;
     kf_ctx kctx;
@@ -464,6 +492,8 @@ const char *ca_names(void);   /* "api.kimi.com .example.org ..." */
 #define TAP_LINE_MAX 768
 typedef struct resp_tap resp_tap;
 resp_tap *tap_new(const char *host);
+/* Its lines also go to this client's log (the connection holds ctx). */
+void tap_set_ctx(resp_tap *t, const relay_ctx *ctx);
 void tap_free(resp_tap *t);
 /* A request head went upstream: its log line (without status) and method.
  * no_reuse: the request ends the connection's reuse (Connection: close,

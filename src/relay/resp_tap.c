@@ -34,6 +34,7 @@ enum { T_HEAD, T_BODY_CL, T_BODY_EOF, T_CH_SIZE, T_CH_DATA, T_CH_CRLF, T_CH_TRAI
 
 struct resp_tap {
     char host[256];
+    const relay_ctx *ctx;     /* the client's, for its own log (relay_log) */
     int state;
     unsigned long long remaining;
     int status;
@@ -59,6 +60,12 @@ resp_tap *tap_new(const char *host)
     if (t)
         snprintf(t->host, sizeof t->host, "%s", host);
     return t;
+}
+
+void tap_set_ctx(resp_tap *t, const relay_ctx *ctx)
+{
+    if (t)
+        t->ctx = ctx;
 }
 
 static void pop(resp_tap *t)
@@ -130,9 +137,9 @@ static void log_done(resp_tap *t, const char *line, int log_always, const char *
         snprintf(msg, sizeof msg, " (body encoded)");
     int level = t->status >= 400 ? KF_LOG_WARN : log_always ? KF_LOG_INFO : KF_LOG_DEBUG;
     if (t->status)
-        kf_log(level, "[relay] %s: %s => %d%s%s", t->host, line, t->status, msg, extra);
+        relay_log(t->ctx, level, "[relay] %s: %s => %d%s%s", t->host, line, t->status, msg, extra);
     else
-        kf_log(KF_LOG_WARN, "[relay] %s: %s => no response%s", t->host, line, extra);
+        relay_log(t->ctx, KF_LOG_WARN, "[relay] %s: %s => no response%s", t->host, line, extra);
 }
 
 /* The response (status, maybe body) is complete enough to log. */

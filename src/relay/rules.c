@@ -48,6 +48,8 @@ struct relay_rules {
     unsigned n;
     const kf_rule **rule; /* rule i of rs */
     uint16_t *slot;       /* its counter, or SLOT_NONE (table full) */
+    char *state;          /* the policy line when the file is broken, else NULL */
+    unsigned long gen;    /* a number no other set has (a client is told once per set) */
 };
 
 /* Where a set came from: the file's name and identity ("" = built-ins). */
@@ -72,6 +74,7 @@ static struct slot {
 } slots[SLOTS_MAX];
 static atomic_uint nslots;     /* published; appended under mu */
 static atomic_ulong rewritten; /* requests at least one rule changed */
+static unsigned long gens;     /* under mu */
 
 static void ident_now(ident *id)
 {
@@ -125,16 +128,21 @@ static void holder_free(relay_rules *r)
     kf_ruleset_free(r->rs);
     free(r->rule);
     free(r->slot);
+    free(r->state);
     free(r);
 }
 
-/* Under mu. NULL: out of memory (logged). */
-static relay_rules *load(const ident *id)
+static void warn_uncovered(const kf_ruleset *rs);
+
+/* Under mu. path NULL: the built-ins. The policy line goes into state
+ * ("" when the file loaded) and, when broken, the relay's log. NULL: out
+ * of memory (logged). */
+static relay_rules *load(const char *path, char *state, size_t sn)
 {
     kf_rules_src src;
     relay_rules *r = calloc(1, sizeof *r);
     if (r)
-        r->rs = kf_rules_load_policy(id->path[0] ? id->path : NULL, diag, NULL, &src);
+        r->rs = kf_rules_load_policy(path, diag, NULL, &src);
     if (r && r->rs) {
         r->n = kf_ruleset_count(r->rs);
         r->rule = calloc(r->n ? r->n : 1, sizeof *r->rule);
@@ -144,7 +152,7 @@ static relay_rules *load(const ident *id)
         if (r)
             holder_free(r);
         kf_log(KF_LOG_ERROR, "relay: rules: out of memory loading %s",
-               id->path[0] ? id->path : "the built-in rules");
+               path ? path : "the built-in rules");
         return NULL;
     }
     for (unsigned i = 0; i < r->n; i++) {
@@ -152,10 +160,49 @@ static relay_rules *load(const ident *id)
         r->slot[i] = slot_for(kf_rule_name(r->rule[i]));
     }
     atomic_init(&r->refs, 1);
-    kf_rules_policy_line(&src, cur_state, sizeof cur_state);
-    if (src.fallback)
-        kf_log(KF_LOG_ERROR, "relay: rules: %s", cur_state);
+    r->gen = ++gens;
+    kf_rules_policy_line(&src, state, sn);
+    if (src.fallback) {
+        kf_log(KF_LOG_ERROR, "relay: rules: %s", state);
+        r->state = strdup(state); /* NULL (no memory): the client is not told */
+    }
     return r;
+}
+
+relay_rules *relay_rules_load(const char *path)
+{
+    static char state[4800]; /* under mu */
+    pthread_mutex_lock(&mu);
+    relay_rules *r = load(path, state, sizeof state);
+    pthread_mutex_unlock(&mu);
+    if (r)
+        warn_uncovered(r->rs);
+    return r;
+}
+
+int relay_rules_is_own(const char *path)
+{
+    char buf[4096];
+    const char *own = kf_rules_default_path(buf, sizeof buf);
+    return own ? !strcmp(own, path) : !*path;
+}
+
+const char *relay_rules_state(const relay_rules *r)
+{
+    return r ? r->state : NULL;
+}
+
+unsigned long relay_rules_gen(const relay_rules *r)
+{
+    return r ? r->gen : 0;
+}
+
+unsigned relay_rules_enabled(const relay_rules *r)
+{
+    unsigned on = 0;
+    for (unsigned i = 0; r && i < r->n; i++)
+        on += kf_rule_enabled(r->rule[i]) != 0;
+    return on;
 }
 
 /* Rule hosts the relay's CA does not permit (it is made for the rules the
@@ -192,7 +239,7 @@ int relay_rules_init(void)
 {
     pthread_mutex_lock(&mu);
     ident_now(&cur_id);
-    cur = load(&cur_id);
+    cur = load(cur_id.path[0] ? cur_id.path : NULL, cur_state, sizeof cur_state);
     if (cur) {
         /* g_relay.rs is the set the relay started with (its CA is made for
          * it; relay_ctx_rules() returns it for "the relay's own rules"):
@@ -213,15 +260,13 @@ relay_rules *relay_rules_get(void)
     if (cur && !ident_eq(&id, &cur_id)) {
         /* Identity first, then the bytes: a file written again while it is
          * read differs from id next time and is read again then. */
-        relay_rules *n = load(&id);
+        relay_rules *n = load(id.path[0] ? id.path : NULL, cur_state, sizeof cur_state);
         if (n) {
             old = cur;
             cur = n;
             cur_id = id;
             reloads++;
-            unsigned on = 0;
-            for (unsigned i = 0; i < n->n; i++)
-                on += kf_rule_enabled(n->rule[i]) != 0;
+            unsigned on = relay_rules_enabled(n);
             if (!cur_state[0])
                 kf_log(KF_LOG_INFO, "relay: rules: %s: %u rules in effect from the next connection",
                        id.path[0] ? id.path : "no rules file: the built-in rules", on);
@@ -233,6 +278,13 @@ relay_rules *relay_rules_get(void)
         atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
     pthread_mutex_unlock(&mu);
     relay_rules_put(old);
+    return r;
+}
+
+relay_rules *relay_rules_ref(relay_rules *r)
+{
+    if (r)
+        atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
     return r;
 }
 

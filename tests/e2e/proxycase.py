@@ -91,6 +91,18 @@ def client_or_skip(env, res, name, cname="go-static"):
     return c
 
 
+def any_client_or_skip(env, res, name, cname):
+    """A client of this module's or of the matrix by name, or None after
+    reporting the SKIP that it is missing."""
+    if cname in clients(env):
+        return client_or_skip(env, res, name, cname)
+    c = {c.name: c for c in matrix.clients(env)}[cname]
+    if c.skip:
+        res.report("SKIP", name, "client unavailable: " + c.skip)
+        return None
+    return c
+
+
 def doctor(env, rundir, **extra):
     """kimifix doctor on the Go client: (exit status, output)."""
     e = clean_env(env, env.private(rundir), **extra)

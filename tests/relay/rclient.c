@@ -4,8 +4,12 @@
  *
  *   rclient -p RELAYPORT -t TOKENHEX -d ADDR:PORT [-a AUTHORITY] [-s SNI]
  *           [-c CAFILE] [-P] [-r REQFILE] [-n CONNS] [-H HOLD_S] [-W FILE] [-T TIMEOUT_S]
- *           [-k REPEAT]
+ *           [-k REPEAT] [-X]
  *
+ * -X: register this process's client context with the relay first, as the
+ * shim does (kf_ctxmsg_self: KIMIFIX_RULES, KIMIFIX_LOG -- stderr is handed
+ * over as `log fd` --, trust sources; over RUNDIR/relay.sock), and send its
+ * id in the preamble (TLV 0xE1). Prints "ctx ID" on stderr.
  * -t none: no token TLV. -P: plain HTTP. -n: open CONNS connections at once,
  * each sends REQFILE (keep-alive) and reads one response, all stay open until
  * every one has its answer, then HOLD_S seconds more, or with -W until FILE
@@ -35,6 +39,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "kf_ctxmsg.h"
+#include "kf_log.h"
 #include "kf_paths.h"
 #include "kf_proxy.h"
 #include "kf_steer.h"
@@ -49,6 +55,8 @@ static size_t req_len;
 static int timeout_s = 60, hold_s, repeat;
 static const char *hold_file;
 static SSL_CTX *ctx;
+static int use_cctx;
+static unsigned char cctx[KF_CTX_ID_LEN];
 
 static long ms(void)
 {
@@ -88,8 +96,8 @@ static int cl_open(cl *c)
     if (connect(c->fd, (struct sockaddr *)&r, sizeof r) < 0)
         return 3;
     unsigned char pre[KF_PROXY_MAX];
-    ssize_t n = kf_proxy_encode(pre, sizeof pre, 0, NULL, (struct sockaddr *)&dst, authority,
-                                use_token ? token : NULL);
+    ssize_t n = kf_proxy_encode_ctx(pre, sizeof pre, 0, NULL, (struct sockaddr *)&dst, authority,
+                                    use_token ? token : NULL, use_cctx ? cctx : NULL);
     if (n < 0 || write(c->fd, pre, (size_t)n) != n)
         return 3;
 tls:
@@ -302,12 +310,32 @@ static int parse_dst(const char *s)
     return 0;
 }
 
+/* What the shim does on its first steered connection (steer_ctx.c). */
+static int register_ctx(void)
+{
+    char msg[KF_CTXMSG_MAX], reply[KF_CTXMSG_REPLY_MAX], why[512], run[4096], hex[64];
+    const char *log = getenv("KIMIFIX_LOG");
+    kf_log_open(log && *log ? log : "off");
+    int fd;
+    ssize_t n = kf_ctxmsg_self(msg, sizeof msg, NULL, &fd);
+    if (n < 0 || kf_runtime_dir(run, sizeof run, 0) < 0)
+        return fprintf(stderr, "rclient: no registration\n"), -1;
+    if (kf_ctx_call(run, msg, (size_t)n, fd, KF_CTX_TIMEOUT_MS, reply, sizeof reply, why,
+                    sizeof why) != 1 ||
+        kf_ctx_id_parse((kf_str){reply, strlen(reply)}, cctx) < 0)
+        return fprintf(stderr, "rclient: registration failed: %s %s\n", why, reply), -1;
+    kf_ctx_id_hex(cctx, hex);
+    fprintf(stderr, "ctx %s\n", hex);
+    use_cctx = 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int n = 0;
     const char *reqfile = NULL;
     signal(SIGPIPE, SIG_IGN);
-    for (int c; (c = getopt(argc, argv, "p:t:d:a:s:c:Pr:n:H:W:T:Sk:")) != -1;) {
+    for (int c; (c = getopt(argc, argv, "p:t:d:a:s:c:Pr:n:H:W:T:Sk:X")) != -1;) {
         switch (c) {
         case 'p': relay_port = (unsigned)atoi(optarg); break;
         case 't':
@@ -331,9 +359,12 @@ int main(int argc, char **argv)
         case 'W': hold_file = optarg; break;
         case 'T': timeout_s = atoi(optarg); break;
         case 'k': repeat = atoi(optarg); break;
+        case 'X': use_cctx = 1; break;
         default: return 64;
         }
     }
+    if (use_cctx && register_ctx() < 0)
+        return 64;
     if (reqfile) {
         FILE *f = fopen(reqfile, "rb");
         if (!f)

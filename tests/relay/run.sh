@@ -304,6 +304,65 @@ check "broken edit: the built-ins, not the previous file (fixed, no X-Kimifix-Ed
     test "$(rec "$T/fu/rec" 'r["target"]')/$(hdr_edited)" = /coding/v1/messages/False
 check "broken edit: one error line for two connections ($(errlines "$m2"))" test "$(errlines "$m2")" = 1
 cp "$T/rules.good" "$T/rules"
+
+# ---- client contexts: each client's rules and log (docs/relay.md, "Client
+# contexts"). rclient -X registers its context as the shim does (its own
+# KIMIFIX_RULES and KIMIFIX_LOG; stderr handed over as `log fd`). ----
+# A: the doubled-/v1 rule disabled, log to stderr; B: an extra rule, log to
+# a file; the relay's own rules (the relay's KIMIFIX_RULES) are neither.
+cat "$T/rules.good" - >"$T/rulesA" <<<'disable kimi-coding-double-v1'
+cp "$T/rules.edit" "$T/rulesB"
+: >"$T/logB" && chmod 600 "$T/logB"
+rcA() { KIMIFIX_RULES=$T/rulesA KIMIFIX_LOG=stderr rc_tls api.kimi.com "127.0.0.1:$S" "$T/rp" -X "$@"; }
+rcB() { KIMIFIX_RULES=$T/rulesB KIMIFIX_LOG=$T/logB rc_tls api.kimi.com "127.0.0.1:$S" "$T/rp" -X "$@"; }
+m3=$(wc -l <"$LOG")
+rcA >"$T/oA1" 2>"$T/eA1"
+check "client A (its file disables the double-/v1 rule): upstream saw /coding/v1/v1/messages" \
+    test "$(rec "$T/fu/rec" 'r["target"]')" = /coding/v1/v1/messages
+rcB >"$T/oB1" 2>"$T/eB1"
+check "client B (its file adds a rule): fixed and the extra header" \
+    test "$(rec "$T/fu/rec" 'r["target"]')/$(hdr_edited)" = /coding/v1/messages/True
+rc_tls api.kimi.com "127.0.0.1:$S" "$T/rp" >"$T/oR1" 2>/dev/null
+check "no context: the relay's own rules (fixed, no extra header)" \
+    test "$(rec "$T/fu/rec" 'r["target"]')/$(hdr_edited)" = /coding/v1/messages/False
+wait_for grep -q 'test-edit' "$T/logB"
+check "client B's log file: its rewrite line, in the relay's format" \
+    grep -q '\[relay\] api.kimi.com: rules kimi-coding-double-v1, test-edit: POST /coding/v1/v1/messages -> /coding/v1/messages.* => 200' "$T/logB"
+check "client B's log file: no line of client A's (404) and no secret" \
+    bash -c "! grep -q -e '=> 404' -e 'sk-kimi-x' '$T/logB'"
+wait_for grep -q '=> 404' "$T/eA1"
+check "client A's stderr: the upstream's error status with its message" \
+    grep -q '\[relay\] api.kimi.com: POST /coding/v1/v1/messages => 404: ' "$T/eA1"
+check "client A's stderr: none of client B's lines" bash -c "! grep -q 'test-edit' '$T/eA1'"
+check "the relay's own log still has both lines" \
+    bash -c "tail -n +$((m3 + 1)) '$LOG' | grep -q 'test-edit' && tail -n +$((m3 + 1)) '$LOG' | grep -q '=> 404'"
+# A pipe as stderr: the relay holds the client's fd only while the client
+# lives, so whoever reads the pipe to its end is not kept waiting (the
+# timeout is a hang guard: the context would keep it for 10 minutes).
+t0=$(date +%s)
+pipe_out=$(timeout 120 bash -c "KIMIFIX_RULES='$T/rulesA' KIMIFIX_LOG=stderr '$RC' -p $PORT -t $TOK -d 127.0.0.1:$S -a api.kimi.com -s api.kimi.com -c '$DATA/ca.pem' -r '$T/rp' -X 2>&1 >/dev/null | cat"); r=$?
+check "stderr a pipe: the reader sees its end when the client exits (rc $r, $(( $(date +%s) - t0 )) s)" test $r = 0
+check "stderr a pipe: the relay's line came through it" grep -q '=> 404: ' <<<"$pipe_out"
+# An edit of a client's file applies to its next connection; a broken one
+# means the built-ins and one error line (in its log and the relay's).
+cp "$T/rules.good" "$T/rulesA"
+rcA >"$T/oA2" 2>"$T/eA2"
+check "client A's file edited: its next connection has the double-/v1 rule again" \
+    test "$(rec "$T/fu/rec" 'r["target"]')" = /coding/v1/messages
+wait_for grep -q 'rule kimi-coding-double-v1' "$T/eA2"
+check "client A's stderr: the rewrite line" grep -q 'rule kimi-coding-double-v1: POST /coding/v1/v1/messages -> /coding/v1/messages.* => 200' "$T/eA2"
+cp "$T/rules.bad" "$T/rulesB"
+m4=$(wc -l <"$LOG") b4=$(wc -l <"$T/logB")
+rcB >"$T/oB2" 2>/dev/null
+rcB >"$T/oB3" 2>/dev/null
+check "client B's broken file: the built-ins (fixed, no extra header)" \
+    test "$(rec "$T/fu/rec" 'r["target"]')/$(hdr_edited)" = /coding/v1/messages/False
+check "client B's broken file: one error line in its log for two connections" \
+    test "$(tail -n +$((b4 + 1)) "$T/logB" | grep -c "rulesB:2: error: .*the built-in rules are in effect")" = 1
+check "client B's broken file: one error line in the relay's log" test "$(errlines "$m4")" = 1
+check "status: per-rule counts across contexts (test-edit: 1 earlier + 1 of B's)" \
+    grep -Eq '^ +test-edit +2$' <<<"$($CTL status)"
+check "STATUS: client rule sets cached" test "$(python3 "$here/rstatus.py" "$PORT" "$TOK" rules_client_sets)" -ge 2
 $CTL stop >/dev/null
 
 # ---- the rules gain hosts: a new CA covering them; wildcard hosts ----

@@ -17,6 +17,7 @@
 
 #include "kf_ctxmsg.h"
 #include "kf_distrust.h"
+#include "kf_log.h"
 #include "kf_paths.h"
 #include "kf_progid.h"
 #include "kf_proxy.h"
@@ -439,8 +440,29 @@ Test(ctxmsg, self_registration)
     cr_assert(str_is(m.trust[0], "/corp/ca.pem"));
     cr_assert(str_is(m.trust[1], "/etc/ssl/certs/java/cacerts"));
     cr_assert(str_is(m.rules, "/etc/my.rules"));
-    cr_assert_null(m.log.p, "stderr is never handed to the relay (it would hold the pipe open)");
+    /* The log is not open on stderr here: nothing to hand over. */
+    cr_assert_null(m.log.p);
     cr_assert_eq(fd, -1);
+    /* Logging to stderr: fd 2 goes to the relay as `log fd` (it holds it
+     * only while this process lives: ctxlog.c) ... */
+    kf_log_open("stderr");
+    n = kf_ctxmsg_self(buf, sizeof buf, NULL, &fd);
+    cr_assert_eq(kf_ctxmsg_parse(buf, (size_t)n, &m, &why), n);
+    cr_assert(str_is(m.log, "fd"));
+    cr_assert_eq(fd, 2);
+    /* ... unless fd 2 is no longer the stderr the log was opened on. */
+    char tmpl[] = "/tmp/kf-stderr-XXXXXX";
+    int saved = dup(2), other = mkstemp(tmpl); /* surely not the stderr we had */
+    unlink(tmpl);
+    dup2(other, 2);
+    n = kf_ctxmsg_self(buf, sizeof buf, NULL, &fd);
+    dup2(saved, 2);
+    close(saved);
+    close(other);
+    cr_assert_eq(kf_ctxmsg_parse(buf, (size_t)n, &m, &why), n);
+    cr_assert_null(m.log.p, "fd 2 was reused: not handed over");
+    cr_assert_eq(fd, -1);
+    kf_log_open("off");
     cr_assert(str_is(m.level, "info"));
     char exe[4096], id[KF_BUILDID_MAX];
     cr_assert_eq(kf_progid_self(exe, sizeof exe, id, sizeof id), 0);

@@ -511,15 +511,22 @@ Test(ctxtab, register_lookup_duplicates_fd)
     cr_expect_not_null(sc);
     SSL_CTX_free(sc);
     ctxtab_put(c);
-    /* the same process again (same log destination): the same context */
+    /* A handed-over fd lives as long as the process that sent it
+     * (ctxlog.c): contexts with one are never shared ... */
     cr_assert_eq(register_self(p[1], id2), 0);
-    cr_expect_eq(memcmp(id, id2, 16), 0);
-    cr_expect_eq(ctxtab_count(), 1);
+    cr_expect_neq(memcmp(id, id2, 16), 0);
+    cr_expect_eq(ctxtab_count(), 2);
+    /* ... those without are: the same registration, the same context */
+    unsigned char id4[16];
+    cr_assert_eq(register_self(-1, id3), 0);
+    cr_assert_eq(register_self(-1, id4), 0);
+    cr_expect_eq(memcmp(id3, id4, 16), 0);
+    cr_expect_eq(ctxtab_count(), 3);
     /* other trust: another context */
     setenv("SSL_CERT_FILE", "/other/ca.pem", 1);
-    cr_assert_eq(register_self(p[1], id3), 0);
-    cr_expect_neq(memcmp(id, id3, 16), 0);
-    cr_expect_eq(ctxtab_count(), 2);
+    cr_assert_eq(register_self(-1, id4), 0);
+    cr_expect_neq(memcmp(id3, id4, 16), 0);
+    cr_expect_eq(ctxtab_count(), 4);
     unsigned char unknown[16] = {0};
     cr_expect_null(ctxtab_get(unknown));
     close(p[1]);
@@ -602,6 +609,55 @@ Test(ctxtab, expiry_closes_log_fd_keeps_referenced)
     ctxtab_put(held);
     cr_expect_eq(ctxtab_sweep(ctxtab_now() + CTX_EXPIRE_S + 1), 1);
     cr_expect_eq(ctxtab_count(), 0);
+    close(p[0]);
+    ctx_world_end();
+}
+
+/* The relay holds a client's stderr only while the client lives: a
+ * reader waiting for the pipe's end ($(...)) is not kept waiting until the
+ * context expires. The child registers with the write end and exits; the
+ * serving thread sees its pidfd and closes the relay's copy. */
+Test(ctxtab, log_fd_closed_when_its_process_exits, .timeout = 60)
+{
+    ctx_world();
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char msg[] = "kfctx 1\nlog fd\n\n", reply[KF_CTXMSG_REPLY_MAX];
+        close(p[0]);
+        _exit(call(msg, sizeof msg - 1, p[1], reply, sizeof reply) == 1 ? 0 : 1);
+    }
+    close(p[1]); /* the child's copy, then only the relay's */
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child registered");
+    cr_expect_eq(ctxtab_count(), 1, "the context itself stays (it expires as before)");
+    struct pollfd pf = {.fd = p[0], .events = POLLIN};
+    cr_expect_eq(poll(&pf, 1, 30000), 1, "hang guard: the pipe's end comes");
+    char c;
+    cr_expect_eq(read(p[0], &c, 1), 0, "the relay closed the exited client's log fd");
+    close(p[0]);
+    ctx_world_end();
+}
+
+/* Without a pid to tie it to (in-process callers), a passed fd is not
+ * kept: the context is registered, its lines stay in the relay's log. */
+Test(ctxtab, log_fd_without_pid_not_kept, .timeout = 60)
+{
+    ctx_world();
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    char msg[] = "kfctx 1\nlog fd\n\n", reply[KF_CTXMSG_REPLY_MAX];
+    int handed = dup(p[1]); /* the table owns what it is given */
+    size_t n = ctxtab_answer(msg, sizeof msg - 1, handed, reply, sizeof reply);
+    cr_assert_gt(n, 3);
+    cr_expect_eq(memcmp(reply, "ok ", 3), 0, "%s", reply);
+    close(p[1]); /* ours; the table's copy, if it kept one, would hold the pipe */
+    struct pollfd pf = {.fd = p[0], .events = POLLIN};
+    cr_assert_eq(poll(&pf, 1, 30000), 1, "hang guard: the pipe's end comes");
+    char c;
+    cr_expect_eq(read(p[0], &c, 1), 0, "the relay kept no copy of the write end");
     close(p[0]);
     ctx_world_end();
 }

@@ -20,8 +20,8 @@ import ssl
 import subprocess
 
 import matrix
-from proxycase import (BASE, HANG, auth_header, clean_env, client_or_skip, relay_log, relay_port,
-                       relay_token, run, verdict)
+from proxycase import (BASE, HANG, any_client_or_skip, auth_header, clean_env, relay_log,
+                       relay_port, relay_token, run, verdict)
 
 BROKEN = ("rule would-add\n    host api.kimi.com\n    add-header X-Kimifix-Broken yes\n"
           "rule broken\n    bogus-directive x\n"
@@ -37,16 +37,6 @@ CASES = {
 }
 
 
-def _client(env, res, name, cname):
-    if cname == "go-static":
-        return client_or_skip(env, res, name)
-    c = {c.name: c for c in matrix.clients(env)}[cname]
-    if c.skip:
-        res.report("SKIP", name, "client unavailable: " + c.skip)
-        return None
-    return c
-
-
 def _errors(text):
     return [l for l in text.splitlines() if ": error: " in l]
 
@@ -54,7 +44,7 @@ def _errors(text):
 def t_case(env, fake, res, name):
     carrier = name.split("/")[1]
     cname, in_relay, in_client = CASES[carrier]
-    c = _client(env, res, name, cname)
+    c = any_client_or_skip(env, res, name, cname)
     if not c:
         return
     rules = os.path.join(env.private("rules-policy"), "broken.rules")

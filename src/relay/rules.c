@@ -235,6 +235,9 @@ static void warn_uncovered(const kf_ruleset *rs)
                miss, strchr(miss + 1, ' ') ? "them" : "it");
 }
 
+/* The set the relay started with, held for its whole life (below). */
+static relay_rules *first;
+
 int relay_rules_init(void)
 {
     pthread_mutex_lock(&mu);
@@ -245,6 +248,7 @@ int relay_rules_init(void)
          * it; relay_ctx_rules() returns it for "the relay's own rules"):
          * it lives as long as the relay. */
         atomic_fetch_add(&cur->refs, 1);
+        first = cur;
         g_relay.rs = cur->rs;
     }
     pthread_mutex_unlock(&mu);

@@ -71,8 +71,12 @@ suite() {
 
 if [ "$mode" = asan ]; then
     suite unit "" -- "$D/tests/unit-tests" --jobs=2
+    # fork_threads_signal_handler: gcc 12's ASan allocator is not fork-safe
+    # (a child forked while another parent thread held an allocator lock
+    # waits for it forever in calloc: seen here, gdb in __asan::Allocator
+    # under kfclient's child); the plain build runs it in make check.
     suite shim "" -- "$D/tests/shim/shim-tests" --jobs=2 \
-        --filter '!(shim/static_tls_warning|shim/library_needs_and_exports)'
+        --filter '!(shim/static_tls_warning|shim/library_needs_and_exports|shim/fork_threads_signal_handler)'
     if [ -x "$D/tests/tls-tests" ]; then
         suite tls "" -- "$D/tests/tls-tests" --jobs=2
     fi

@@ -127,8 +127,10 @@ void tunnel_run(conn *k)
         /* A reset client gave up waiting: drop the upstream too. A client
          * that only shut its sending side (a FIN after CONNECT) still
          * gets its tunnel: half-close is passed on once it is up. */
-        if (k->c.hup && !k->tunnel_up)
+        if (k->c.gone && !k->tunnel_up) {
+            kf_log(KF_LOG_DEBUG, "[relay] proxy: the client reset its CONNECT before the tunnel was up");
             conn_close(k);
+        }
         return;
     }
     for (int round = 0; round < ROUNDS; round++) {

@@ -170,7 +170,8 @@ def write_lease(rundir, proxy=None, noproxy=None):
 
 def start_relay(env, name):
     rd = env.private("run-proxy-" + name)
-    subprocess.run([env.kimifix, "relay", "start"], env=clean_env(env, rd), capture_output=True,
+    # E2E_RELAY_DEBUG=1: the relay logs at debug level (relay.log in the kept work dir)
+    subprocess.run([env.kimifix, "relay", "start"] + (["-v"] if os.environ.get("E2E_RELAY_DEBUG") else []), env=clean_env(env, rd), capture_output=True,
                    timeout=HANG)
     return rd, relay_port(rd)
 

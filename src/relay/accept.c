@@ -22,11 +22,20 @@
 
 #include "kf_log.h"
 
+/* Make room among the pending connections. The oldest first gets its
+ * turn: a relay short of CPU accepts a burst faster than it reads, and a
+ * client's preamble may be waiting in its socket already (the shim writes
+ * it with connect()); front_step() only peeks, it never waits. Only a
+ * connection still without its preamble is dropped. */
 static void drop_oldest_pending(worker *w, const char *why)
 {
+    conn *k = w->pend_head;
+    front_step(k);
+    if (w->pend_head != k)
+        return; /* it left the pending list (past its token, or refused) */
     atomic_fetch_add(&g_relay.n_pending_dropped, 1);
     ratelog(RL_PENDING, "relay: dropped the oldest connection still without its preamble (%s)", why);
-    conn_close(w->pend_head);
+    conn_close(k);
 }
 
 void accept_backoff_end(worker *w, rtimer *t)

@@ -197,22 +197,10 @@ int kf_lease_write(const char *rundir, pid_t pid, const char *proxy, const char 
 ssize_t kf_lease_read(const char *rundir, const char *idhex, char *buf, size_t cap)
 {
     char dir[4200], path[4300];
-    struct stat sb;
     if (!kf_lease_id_ok(idhex) || !kf_lease_dir(dir, sizeof dir, rundir) ||
         !kf_path_join(path, sizeof path, dir, idhex))
         return -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -1;
-    ssize_t n = -1;
-    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid() &&
-        !(sb.st_mode & 077) && (size_t)sb.st_size < cap)
-        n = read(fd, buf, cap - 1);
-    raw_close(fd);
-    if (n < 0)
-        return -1;
-    buf[n] = 0;
-    return n;
+    return kf_read_private(path, buf, cap);
 }
 
 static int parse_lease(const char *v, size_t n, kf_lease *out)

@@ -186,6 +186,42 @@ int kf_data_dir_path(char *buf, size_t n)
     return 0;
 }
 
+ssize_t kf_read_private(const char *path, char *buf, size_t cap)
+{
+    struct stat sb;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+    ssize_t n = -1;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid() &&
+        !(sb.st_mode & 077) && (size_t)sb.st_size < cap)
+        n = read(fd, buf, cap - 1);
+    kf_sys_close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = 0;
+    return n;
+}
+
+void kf_file_id_of(const char *path, kf_file_id *id)
+{
+    struct stat st;
+    memset(id, 0, sizeof *id);
+    if (path && *path && stat(path, &st) == 0) {
+        id->exists = 1;
+        id->dev = st.st_dev;
+        id->ino = st.st_ino;
+        id->size = st.st_size;
+        id->mtim = st.st_mtim;
+    }
+}
+
+int kf_file_id_eq(const kf_file_id *a, const kf_file_id *b)
+{
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec;
+}
+
 int kf_data_dir(char *buf, size_t n, int create)
 {
     if (kf_data_dir_path(buf, n) < 0)
@@ -260,20 +296,11 @@ static int parse_state(char *text, kf_relay_state *st)
 int kf_relay_state_read(const char *dir, kf_relay_state *st)
 {
     char path[4096], text[1024];
-    struct stat sb;
     if (!kf_path_join(path, sizeof path, dir, KF_RELAY_STATE_FILE))
         return -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -1;
-    ssize_t n = -1;
-    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid() &&
-        !(sb.st_mode & 077))
-        n = read(fd, text, sizeof text - 1);
-    kf_sys_close(fd);
+    ssize_t n = kf_read_private(path, text, sizeof text);
     if (n <= 0)
         return -1;
-    text[n] = 0;
     return parse_state(text, st);
 }
 

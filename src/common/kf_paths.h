@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "kf_proxy.h"
 
@@ -33,6 +34,24 @@ int kf_runtime_dir(char *buf, size_t n, int create);
 int kf_data_dir(char *buf, size_t n, int create);
 /* Only the data directory's path (no check, no repair): -1 without HOME. */
 int kf_data_dir_path(char *buf, size_t n);
+
+/* What tells a file's content changed without reading it: (device,
+ * inode, size, mtime). exists 0 (all zero) when path is NULL, "" or
+ * cannot be stat()ed; two missing files are equal. */
+typedef struct kf_file_id {
+    int exists;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtim;
+} kf_file_id;
+void kf_file_id_of(const char *path, kf_file_id *id);
+
+/* Read a small private file of ours (regular, our uid, no group/other
+ * bits, not a symlink, smaller than cap) into buf, NUL-terminated. The
+ * length, or -1. */
+ssize_t kf_read_private(const char *path, char *buf, size_t cap);
+int kf_file_id_eq(const kf_file_id *a, const kf_file_id *b);
 
 /* buf = dir + "/" + name; returns buf or NULL when it does not fit. */
 char *kf_path_join(char *buf, size_t n, const char *dir, const char *name);

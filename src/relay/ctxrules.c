@@ -21,14 +21,11 @@
 #include <sys/stat.h>
 
 #include "kf_log.h"
+#include "kf_paths.h"
 
 typedef struct entry {
     char path[4096];              /* "" = the built-ins */
-    int exists;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtim;
+    kf_file_id f;
     relay_rules *r;               /* our reference; NULL = free slot */
     unsigned long used;
 } entry;
@@ -39,22 +36,13 @@ static unsigned long tick;      /* under mu */
 
 static void key_of(entry *e, const char *path)
 {
-    struct stat st;
     snprintf(e->path, sizeof e->path, "%s", path);
-    e->exists = *path && stat(path, &st) == 0;
-    if (e->exists) {
-        e->dev = st.st_dev;
-        e->ino = st.st_ino;
-        e->size = st.st_size;
-        e->mtim = st.st_mtim;
-    }
+    kf_file_id_of(path, &e->f);
 }
 
 static int key_eq(const entry *a, const entry *b)
 {
-    return !strcmp(a->path, b->path) && a->exists == b->exists &&
-           (!a->exists || (a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-                           a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec));
+    return !strcmp(a->path, b->path) && kf_file_id_eq(&a->f, &b->f);
 }
 
 relay_rules *relay_rules_for(const char *src, const relay_ctx *ctx)

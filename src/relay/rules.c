@@ -27,6 +27,7 @@
  * Counts are per name: an edited rule keeps counting where it left off.
  */
 #include "relay.h"
+#include "kf_paths.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,11 +56,7 @@ struct relay_rules {
 /* Where a set came from: the file's name and identity ("" = built-ins). */
 typedef struct ident {
     char path[4096];
-    int exists;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtim;
+    kf_file_id f;
 } ident;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -80,25 +77,16 @@ static void ident_now(ident *id)
 {
     char buf[4096];
     const char *p = kf_rules_default_path(buf, sizeof buf);
-    struct stat st;
     memset(id, 0, sizeof *id);
     if (!p)
         return;
     snprintf(id->path, sizeof id->path, "%s", p);
-    if (stat(p, &st) == 0) {
-        id->exists = 1;
-        id->dev = st.st_dev;
-        id->ino = st.st_ino;
-        id->size = st.st_size;
-        id->mtim = st.st_mtim;
-    }
+    kf_file_id_of(p, &id->f);
 }
 
 static int ident_eq(const ident *a, const ident *b)
 {
-    return !strcmp(a->path, b->path) && a->exists == b->exists && a->dev == b->dev &&
-           a->ino == b->ino && a->size == b->size && a->mtim.tv_sec == b->mtim.tv_sec &&
-           a->mtim.tv_nsec == b->mtim.tv_nsec;
+    return !strcmp(a->path, b->path) && kf_file_id_eq(&a->f, &b->f);
 }
 
 /* Under mu. */

@@ -39,13 +39,7 @@
 
 #define DIR_EAGER_MAX 256 /* plain (not hash-named) files loaded from a client's directory */
 
-typedef struct fst {
-    int ok;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtim;
-} fst;
+typedef kf_file_id fst; /* kf_paths.h */
 
 typedef struct ts_entry {
     unsigned long long hash;
@@ -80,21 +74,12 @@ static long now_ms(void)
 
 static void fst_of(const char *path, fst *f)
 {
-    struct stat st;
-    memset(f, 0, sizeof *f);
-    if (path && *path && stat(path, &st) == 0) {
-        f->ok = 1;
-        f->dev = st.st_dev;
-        f->ino = st.st_ino;
-        f->size = st.st_size;
-        f->mtim = st.st_mtim;
-    }
+    kf_file_id_of(path, f);
 }
 
 static int fst_eq(const fst *a, const fst *b)
 {
-    return a->ok == b->ok && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec;
+    return kf_file_id_eq(a, b);
 }
 
 int truststore_is_kimifix(X509 *x)

@@ -12,11 +12,6 @@
 #include "kf_rules.h"
 #include "kf_word.h"
 
-static unsigned char lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
-}
-
 void kf_req_init(kf_req *req)
 {
     /* hdr[] and scratch are left as they are: only the counters matter. */
@@ -46,7 +41,6 @@ int kf_req_add_header(kf_req *req, kf_str name, kf_str value, kf_str line)
     return 0;
 }
 
-static int ieq(kf_str a, kf_str b);
 
 int kf_req_find_header(const kf_req *req, kf_str name, unsigned from)
 {
@@ -232,65 +226,6 @@ size_t kf_req_summary(const kf_req *req, char *buf, size_t n)
     return b.len;
 }
 
-/* ---- string helpers ---- */
-
-static int ieq(kf_str a, kf_str b)
-{
-    return a.n == b.n && kf_same_bytes_ci(a.p, b.p, a.n);
-}
-
-int kf_str_ieq(kf_str a, kf_str b)
-{
-    return ieq(a, b);
-}
-
-int kf_str_ieq_c(kf_str a, const char *b)
-{
-    /* No strlen: most compares fail on the first byte. */
-    size_t i = 0;
-    for (; i < a.n; i++)
-        if (!b[i] || lower((unsigned char)a.p[i]) != lower((unsigned char)b[i]))
-            return 0;
-    return b[i] == 0;
-}
-
-kf_str kf_str_c(const char *s)
-{
-    return (kf_str){ s, s ? strlen(s) : 0 };
-}
-
-/* Iterative glob with single-star backtracking: linear in practice, no
- * recursion, so a hostile pattern cannot blow the stack. */
-static int glob(const char *pat, kf_str s, int ci)
-{
-    size_t pi = 0, si = 0;
-    size_t star_p = (size_t)-1, star_s = 0;
-    size_t pn = strlen(pat);
-    while (si < s.n) {
-        if (pi < pn && pat[pi] == '*') {
-            star_p = pi++;
-            star_s = si;
-        } else if (pi < pn &&
-                   (pat[pi] == '?' ||
-                    (ci ? lower((unsigned char)pat[pi]) == lower((unsigned char)s.p[si])
-                        : pat[pi] == s.p[si]))) {
-            pi++;
-            si++;
-        } else if (star_p != (size_t)-1) {
-            pi = star_p + 1;
-            si = ++star_s;
-        } else {
-            return 0;
-        }
-    }
-    while (pi < pn && pat[pi] == '*')
-        pi++;
-    return pi == pn;
-}
-
-int kf_glob(const char *pat, kf_str s) { return glob(pat, s, 0); }
-int kf_glob_ci(const char *pat, kf_str s) { return glob(pat, s, 1); }
-
 size_t kf_rule_names(const struct kf_rule *const *r, unsigned nr, char *buf, size_t n)
 {
     if (n == 0)
@@ -338,15 +273,4 @@ size_t kf_req_log_text(const kf_req *req, char *buf, size_t n)
         buf[used++] = ' ';
     }
     return used + kf_req_summary(req, buf + used, n - used);
-}
-
-int kf_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }

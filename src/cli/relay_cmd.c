@@ -11,6 +11,7 @@
  * (another start may hold it; a client's shim passes its own budget of
  * under a second, docs/RELIABILITY.md finding 5) and the state file.
  */
+#include "kf_clock.h"
 #include "cli.h"
 #include "cli_relay.h"
 
@@ -91,13 +92,6 @@ static int running(const char *rundir, kf_relay_state *st, char *reply, size_t n
            control(st, "STATUS\n", reply, n) == 0;
 }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static void nap_ms(long ms)
 {
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -112,7 +106,7 @@ static int lock_until(int fd, long deadline)
             return 0;
         if (errno != EWOULDBLOCK && errno != EINTR)
             return -1;
-        if (now_ms() >= deadline) {
+        if (kf_mono_ms() >= deadline) {
             errno = ETIMEDOUT;
             return -1;
         }
@@ -176,7 +170,7 @@ static int cmd_start(const char *rundir, int argc, char **argv, FILE *out, long 
 {
     char prog[4096], lockp[4200], logp[4200], reply[9000], why[512];
     kf_relay_state st;
-    long deadline = now_ms() + take_wait(&argc, argv, wait_ms);
+    long deadline = kf_mono_ms() + take_wait(&argc, argv, wait_ms);
     kf_path_join(lockp, sizeof lockp, rundir, "relay.start.lock");
     int lfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (lfd < 0 || lock_until(lfd, deadline) < 0) {
@@ -200,7 +194,7 @@ static int cmd_start(const char *rundir, int argc, char **argv, FILE *out, long 
     }
     kf_path_join(logp, sizeof logp, rundir, "relay.log");
     time_t t0 = time(NULL);
-    long forked = now_ms();
+    long forked = kf_mono_ms();
     pid_t child = fork();
     if (child == 0) {
         if (fork() != 0)
@@ -227,7 +221,7 @@ static int cmd_start(const char *rundir, int argc, char **argv, FILE *out, long 
     }
     if (child > 0)
         waitpid(child, NULL, 0);
-    while (now_ms() < deadline) {
+    while (kf_mono_ms() < deadline) {
         if (kf_relay_state_read(rundir, &st) == 0 && st.started >= t0 - 1 &&
             kf_relay_live(rundir, &st, why, sizeof why)) {
             if (out)
@@ -238,12 +232,12 @@ static int cmd_start(const char *rundir, int argc, char **argv, FILE *out, long 
         /* The relay takes relay.run.lock first thing and holds it for life:
          * after a second, a free lock means it already died (bad CA dir,
          * port in use...). Fail now: a client may be waiting for this. */
-        if (now_ms() - forked >= 1000 && !kf_relay_run_lock_held(rundir))
+        if (kf_mono_ms() - forked >= 1000 && !kf_relay_run_lock_held(rundir))
             break;
         nap_ms(20);
     }
     fprintf(stderr, "kimifix relay: the relay did not start%s; see %s\n",
-            now_ms() >= deadline ? " in time" : "", logp);
+            kf_mono_ms() >= deadline ? " in time" : "", logp);
     close(lfd);
     return 1;
 }
@@ -279,8 +273,8 @@ static int cmd_stop(const char *rundir)
         kill(st.pid, SIGTERM);
     }
     /* Gone when its run lock is free (its pid may be reused at once). */
-    long deadline = now_ms() + START_WAIT_MS;
-    while (kf_relay_run_lock_held(rundir) && now_ms() < deadline)
+    long deadline = kf_mono_ms() + START_WAIT_MS;
+    while (kf_relay_run_lock_held(rundir) && kf_mono_ms() < deadline)
         nap_ms(20);
     if (kf_relay_run_lock_held(rundir)) {
         fprintf(stderr, "kimifix relay: pid %ld did not stop\n", (long)st.pid);

@@ -7,6 +7,7 @@
  * that is busy, stopped or hung costs the client at most KF_CTX_TIMEOUT_MS,
  * and the answer is then "no context" (the relay's defaults).
  */
+#include "kf_clock.h"
 #include "kf_ctxmsg.h"
 
 #include <errno.h>
@@ -21,13 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
-}
-
 static void raw_close(int fd)
 {
     if (fd >= 0)
@@ -38,7 +32,7 @@ static void raw_close(int fd)
 static int wait_fd(int fd, short ev, long deadline)
 {
     for (;;) {
-        long left = deadline - now_ms();
+        long left = deadline - kf_mono_ms();
         if (left <= 0)
             return 0;
         struct pollfd p = {.fd = fd, .events = ev};
@@ -89,7 +83,7 @@ static int do_connect(const char *rundir, long deadline, char *why, size_t wn)
     }
     long r;
     while ((r = syscall(SYS_connect, (int)fd, &sa, (socklen_t)len)) < 0 && errno == EINTR &&
-           now_ms() < deadline)
+           kf_mono_ms() < deadline)
         ;
     int e = errno;
     raw_close(dirfd);
@@ -163,7 +157,7 @@ int kf_ctx_call(const char *rundir, const char *msg, size_t n, int pass_fd, int 
     char buf[KF_CTXMSG_REPLY_MAX];
     if (timeout_ms <= 0 || timeout_ms > KF_CTX_TIMEOUT_MS)
         timeout_ms = KF_CTX_TIMEOUT_MS;
-    long deadline = now_ms() + timeout_ms;
+    long deadline = kf_mono_ms() + timeout_ms;
     if (rcap)
         reply[0] = 0;
     why[0] = 0;

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kf_clock.h"
 #include "kf_shim.h"
 #include "kf_steer.h"
 #include "steer_int.h"
@@ -35,13 +36,6 @@ static time_t kf_start_last;
 void kf_relay_start_child(void)
 {
     pthread_mutex_init(&kf_start_lock, NULL);
-}
-
-static long kf_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
 static void kf_nap_ms(long ms)
@@ -159,7 +153,7 @@ static int kf_wait_start(pid_t pid, long deadline)
             return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128;
         if (r < 0 && errno != EINTR)
             return -2;
-        if (kf_now_ms() >= deadline) {
+        if (kf_mono_ms() >= deadline) {
             kill(pid, SIGKILL);
             while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
                 ;
@@ -180,7 +174,7 @@ static void kf_why_add(char *why, size_t wn, const char *what)
 int kf_relay_start(kf_relay_state *st, char *why, size_t wn)
 {
     char cli[4096], msg[512];
-    long deadline = kf_now_ms() + KF_RELAY_WAIT_MS;
+    long deadline = kf_mono_ms() + KF_RELAY_WAIT_MS;
     unsigned held = kf_lock(&kf_start_lock, KF_HOLD_START);
     time_t now = time(NULL);
     if (kf_start_last && now - kf_start_last < 10) {
@@ -195,11 +189,11 @@ int kf_relay_start(kf_relay_state *st, char *why, size_t wn)
     } else {
         /* The command gets a little less than our budget: it should give
          * up and exit by itself before we have to kill it. */
-        long left = deadline - kf_now_ms();
+        long left = deadline - kf_mono_ms();
         pid_t pid = kf_spawn_start(cli, left > 300 ? left - 200 : 100, msg, sizeof msg);
         int code = pid > 0 ? kf_wait_start(pid, deadline) : 0;
         char last[512] = "";
-        while (pid > 0 && (rc = kf_relay_lookup(st, last, sizeof last)) < 0 && kf_now_ms() < deadline)
+        while (pid > 0 && (rc = kf_relay_lookup(st, last, sizeof last)) < 0 && kf_mono_ms() < deadline)
             kf_nap_ms(10);
         if (pid > 0 && rc < 0 && (code == -1 || code == KF_START_LOCK_BUSY))
             snprintf(msg, sizeof msg, "another `kimifix relay start` holds relay.start.lock: "

@@ -4,6 +4,7 @@
  * and files are reached with raw system calls (kf_ctxcall.c,
  * kf_distrust.c) so no hook of ours is re-entered.
  */
+#include "kf_clock.h"
 #include "steer_ctx.h"
 
 #include <fcntl.h>
@@ -27,13 +28,6 @@
 
 #define CTX_REUSE_S 300   /* re-register an id unused this long */
 #define CTX_RETRY_S 10    /* after a failed registration */
-
-static long kf_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
-}
 
 /* ---- Java ---- */
 

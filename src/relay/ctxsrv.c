@@ -8,6 +8,7 @@
  * A request is at most KF_CTXMSG_MAX bytes; at most one fd (SCM_RIGHTS) is
  * kept per request, extra ones are closed.
  */
+#include "kf_clock.h"
 #include "ctxtab.h"
 
 #include <errno.h>
@@ -48,13 +49,6 @@ static struct {
 const char *ctxsrv_datadir(void)
 {
     return S.datadir;
-}
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
 }
 
 static void drop(pending *p)
@@ -144,7 +138,7 @@ static void on_accept(void)
     for (unsigned i = 0; i < CTX_PENDING_MAX; i++)
         if (S.slot[i].fd < 0) {
             S.slot[i] = (pending){.fd = fd, .passed = -1, .pid = pid,
-                                  .deadline = now_ms() + CTX_REQ_MS};
+                                  .deadline = kf_mono_ms() + CTX_REQ_MS};
             return;
         }
     char reply[64];
@@ -162,7 +156,7 @@ static void *serve(void *arg)
     while (!atomic_load(&S.stop)) {
         pending *who[1 + CTX_PENDING_MAX];
         unsigned n = 0;
-        long now = now_ms(), timeout = 1000;
+        long now = kf_mono_ms(), timeout = 1000;
         pf[n++] = (struct pollfd){.fd = S.lfd, .events = POLLIN};
         for (unsigned i = 0; i < CTX_PENDING_MAX; i++) {
             pending *p = &S.slot[i];

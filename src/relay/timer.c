@@ -5,6 +5,7 @@
  * lazily by their owner when the timer fires, so I/O never touches the
  * heap. Only the owning worker's thread uses its heap.
  */
+#include "kf_clock.h"
 #include "relay.h"
 
 #include <stdlib.h>
@@ -12,9 +13,7 @@
 
 long relay_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
+    return kf_mono_ms();
 }
 
 void timer_init(rtimer *t, void (*fire)(struct worker *, rtimer *))

@@ -18,6 +18,7 @@
  * the least recently used goes (the SSL_CTX is reference-counted, so
  * connections still using it keep it).
  */
+#include "kf_clock.h"
 #include "truststore.h"
 
 #include <dirent.h>
@@ -64,13 +65,6 @@ static struct {
     fst st;
     STACK_OF(X509) *certs; /* the system bundle, parsed once, shared */
 } sysb;
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
-}
 
 static void fst_of(const char *path, fst *f)
 {
@@ -429,7 +423,7 @@ SSL_CTX *truststore_get(const char *const *paths, unsigned n)
     SSL_CTX *ret = NULL;
     fst snap[TS_SOURCES_MAX + 1] = {{0}};
     pthread_mutex_lock(&mu);
-    long now = now_ms();
+    long now = kf_mono_ms();
     ts_entry *e = find(h, p, n);
     if (e && now - e->checked_ms < recheck_ms)
         goto hit;

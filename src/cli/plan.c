@@ -62,8 +62,7 @@ int kf_cli_opts_parse(int argc, char **argv, int *i, kf_cli_opts *o, const char 
                 return 2;
             }
             if (!valid_mode(o->mode)) {
-                fprintf(stderr, "%s: --mode %s: expected auto, inprocess, relay, proxy or off\n",
-                        who, o->mode);
+                fprintf(stderr, "%s: --mode %s: expected one of " KF_MODE_NAMES "\n", who, o->mode);
                 return 2;
             }
         } else {

@@ -138,8 +138,6 @@ static void exec_relay(const char *prog, int argc, char **argv)
     execv(prog, args);
 }
 
-/* out: where to say what happened (NULL: nothing on stdout; errors still
- * go to stderr). */
 /* --wait-ms=N / --wait-ms N: ours, not the relay's; taken out of argv. */
 static long take_wait(int *argc, char **argv, long dflt)
 {

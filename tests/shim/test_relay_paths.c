@@ -298,6 +298,10 @@ static int squat(void)
 
 Test(relaypaths, squatted_tmp_dir_falls_back_under_home, .timeout = 90)
 {
+    /* The child replaces /tmp with a private one: a build tree under /tmp
+     * (the shim, the client) would vanish from its view. */
+    if (!strncmp(KF_TEST_BUILD, "/tmp/", 5))
+        cr_skip_test("the build tree %s is under /tmp, which this test replaces", KF_TEST_BUILD);
     struct rec relay, up;
     rec_start(&relay);
     rec_start(&up);

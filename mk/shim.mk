@@ -10,7 +10,12 @@ SHIM_OBJ := $(SHIM_SRC:src/%.c=$(B)/%.o)
 # -z nodelete: atfork handlers and hooks must outlive a dlclose().
 # -soname: the name the loader caches (ldconfig) and knows it by: a second
 # copy named twice in LD_PRELOAD (by path and by bare name) is not loaded.
-SHIM_LDFLAGS := -shared -Wl,-z,defs -Wl,-z,nodelete -Wl,--as-needed -Wl,-soname,libkimifix.so
+# --sort-section=alignment (with -fdata-sections, CFLAGS): the small
+# variables every process start writes end up together after the large
+# buffers, in a page or two, instead of one page each between the buffers
+# (a first touch of a page costs ~10 us on a VM: bench figure 6).
+SHIM_LDFLAGS := -shared -Wl,-z,defs -Wl,-z,nodelete -Wl,--as-needed -Wl,-soname,libkimifix.so \
+                -Wl,--sort-section=alignment
 
 all: $(SHIM_LIB)
 

@@ -188,13 +188,13 @@ void kf_envplan_restore(kf_envplan *p, kf_getenv_fn get)
 
 int kf_envplan_trust(kf_envplan *p, kf_getenv_fn get)
 {
-    kf_trust_var t[KF_TRUST_NVARS];
-    int n = kf_trust_env(t);
+    kf_trust_plan t;
+    int n = kf_trust_env(&t);
     if (n < 0)
         return -1;
     for (int i = 0; i < KF_TRUST_NVARS; i++)
-        if (t[i].value[0])
-            kf_envplan_set(p, get, t[i].name, t[i].value);
+        if (t.v[i].value[0])
+            kf_envplan_set(p, get, t.v[i].name, t.v[i].value);
     return n;
 }
 
@@ -215,7 +215,12 @@ int kf_envplan_apply(const kf_envplan *p, int (*set)(const char *, const char *,
 
 int kf_envplan_ca_exists(void)
 {
-    char data[4096], ca[4200];
-    return kf_data_dir(data, sizeof data, 0) == 0 && kf_path_join(ca, sizeof ca, data, "ca.pem") &&
-           access(ca, R_OK) == 0;
+    /* The name is enough here (is there a CA yet?): kf_trust_env checks
+     * the directory right after, and every process start pays for this. */
+    char ca[4200];
+    size_t n;
+    if (kf_data_dir_path(ca, sizeof ca - 8) < 0 || (n = strlen(ca)) + 8 > sizeof ca)
+        return 0;
+    memcpy(ca + n, "/ca.pem", 8);
+    return access(ca, R_OK) == 0;
 }

@@ -41,9 +41,14 @@ enum { PD_OK = 0, PD_ERRNO, PD_NOT_OURS, PD_WRITABLE };
  * planted files in it, so it is refused (the user checks and chmods). */
 static int private_dir_check(const char *path, int create, uid_t *owner, unsigned *mode)
 {
-    if (create && mkdir(path, 0700) < 0 && errno != EEXIST)
-        return PD_ERRNO;
+    /* open first, mkdir only when it is missing: every process under the
+     * shim comes here at start, and the directory is almost always there. */
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && create) {
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            return PD_ERRNO;
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
     if (fd < 0) {
         if (errno == ELOOP)
             errno = ENOTDIR; /* a symlink where a directory must be */

@@ -70,12 +70,17 @@ static int has_prefix(const char *s, const char *dir)
     return n && !strncmp(s, dir, n) && s[n] == '/';
 }
 
+static int is_ours_in(const char *path, const char *data, const char *run)
+{
+    return has_prefix(path, data) || has_prefix(path, run);
+}
+
 int kf_trust_is_ours(const char *path)
 {
     char d[4096] = "", r[4096] = "";
-    kf_data_dir(d, sizeof d, 0); /* the name is enough: no check needed */
-    kf_runtime_dir(r, sizeof r, 0);
-    return has_prefix(path, d) || has_prefix(path, r);
+    kf_data_dir_path(d, sizeof d); /* the name is enough: no check needed */
+    kf_runtime_dir(r, sizeof r, 0); /* (the check picks /tmp or the fallback) */
+    return is_ours_in(path, d, r);
 }
 
 unsigned long long kf_trust_fnv(unsigned long long h, const void *p, size_t n)
@@ -101,6 +106,27 @@ static int copy_into(int out, const char *path)
     return n < 0 ? -1 : rc;
 }
 
+/* Make dst = theirs + "\n" + ours (tmp file, rename). Its own frame: the
+ * path buffer is paid only when a file is made, not by every process
+ * start that finds it made (kf_trust.h: start-up). */
+__attribute__((noinline)) static int combine_write(const char *dst, const char *theirs,
+                                                   const char *ours)
+{
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.%ld.tmp", dst, (long)getpid()) >= (int)sizeof tmp)
+        return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return -1;
+    int ok = copy_into(fd, theirs) == 0 && kf_sys_write(fd, "\n", 1) == 1 && copy_into(fd, ours) == 0;
+    ok &= kf_sys_close(fd) == 0;
+    if (!ok || rename(tmp, dst) < 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 int kf_trust_combine(char *dst, size_t n, const char *dir, const char *theirs, const char *ours)
 {
     struct stat a, b;
@@ -119,19 +145,7 @@ int kf_trust_combine(char *dst, size_t n, const char *dir, const char *theirs, c
     struct stat c;
     if (lstat(dst, &c) == 0 && S_ISREG(c.st_mode) && c.st_uid == geteuid())
         return 0;
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.%ld.tmp", dst, (long)getpid()) >= (int)sizeof tmp)
-        return -1;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-        return -1;
-    int ok = copy_into(fd, theirs) == 0 && kf_sys_write(fd, "\n", 1) == 1 && copy_into(fd, ours) == 0;
-    ok &= kf_sys_close(fd) == 0;
-    if (!ok || rename(tmp, dst) < 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return combine_write(dst, theirs, ours);
 }
 
 static int newer_or_same(const struct stat *a, const struct stat *b)
@@ -148,58 +162,107 @@ static int system_plus_ours(char *dst, size_t n, const char *data, const char *r
                             const char *ca)
 {
     const char *sys = kf_trust_system_bundle();
-    char bundle[4200];
     struct stat b, s, c;
-    if (!kf_path_join(bundle, sizeof bundle, data, "ca-bundle.pem"))
+    /* dst holds DATADIR/ca-bundle.pem until something better is found */
+    if (!kf_path_join(dst, n, data, "ca-bundle.pem"))
         return -1;
-    int have_b = lstat(bundle, &b) == 0 && S_ISREG(b.st_mode) && b.st_uid == geteuid();
+    int have_b = lstat(dst, &b) == 0 && S_ISREG(b.st_mode) && b.st_uid == geteuid();
     if (!sys) /* no system file: the runtime used its directory only */
-        return snprintf(dst, n, "%s", have_b ? bundle : ca) < (int)n ? 0 : -1;
+        return have_b || snprintf(dst, n, "%s", ca) < (int)n ? 0 : -1;
     if (have_b && stat(sys, &s) == 0 && stat(ca, &c) == 0 && newer_or_same(&b, &s) &&
         newer_or_same(&b, &c))
-        return snprintf(dst, n, "%s", bundle) < (int)n ? 0 : -1;
+        return 0;
     if (have_run && kf_trust_combine(dst, n, run, sys, ca) == 0)
         return 0;
-    return have_b && snprintf(dst, n, "%s", bundle) < (int)n ? 0 : -1; /* stale beats nothing */
+    /* stale beats nothing */
+    return have_b && kf_path_join(dst, n, data, "ca-bundle.pem") ? 0 : -1;
 }
 
-int kf_trust_env(kf_trust_var out[KF_TRUST_NVARS])
+/* The plan's arena: strings one after another, so a process start touches
+ * only the bytes it writes (a page, not one per PATH_MAX buffer). */
+static char *arena_tail(kf_trust_plan *p, size_t *room)
 {
-    char data[4096], run[4096], ca[4200];
-    if (kf_data_dir(data, sizeof data, 0) < 0 || !kf_path_join(ca, sizeof ca, data, "ca.pem") ||
-        access(ca, R_OK) < 0)
+    *room = sizeof p->arena - p->used;
+    return p->arena + p->used;
+}
+
+static const char *arena_keep(kf_trust_plan *p)
+{
+    const char *s = p->arena + p->used;
+    p->used += strlen(s) + 1;
+    return s;
+}
+
+int kf_trust_env(kf_trust_plan *p)
+{
+    size_t room;
+    char *t;
+    p->used = 0;
+    t = arena_tail(p, &room);
+    if (kf_data_dir(t, room, 0) < 0)
         return -1;
-    int have_run = kf_runtime_dir(run, sizeof run, 1) == 0;
+    const char *data = arena_keep(p);
+    t = arena_tail(p, &room);
+    if (!kf_path_join(t, room, data, "ca.pem") || access(t, R_OK) < 0)
+        return -1;
+    const char *ca = arena_keep(p);
+    t = arena_tail(p, &room);
+    t[0] = 0; /* its name is kept even when it cannot be made: is_ours_in */
+    int have_run = kf_runtime_dir(t, room, 1) == 0;
+    const char *run = arena_keep(p);
     int count = 0;
+    /* Every process under the shim comes here before main, often with the
+     * same file in several variables (a company CA in all of them): each
+     * distinct answer is worked out once (kf_trust.h: start-up cost). */
+    const kf_trust_var *unset_replace = NULL;
     for (int i = 0; i < KF_TRUST_NVARS; i++) {
-        kf_trust_var *v = &out[i];
+        kf_trust_var *v = &p->v[i];
         v->name = vars[i].name;
         v->kind = vars[i].kind;
         v->orig_name = vars[i].orig;
-        v->value[0] = 0;
+        v->value = "";
         v->combined = 0;
         const char *cur = secure_getenv(v->name);
         v->orig = cur ? cur : "";
         v->set_orig = secure_getenv(v->orig_name) == NULL;
-        int rc;
-        if (!cur || !*cur) {
-            rc = v->kind == KF_TRUST_EXTRA
-                     ? (snprintf(v->value, sizeof v->value, "%s", ca) < (int)sizeof v->value ? 0 : -1)
-                     : system_plus_ours(v->value, sizeof v->value, data, run, have_run, ca);
-        } else if (kf_trust_is_ours(cur)) {
+        const kf_trust_var *same = NULL;
+        if (cur && *cur) {
+            for (int j = 0; j < i && !same; j++)
+                if (!strcmp(p->v[j].orig, cur))
+                    same = &p->v[j];
+        } else if (v->kind == KF_TRUST_REPLACE) {
+            same = unset_replace;
+        }
+        int rc = -1;
+        t = arena_tail(p, &room);
+        if (same) {
+            v->value = same->value;
+            v->combined = same->combined;
+            rc = v->value[0] ? 1 : -1; /* 1: nothing new in the arena */
+        } else if (!cur || !*cur) {
+            if (v->kind == KF_TRUST_EXTRA)
+                v->value = ca, rc = 1;
+            else
+                rc = system_plus_ours(t, room, data, run, have_run, ca);
+            if (v->kind == KF_TRUST_REPLACE)
+                unset_replace = v;
+        } else if (is_ours_in(cur, data, run)) {
             rc = -1; /* already ours (inherited from a parent under kimifix) */
         } else if (access(cur, R_OK) < 0) {
             /* the user's file cannot be read: the runtime gets nothing from
              * it (Node warns and goes on) - so ours alone is theirs + ours;
              * the original is kept, and the relay logs it as missing */
-            rc = snprintf(v->value, sizeof v->value, "%s", ca) < (int)sizeof v->value ? 0 : -1;
+            v->value = ca, rc = 1;
         } else {
             /* the user's own file: combined with ours, never replaced */
-            rc = have_run ? kf_trust_combine(v->value, sizeof v->value, run, cur, ca) : -1;
+            rc = have_run ? kf_trust_combine(t, room, run, cur, ca) : -1;
             v->combined = rc == 0;
         }
+        if (rc == 0)
+            v->value = arena_keep(p);
         if (rc < 0) {
-            v->value[0] = 0;
+            v->value = "";
+            v->combined = 0;
             v->set_orig = 0;
             continue;
         }
@@ -208,9 +271,10 @@ int kf_trust_env(kf_trust_var out[KF_TRUST_NVARS])
     return count;
 }
 
-int kf_trust_apply(const kf_trust_var v[KF_TRUST_NVARS],
+int kf_trust_apply(const kf_trust_plan *p,
                    int (*set)(const char *name, const char *value, int overwrite))
 {
+    const kf_trust_var *v = p->v;
     int n = 0;
     for (int i = 0; i < KF_TRUST_NVARS; i++) {
         if (!v[i].value[0])

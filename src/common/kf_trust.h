@@ -39,7 +39,8 @@ enum kf_trust_kind { KF_TRUST_EXTRA = 1, KF_TRUST_REPLACE = 2 };
 
 typedef struct kf_trust_var {
     const char *name;      /* variable name (static string) */
-    char value[4096];      /* what to set; "" = leave the variable as it is */
+    const char *value;     /* what to set; "" = leave the variable as it is
+                            * (points into the plan's arena or at "") */
     int combined;          /* value is a combined file (theirs + ours) */
     int kind;              /* KF_TRUST_EXTRA or KF_TRUST_REPLACE */
     const char *orig_name; /* "KIMIFIX_ORIG_" + name (static string) */
@@ -48,16 +49,29 @@ typedef struct kf_trust_var {
                             * valid until the variable changes */
 } kf_trust_var;
 
-/* Fill out[0..KF_TRUST_NVARS). Returns how many variables to set (>= 0),
+/* kf_trust_env's answer. The values (and the directory names they come
+ * from) are packed one after another in arena: every process start under
+ * the shim computes this before main, and on a VM a page touched for the
+ * first time costs ~10 us, so a plan touches about one page of it, not one
+ * per PATH_MAX buffer (bench figure 6). Room for every path at full
+ * length is not needed: a value that does not fit is left unset. */
+typedef struct kf_trust_plan {
+    kf_trust_var v[KF_TRUST_NVARS];
+    size_t used;
+    char arena[6 * 4096];
+} kf_trust_plan;
+
+/* Fill p->v[0..KF_TRUST_NVARS). Returns how many variables to set (>= 0),
  * or -1 when the kimifix CA does not exist yet (the relay makes it).
  * Order: NODE_EXTRA_CA_CERTS, SSL_CERT_FILE, REQUESTS_CA_BUNDLE,
  * CURL_CA_BUNDLE, DENO_CERT, GIT_SSL_CAINFO, CARGO_HTTP_CAINFO,
- * PERL_LWP_SSL_CA_FILE. */
-int kf_trust_env(kf_trust_var out[KF_TRUST_NVARS]);
+ * PERL_LWP_SSL_CA_FILE. Variables naming the same file share one answer,
+ * worked out once. */
+int kf_trust_env(kf_trust_plan *p);
 
 /* Set what kf_trust_env() computed: KIMIFIX_ORIG_V (when set_orig) before
  * V. set: setenv(3) or a stand-in. Returns how many variables were set. */
-int kf_trust_apply(const kf_trust_var v[KF_TRUST_NVARS],
+int kf_trust_apply(const kf_trust_plan *p,
                    int (*set)(const char *name, const char *value, int overwrite));
 
 /* The client's original trust sources: each file or directory named by a

@@ -107,8 +107,11 @@ static int kf_java_refuses;
 
 static void kf_set_trust(void)
 {
-    kf_trust_var v[KF_TRUST_NVARS];
-    int n = kf_trust_env(v);
+    /* static, not on the stack: the constructor runs once, and a plan
+     * touches only the bytes it writes (kf_trust.h) */
+    static kf_trust_plan plan;
+    const kf_trust_var *v = plan.v;
+    int n = kf_trust_env(&plan);
     if (n < 0)
         return;
     kf_trust_ok = 1;
@@ -118,7 +121,7 @@ static void kf_set_trust(void)
                    v[i].combined ? " (yours + the kimifix CA)" : "");
     /* Contract C: the user's value saved in KIMIFIX_ORIG_V first (a parent
      * kimifix's kept): the client's trust sources for the relay (steer_ctx). */
-    kf_trust_apply(v, setenv);
+    kf_trust_apply(&plan, setenv);
 }
 
 /* Constructor, after init. Steering is possible when a rule names a host.

@@ -108,12 +108,22 @@ static int kf_java_ask(kf_relay_ensure_fn ensure, const char *src, const char *p
     return kf_ctx_call(run, msg, (size_t)len, -1, KF_CTX_TIMEOUT_MS, out, n, why, wn) == 1 ? 0 : -1;
 }
 
+static int kf_steer_ctx_java_store(kf_relay_ensure_fn ensure, const struct kf_jli *jl);
+
 int kf_steer_ctx_java(kf_relay_ensure_fn ensure)
 {
     struct kf_jli j = {.found = 0};
     dl_iterate_phdr(kf_jli_cb, &j);
-    if (!j.found)
-        return 0;
+    return j.found ? kf_steer_ctx_java_store(ensure, &j) : 0;
+}
+
+/* A JVM: its own frame (38 KiB of buffers), so that every other process
+ * start does not push its stack that deep (a fresh page costs ~10 us on a
+ * VM: bench figure 6). */
+__attribute__((noinline)) static int kf_steer_ctx_java_store(kf_relay_ensure_fn ensure,
+                                                             const struct kf_jli *jl)
+{
+    struct kf_jli j = *jl;
     char user[4096], pass[1024], data[4096], store[4200], opts[16384], why[512] = "";
     const char *target = kf_java_target(user, sizeof user, pass, sizeof pass);
     const char *cur = secure_getenv(target);

@@ -275,10 +275,11 @@ static const kf_trust_var *var(const kf_trust_var *v, const char *name)
 Test(trust, unset_set_inherited_and_originals)
 {
     trust_world();
-    kf_trust_var v[KF_TRUST_NVARS];
-    cr_assert_eq(kf_trust_env(v), -1); /* no CA yet */
+    kf_trust_plan plan;
+    const kf_trust_var *v = plan.v;
+    cr_assert_eq(kf_trust_env(&plan), -1); /* no CA yet */
     make_ca();
-    cr_assert_eq(kf_trust_env(v), KF_TRUST_NVARS);
+    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS);
     cr_assert_str_eq(v[0].name, "NODE_EXTRA_CA_CERTS");
     cr_assert_str_eq(var(v, "NODE_EXTRA_CA_CERTS")->value, ca_path); /* extra: ours only */
     cr_assert_str_eq(var(v, "DENO_CERT")->value, ca_path);
@@ -292,27 +293,29 @@ Test(trust, unset_set_inherited_and_originals)
     put(user, "THEIRS\n");
     setenv("NODE_EXTRA_CA_CERTS", user, 1);
     setenv("GIT_SSL_CAINFO", user, 1);
-    cr_assert_eq(kf_trust_env(v), KF_TRUST_NVARS);
+    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS);
     const kf_trust_var *n = var(v, "NODE_EXTRA_CA_CERTS");
     cr_assert(n->combined);
     cr_assert_eq(strncmp(n->value, run_dir, strlen(run_dir)), 0, "%s", n->value);
     cr_assert_str_eq(slurp(n->value), "THEIRS\n\nOURS\n");
     cr_assert_str_eq(n->orig, user);
     cr_assert_str_eq(var(v, "GIT_SSL_CAINFO")->value, n->value); /* same sources, one file */
+    /* the answers are packed: a process start touches ~one page of the plan */
+    cr_assert_lt(plan.used, 4096, "%zu", plan.used);
     /* inherited from a parent under kimifix: left alone, ORIG kept */
     setenv("NODE_EXTRA_CA_CERTS", n->value, 1);
     setenv("KIMIFIX_ORIG_NODE_EXTRA_CA_CERTS", user, 1);
-    cr_assert_eq(kf_trust_env(v), KF_TRUST_NVARS - 1);
+    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS - 1);
     cr_assert_str_eq(var(v, "NODE_EXTRA_CA_CERTS")->value, "");
     cr_assert_not(var(v, "NODE_EXTRA_CA_CERTS")->set_orig);
     /* an ORIG that exists (even empty) is kept by later layers */
     setenv("KIMIFIX_ORIG_DENO_CERT", "", 1);
-    cr_assert_eq(kf_trust_env(v), KF_TRUST_NVARS - 1);
+    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS - 1);
     cr_assert_not(var(v, "DENO_CERT")->set_orig);
     /* a user file that cannot be read adds nothing to the runtime: ours
      * alone, and the original is recorded (the relay reports it missing) */
     setenv("CARGO_HTTP_CAINFO", "/nonexistent/ca.pem", 1);
-    cr_assert_eq(kf_trust_env(v), KF_TRUST_NVARS - 1);
+    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS - 1);
     cr_assert_str_eq(var(v, "CARGO_HTTP_CAINFO")->value, ca_path);
     cr_assert_str_eq(var(v, "CARGO_HTTP_CAINFO")->orig, "/nonexistent/ca.pem");
     cr_assert(var(v, "CARGO_HTTP_CAINFO")->set_orig);
@@ -336,19 +339,20 @@ Test(trust, apply_records_originals_first)
     snprintf(user, sizeof user, "%s/mine.pem", tmpd);
     put(user, "THEIRS\n");
     setenv("SSL_CERT_FILE", user, 1);
-    kf_trust_var v[KF_TRUST_NVARS];
-    cr_assert_eq(kf_trust_env(v), KF_TRUST_NVARS);
+    kf_trust_plan plan;
+    const kf_trust_var *v = plan.v;
+    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS);
     set_log[0] = 0;
-    cr_assert_eq(kf_trust_apply(v, record_set), KF_TRUST_NVARS);
+    cr_assert_eq(kf_trust_apply(&plan, record_set), KF_TRUST_NVARS);
     char want[9000];
     snprintf(want, sizeof want, "KIMIFIX_ORIG_SSL_CERT_FILE=%s;SSL_CERT_FILE=%s;", user,
              var(v, "SSL_CERT_FILE")->value);
     cr_assert(strstr(set_log, want), "%s", set_log);
     cr_assert(strstr(set_log, "KIMIFIX_ORIG_NODE_EXTRA_CA_CERTS=;NODE_EXTRA_CA_CERTS="), "%s", set_log);
     /* with the real setenv: a child layer sees ours and keeps the original */
-    kf_trust_apply(v, setenv);
+    kf_trust_apply(&plan, setenv);
     cr_assert_str_eq(getenv("KIMIFIX_ORIG_SSL_CERT_FILE"), user);
-    cr_assert_eq(kf_trust_env(v), 0);
+    cr_assert_eq(kf_trust_env(&plan), 0);
     cr_assert_str_eq(getenv("KIMIFIX_ORIG_SSL_CERT_FILE"), user);
     rm_tmp();
 }
@@ -366,13 +370,14 @@ Test(trust, system_bundle_followed)
     kf_data_dir(dd, sizeof dd, 0);
     snprintf(bundle, sizeof bundle, "%s/ca-bundle.pem", dd);
     put(bundle, "SYSTEM AT RELAY START\nOURS\n");
-    kf_trust_var v[KF_TRUST_NVARS];
-    kf_trust_env(v);
+    kf_trust_plan plan;
+    const kf_trust_var *v = plan.v;
+    kf_trust_env(&plan);
     cr_assert_str_eq(var(v, "SSL_CERT_FILE")->value, bundle);
     /* the system bundle is newer than that copy: follow it */
     struct timespec old[2] = {{1000000, 0}, {1000000, 0}};
     cr_assert_eq(utimensat(AT_FDCWD, bundle, old, 0), 0);
-    kf_trust_env(v);
+    kf_trust_env(&plan);
     const char *val = var(v, "SSL_CERT_FILE")->value;
     cr_assert_eq(strncmp(val, run_dir, strlen(run_dir)), 0, "%s", val);
     char *text = slurp(val);

@@ -34,6 +34,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -238,10 +239,43 @@ int kf_log_write_to(int fd, const char *p, size_t n)
     return w == (ssize_t)n ? 0 : -1;
 }
 
+/* kf_log_own_fds(): this process owns its descriptors and does not fork
+ * (the relay). Its log fd is checked once, not once per line, and its pid
+ * read once: two system calls fewer per rewritten request. */
+static int log_own_fds;
+static pid_t log_pid;
+static atomic_int log_kind = -1; /* fd * 2 + (regular file), -1: not known */
+
+void kf_log_own_fds(void)
+{
+    log_pid = getpid();
+    log_own_fds = 1;
+}
+
+static void write_owned(int fd, const char *p, size_t n)
+{
+    int kind = atomic_load_explicit(&log_kind, memory_order_relaxed);
+    if (kind < 0 || kind / 2 != fd) {
+        struct stat st;
+        if (fstat(fd, &st) != 0)
+            return;
+        kind = fd * 2 + !!S_ISREG(st.st_mode);
+        atomic_store_explicit(&log_kind, kind, memory_order_relaxed);
+    }
+    if (kind & 1)
+        write_retry(fd, p, n);
+    else
+        write_nowait(fd, p, n);
+}
+
 static void write_line(const char *p, size_t n)
 {
     int fd = log_fd;
     struct stat st;
+    if (fd >= 0 && log_own_fds) {
+        write_owned(fd, p, n);
+        return;
+    }
     if (fd < 0 || fstat(fd, &st) != 0)
         return; /* closed under us (a host closing every fd): drop */
     if (log_owned) {
@@ -268,7 +302,7 @@ size_t kf_log_format(char *line, size_t cap, const char *fmt, va_list ap)
         cap = KF_LOG_LINE;
     memcpy(line, "kimifix[", 8);
     n = 8;
-    n += put_uint(line + n, (unsigned long)getpid());
+    n += put_uint(line + n, (unsigned long)(log_own_fds ? log_pid : getpid()));
     memcpy(line + n, "]: ", 3);
     n += 3;
     int k = vsnprintf(raw, sizeof raw, fmt, ap);

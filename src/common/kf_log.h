@@ -32,6 +32,11 @@ void kf_log_close(void);
 void kf_log_set_level(int level);   /* default KF_LOG_INFO */
 int kf_log_enabled(int level);
 int kf_log_fd(void);                 /* -1 when off */
+/* For a process that owns its descriptors and does not fork (the relay):
+ * the log fd is not re-checked before every line (a host may close and
+ * reuse it under the shim, never under the relay), and the pid in each
+ * line is read once. */
+void kf_log_own_fds(void);
 
 /* fd 2 when the log goes to stderr and fd 2 is still the file it was
  * when the log was opened (a host that closed stderr and reused the

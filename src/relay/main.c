@@ -264,6 +264,7 @@ int main(int argc, char **argv)
         kf_log_open("stderr");
     }
     kf_log_set_level(verbose ? KF_LOG_DEBUG : KF_LOG_INFO);
+    kf_log_own_fds(); /* a line per rewritten request: no fstat/getpid each */
     signal(SIGPIPE, SIG_IGN);
     mallopt(M_ARENA_MAX, 2); /* few arenas: less memory held between bursts */
     raise_nofile();

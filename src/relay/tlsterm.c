@@ -92,6 +92,10 @@ SSL_CTX *tlsterm_ctx(void)
      * 16 KiB record buffers: that is most of the memory of 200 of them. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* read_ahead: a record's header and body in one read() (and any
+     * record behind it): half the reads per request. rio_can_read and the
+     * pool's alive() look at SSL_has_pending, which sees those bytes. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
     /* No resumption: minting is cached anyway, and tickets cost memory and

@@ -116,6 +116,7 @@ static void on_wake(worker *w)
         upconn_resolved(d);
         d = next;
     }
+    accept_inbox(w);
 }
 
 static void dispatch(worker *w, struct epoll_event *ev)
@@ -174,6 +175,7 @@ static void *worker_main(void *arg)
         free_graves(w);
     }
     drain(w);
+    accept_inbox_close(w);
     free_graves(w);
     return NULL;
 }

@@ -354,8 +354,10 @@ typedef struct worker {
     int listening;                /* listeners in this worker's epoll set */
     rtimer backoff;
     int diag_fd;                  /* NETLINK_SOCK_DIAG socket, -1 if none */
-    pthread_mutex_t mu;           /* guards done */
+    pthread_mutex_t mu;           /* guards done and inbox */
     rres *done;                   /* resolutions finished */
+    int *inbox;                   /* accepted fds handed on to this worker */
+    unsigned ninbox, capinbox;
     atomic_uint npend_pub, npool_pub, nup; /* for STATUS (other threads read them) */
 } worker;
 #define RELAY_BUF (16 * 1024 + 512)
@@ -368,6 +370,8 @@ void worker_listen(worker *w, int on);
 
 /* ---- accept.c / peeruid.c ---------------------------------------------- */
 void accept_ready(worker *w, int lfd);
+void accept_inbox(worker *w);       /* take the fds other workers handed on */
+void accept_inbox_close(worker *w); /* stopping: close what is left */
 void accept_backoff_end(worker *w, rtimer *t);
 /* Owner uid of the socket at the other end of fd (a loopback TCP
  * connection): 0 found, -1 not found, -2 sock_diag unavailable. */

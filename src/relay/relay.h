@@ -348,7 +348,7 @@ typedef struct worker {
     struct conn *pend_head, *pend_tail; /* pending (pre-token) connections, oldest first */
     unsigned npend;
     struct conn *live;            /* every other client connection */
-    struct conn *again;           /* connections to run once more this round */
+    struct conn *again, *again_tail; /* to run once more, first come first run */
     rhandle *grave;               /* closed objects, freed after the batch */
     pool pool;
     int listening;                /* listeners in this worker's epoll set */

@@ -19,10 +19,11 @@ RELAY_TEST_CFLAGS := $(TEST_BASE_CFLAGS) -pthread $(INC)
 # The unit tests link every relay object but main.o (the pool needs the
 # worker, timer and upstream-connection code around it).
 RELAY_UNIT_OBJ := $(filter-out $(B)/relay/main.o,$(RELAY_OBJ))
-RELAY_UNIT_SRC := tests/relay/test_relay_unit.c tests/relay/test_relay_pool.c tests/relay/test_relay_rules.c
+RELAY_UNIT_SRC := tests/relay/test_relay_unit.c tests/relay/test_relay_pool.c tests/relay/test_relay_rules.c \
+                  tests/relay/test_relay_resume.c tests/trust/testcerts.c
 $(RELAY_UNIT): $(RELAY_UNIT_SRC) $(RELAY_UNIT_OBJ) $(CORE_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(RELAY_TEST_CFLAGS) -Isrc/relay -o $@ $(RELAY_UNIT_SRC) \
+	$(CC) $(RELAY_TEST_CFLAGS) -Isrc/relay -Itests/trust -o $@ $(RELAY_UNIT_SRC) \
 	    $(RELAY_UNIT_OBJ) $(CORE_LIB) -lcriterion -lssl -lcrypto -pthread $(LDFLAGS)
 
 # Bench figure 15 (bench/figs/fig_15_rules_check.py): the relay's rules

@@ -7,7 +7,7 @@ TRUST_TEST_DIR    := $(B)/tests/trust
 TRUST_CORE_TEST   := $(TRUST_TEST_DIR)/trust-core
 TRUST_RELAY_TEST  := $(TRUST_TEST_DIR)/trust-relay
 TRUST_TEST_CFLAGS := $(TEST_BASE_CFLAGS) -pthread $(INC) -Isrc/relay
-TRUST_RELAY_OBJ   := $(addprefix $(B)/relay/,truststore.o javatrust.o distrust.o ctxtab.o ctxsrv.o ctxlog.o)
+TRUST_RELAY_OBJ   := $(addprefix $(B)/relay/,truststore.o tlsresume.o javatrust.o distrust.o ctxtab.o ctxsrv.o ctxlog.o)
 
 $(TRUST_CORE_TEST): tests/trust/test_trust_core.c $(CORE_LIB)
 	@mkdir -p $(@D)

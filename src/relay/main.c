@@ -14,6 +14,7 @@
  * accept and serve; resolver threads start when a name needs resolving.
  */
 #include "relay.h"
+#include "tlsresume.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -164,6 +165,7 @@ static void stop_workers(void)
     for (unsigned i = 0; i < g_relay.nworkers; i++)
         worker_join(&g_relay.workers[i]);
     resolve_stop();
+    tlsresume_clear();
 }
 
 /* The log file this relay writes to, if it is one we may rotate. */
@@ -286,7 +288,7 @@ int main(int argc, char **argv)
     }
 
     /* A broken rules file: the built-ins and one line (rules.c). */
-    if (relay_rules_init() < 0 || ca_init(g_relay.datadir, g_relay.rs) < 0 ||
+    if (relay_rules_init() < 0 || tlsresume_init() < 0 || ca_init(g_relay.datadir, g_relay.rs) < 0 ||
         !(g_relay.srv_ctx = tlsterm_ctx()) ||
         !(g_relay.up_ctx = upstream_ctx())) {
         kf_log(KF_LOG_ERROR, "relay: cannot set up TLS (see above)");

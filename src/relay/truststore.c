@@ -20,6 +20,7 @@
  */
 #include "kf_clock.h"
 #include "truststore.h"
+#include "tlsresume.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -274,7 +275,7 @@ SSL_CTX *truststore_client_ctx(void)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    tlsresume_ctx_setup(ctx); /* the last session per target, offered again */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     /* read_ahead: a record's header and body in one read() (and any

@@ -9,6 +9,7 @@
  * the kimifix CA; relay_ctx_upstream_ssl_ctx), made with the same settings.
  */
 #include "relay.h"
+#include "tlsresume.h"
 
 #include <netinet/in.h>
 #include <stdio.h>
@@ -74,6 +75,7 @@ SSL *upstream_ssl_new(const upkey *key, int fd)
         SSL_set1_host(ssl, host);
     }
     SSL_set_fd(ssl, fd);
+    tlsresume_apply(ssl, key);
     return ssl;
 }
 

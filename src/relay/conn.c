@@ -85,6 +85,7 @@ conn *conn_new(worker *w, int fd)
     w->npend++;
     atomic_store(&w->npend_pub, w->npend);
     atomic_fetch_add(&g_relay.active, 1);
+    atomic_fetch_add(&w->nconn_pub, 1);
     atomic_fetch_add(&g_relay.total, 1);
     atomic_store(&g_relay.last_activity, (long)time(NULL));
     return k;
@@ -147,6 +148,7 @@ void conn_close(conn *k)
     relay_ctx_put(k->ctx);
     relay_rules_put(k->rules);
     atomic_fetch_sub(&g_relay.active, 1);
+    atomic_fetch_sub(&w->nconn_pub, 1);
     atomic_store(&g_relay.last_activity, (long)time(NULL));
     worker_bury(w, &k->h);
 }

@@ -142,6 +142,12 @@ size_t relay_status_text(char *out, size_t n)
                        atomic_load(&g_relay.n_chain_failed), atomic_load(&g_relay.leases),
                        ctxtab_count(), ctxlog_dropped(), relay_rules_cached());
     size_t used = len < 0 ? 0 : (size_t)len < n ? (size_t)len : n - 1;
+    /* how the client connections are spread over the workers (accept.c) */
+    for (unsigned i = 0; i < g_relay.nworkers && used + 16 < n; i++) {
+        int k = snprintf(out + used, n - used, "%s%u%s", i ? "," : "conns_per_worker ",
+                         atomic_load(&g_relay.workers[i].nconn_pub), i + 1 == g_relay.nworkers ? "\n" : "");
+        used += k > 0 && (size_t)k < n - used ? (size_t)k : 0;
+    }
     return used + relay_rules_status(out + used, n - used);
 }
 

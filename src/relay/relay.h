@@ -359,6 +359,7 @@ typedef struct worker {
     int *inbox;                   /* accepted fds handed on to this worker */
     unsigned ninbox, capinbox;
     atomic_uint npend_pub, npool_pub, nup; /* for STATUS (other threads read them) */
+    atomic_uint nconn_pub;        /* client connections it owns (incl. pending) */
 } worker;
 #define RELAY_BUF (16 * 1024 + 512)
 

@@ -144,6 +144,13 @@ under() { r=$(rss "$PID"); [ "$r" -le 40960 ]; }
 waitfor 30 under; r1=$(rss "$PID")
 th=$(threads "$PID")
 check "1000 idle: relay says $act open" test "${act:-0}" -ge 1000
+# accept.c hands each connection on, round robin: a burst must not land on
+# the first idle worker (EPOLLEXCLUSIVE wakes the same one every time).
+# Round robin: even within a few (the status query's own connection).
+spread=$(status conns_per_worker)
+lo=$(echo "$spread" | tr , '\n' | sort -n | head -1) hi=$(echo "$spread" | tr , '\n' | sort -n | tail -1)
+check "1000 idle: spread evenly over the $W workers ($spread, within $((50 / W)))" \
+    test "${lo:-0}" -ge 1 -a $((hi - lo)) -le $((50 / W))
 check "1000 idle: relay RSS $r1 KiB <= 40 MiB (idle relay $r0 KiB; $(( (r1 - r0) / 1000 )) KiB per connection)" test "$r1" -le 40960
 check "1000 idle: relay threads $th <= $W workers + 3" test "$th" -le $((W + 3))
 check "1000 idle: upstream connections open $(status upstream_open) <= 64 per worker" test "$(status upstream_open)" -le $((W * 64))

@@ -360,6 +360,7 @@ typedef struct worker {
     unsigned ninbox, capinbox;
     atomic_uint npend_pub, npool_pub, nup; /* for STATUS (other threads read them) */
     atomic_uint nconn_pub;        /* client connections it owns (incl. pending) */
+    atomic_uint nhanded;          /* in its inbox, not yet taken (accept.c) */
 } worker;
 #define RELAY_BUF (16 * 1024 + 512)
 

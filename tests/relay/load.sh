@@ -144,9 +144,9 @@ under() { r=$(rss "$PID"); [ "$r" -le 40960 ]; }
 waitfor 30 under; r1=$(rss "$PID")
 th=$(threads "$PID")
 check "1000 idle: relay says $act open" test "${act:-0}" -ge 1000
-# accept.c hands each connection on, round robin: a burst must not land on
-# the first idle worker (EPOLLEXCLUSIVE wakes the same one every time).
-# Round robin: even within a few (the status query's own connection).
+# accept.c hands a connection on to the worker that owns the fewest: a burst
+# must not land on the first idle worker (EPOLLEXCLUSIVE wakes the same one).
+# Even within a few (the status query's own connection, ones that failed).
 spread=$(status conns_per_worker)
 lo=$(echo "$spread" | tr , '\n' | sort -n | head -1) hi=$(echo "$spread" | tr , '\n' | sort -n | tail -1)
 check "1000 idle: spread evenly over the $W workers ($spread, within $((50 / W)))" \

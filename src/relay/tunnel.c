@@ -14,6 +14,7 @@
  */
 #include "relay.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -90,10 +91,13 @@ static int copy(conn *k, rio *from, rio *to, rbuf *q)
 {
     if (rbuf_used(q) || !rio_can_read(from))
         return 0;
-    ssize_t r = rio_read(from, k->w->buf, RELAY_BUF);
+    worker *w = k->w;
+    if (!w->tbuf && !(w->tbuf = malloc(TUNNEL_BUF)))
+        return 0; /* retried on the next event */
+    ssize_t r = rio_read(from, w->tbuf, TUNNEL_BUF);
     if (r < 0)
         return 0;
-    if (r > 0 && rio_send_or_queue(to, q, k->w->buf, (size_t)r, NULL) < 0)
+    if (r > 0 && rio_send_or_queue(to, q, w->tbuf, (size_t)r, NULL) < 0)
         return -1;
     return 1;
 }

@@ -122,7 +122,8 @@ void accept_inbox(worker *w)
     for (;;) {
         pthread_mutex_lock(&w->mu);
         unsigned n = w->ninbox < 64 ? w->ninbox : 64;
-        memcpy(fds, w->inbox + w->ninbox - n, n * sizeof *fds);
+        if (n) /* inbox is NULL until the first hand-on: no memcpy from NULL */
+            memcpy(fds, w->inbox + w->ninbox - n, n * sizeof *fds);
         w->ninbox -= n;
         pthread_mutex_unlock(&w->mu);
         if (!n)

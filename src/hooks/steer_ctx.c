@@ -108,7 +108,7 @@ static int kf_java_ask(kf_relay_ensure_fn ensure, const char *src, const char *p
     return kf_ctx_call(run, msg, (size_t)len, -1, KF_CTX_TIMEOUT_MS, out, n, why, wn) == 1 ? 0 : -1;
 }
 
-static int kf_steer_ctx_java_store(kf_relay_ensure_fn ensure, const struct kf_jli *jl);
+static int kf_steer_ctx_java_store(kf_relay_ensure_fn ensure, const struct kf_jli *j);
 
 int kf_steer_ctx_java(kf_relay_ensure_fn ensure)
 {
@@ -121,9 +121,8 @@ int kf_steer_ctx_java(kf_relay_ensure_fn ensure)
  * start does not push its stack that deep (a fresh page costs ~10 us on a
  * VM: bench figure 6). */
 __attribute__((noinline)) static int kf_steer_ctx_java_store(kf_relay_ensure_fn ensure,
-                                                             const struct kf_jli *jl)
+                                                             const struct kf_jli *j)
 {
-    struct kf_jli j = *jl;
     char user[4096], pass[1024], data[4096], store[4200], opts[16384], why[512] = "";
     const char *target = kf_java_target(user, sizeof user, pass, sizeof pass);
     const char *cur = secure_getenv(target);
@@ -133,8 +132,8 @@ __attribute__((noinline)) static int kf_steer_ctx_java_store(kf_relay_ensure_fn 
         return 1; /* ours already (a parent under kimifix, or the launcher re-exec'ed) */
     if (user[0])
         snprintf(kf_java_src, sizeof kf_java_src, "%s", user);
-    else if (kf_java_default_store(j.dir, kf_java_src, sizeof kf_java_src) < 0)
-        snprintf(why, sizeof why, "no cacerts near %.400s", j.dir);
+    else if (kf_java_default_store(j->dir, kf_java_src, sizeof kf_java_src) < 0)
+        snprintf(why, sizeof why, "no cacerts near %.400s", j->dir);
     struct stat sb;
     int have = kf_java_src[0] && kf_java_store_path(data, kf_java_src, store, sizeof store) == 0 &&
                stat(store, &sb) == 0;

@@ -18,8 +18,8 @@
  * Spreading: the listeners are in every worker's set with EPOLLEXCLUSIVE,
  * which wakes the first idle worker: with clients connecting in a burst
  * (128 at once) that is the same worker every time, and one worker would
- * carry every connection while the others idle (bench figure 10: 1:2 to
- * 1:200). So the worker that accepts keeps a connection only when no
+ * carry every connection while the others idle (bench figure 10 at c128,
+ * per-thread CPU ticks: 147:279, and 655:0 accepting one at a time). So the worker that accepts keeps a connection only when no
  * other worker owns fewer; else it hands it on to the one that owns the
  * fewest (its inbox, then its eventfd). One connection at a time (a
  * CONNECT, a short request) stays where it was accepted: no wake-up of
@@ -122,8 +122,10 @@ void accept_inbox(worker *w)
     for (;;) {
         pthread_mutex_lock(&w->mu);
         unsigned n = w->ninbox < 64 ? w->ninbox : 64;
-        if (n) /* inbox is NULL until the first hand-on: no memcpy from NULL */
-            memcpy(fds, w->inbox + w->ninbox - n, n * sizeof *fds);
+        if (n) { /* the oldest first; inbox is NULL until the first hand-on */
+            memcpy(fds, w->inbox, n * sizeof *fds);
+            memmove(w->inbox, w->inbox + n, (w->ninbox - n) * sizeof *fds);
+        }
         w->ninbox -= n;
         pthread_mutex_unlock(&w->mu);
         if (!n)

@@ -4,8 +4,21 @@
 set -u
 B=${1:?usage: run.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+# A private world: a relay the shim starts on demand lives in $T/run and is
+# stopped here, not left holding /tmp/kimifix-$UID for its idle time.
+T=$(mktemp -d /tmp/kimifix-faults.XXXXXX)
+mkdir -p "$T/run" "$T/data" && chmod 700 "$T" "$T/run"
+export XDG_RUNTIME_DIR=$T/run XDG_DATA_HOME=$T/data
+out=$T/out
+cleanup() {
+    local p
+    for p in $(pgrep -x kimifix-relay); do
+        { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "XDG_RUNTIME_DIR=$T/run" &&
+            kill "$p" 2>/dev/null
+    done
+    rm -rf "$T"
+}
+trap cleanup EXIT
 p=0 f=0
 for cmd in "$B/tests/faults/fdriver $B" "python3 $here/tlsfault.py $B"; do
     $cmd >"$out" 2>&1

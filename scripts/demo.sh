@@ -22,7 +22,9 @@ if [ "${KIMIFIX_DEMO_INNER:-}" != 1 ]; then
 fi
 
 work=$(mktemp -d)
-trap 'kill $fpid 2>/dev/null; rm -rf "$work"' EXIT
+# The relay `kimifix` starts lives in this namespace: stop it on the way
+# out (a relay of a namespace that is gone serves nobody).
+trap '"$B/kimifix" relay stop >/dev/null 2>&1; kill $fpid 2>/dev/null; rm -rf "$work"' EXIT
 ip link set lo up
 printf '127.0.0.1 api.kimi.com api.kimi.ai api.moonshot.ai api.moonshot.cn auth.kimi.com\n' >"$work/hosts"
 mount --bind "$work/hosts" /etc/hosts

@@ -62,7 +62,7 @@ static void take_lease(const kf_carrier_choice *c, char *id)
 {
     char rundir[4096];
     id[0] = 0;
-    if (kf_runtime_dir(rundir, sizeof rundir, 0) == 0 &&
+    if (kf_relay_dir(rundir, sizeof rundir, 0) == 0 &&
         kf_lease_write(rundir, getpid(), c->up.usable ? c->up.url : NULL, kf_noproxy_env(getenv),
                        id) == 0)
         return;

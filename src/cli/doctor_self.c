@@ -122,6 +122,21 @@ static void check_rules(dr_report *r, int brief)
 
 /* ---- relay ---- */
 
+/* This network namespace's relay is not the runtime dir's own (kf_relay_dir):
+ * say whose that is, as a relay there cannot serve us. */
+static void say_other_netns(dr_report *r, const char *reldir)
+{
+    char run[PATH_MAX], mark[PATH_MAX + 16], owner[64] = "", me[64] = "";
+    if (kf_runtime_dir(run, sizeof run, 0) != 0 || !strcmp(run, reldir) ||
+        !kf_path_join(mark, sizeof mark, run, KF_RELAY_NET_MARK))
+        return;
+    ssize_t o = readlink(mark, owner, sizeof owner - 1), m = readlink("/proc/self/ns/net", me, sizeof me - 1);
+    owner[o > 0 ? o : 0] = 0;
+    me[m > 0 ? m : 0] = 0;
+    dr_fact_add(r, 0, "relay dir", "%s: %s belongs to network namespace %s, this is %s (a relay "
+                "listens on loopback, which each namespace has its own of)", reldir, run, owner, me);
+}
+
 static void check_relay(dr_report *r)
 {
     char rundir[PATH_MAX], prog[PATH_MAX];
@@ -129,10 +144,11 @@ static void check_relay(dr_report *r)
     if (!kf_relay_program(prog, sizeof prog))
         dr_fact_add(r, 1, "relay", "the kimifix-relay program is not found (set KIMIFIX_RELAY): "
                                    "clients with compiled-in TLS cannot be fixed");
-    if (kf_runtime_dir(rundir, sizeof rundir, 0) != 0) {
+    if (kf_relay_dir(rundir, sizeof rundir, 0) != 0) {
         dr_fact_add(r, 0, "relay", "not running (no runtime dir %s yet; started on demand)", rundir);
         return;
     }
+    say_other_netns(r, rundir);
     if (kf_relay_state_read(rundir, &st) != 0) {
         dr_fact_add(r, 0, "relay", "not running (started on demand; state would be %s/%s)", rundir,
                     KF_RELAY_STATE_FILE);

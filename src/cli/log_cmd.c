@@ -230,7 +230,7 @@ int kf_cli_log(int argc, char **argv)
         }
     }
     char dir[4096], path[4200], path1[4300];
-    if (kf_runtime_dir(dir, sizeof dir, 0) < 0 && !fol) {
+    if (kf_relay_dir(dir, sizeof dir, 0) < 0 && !fol) {
         printf("kimifix log: no relay log yet (%s: %s)\n", dir, strerror(errno));
         return 0;
     }

@@ -350,7 +350,7 @@ int kf_relay_ensure(void)
     char rundir[4096];
     char *none[] = { NULL };
     log_to_stderr();
-    if (kf_runtime_dir(rundir, sizeof rundir, 1) < 0) {
+    if (kf_relay_dir(rundir, sizeof rundir, 1) < 0) {
         fprintf(stderr, "kimifix: relay: runtime directory %s: %s\n", rundir, strerror(errno));
         return -1;
     }
@@ -367,7 +367,7 @@ int kf_cli_relay(int argc, char **argv)
     if (!strcmp(sub, "-h") || !strcmp(sub, "--help") || !strcmp(sub, "help"))
         return usage(stdout);
     log_to_stderr();
-    if (kf_runtime_dir(rundir, sizeof rundir, 1) < 0) {
+    if (kf_relay_dir(rundir, sizeof rundir, 1) < 0) {
         fprintf(stderr, "kimifix relay: runtime directory %s: %s\n", rundir, strerror(errno));
         return 1;
     }

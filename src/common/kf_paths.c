@@ -171,6 +171,52 @@ int kf_runtime_dir(char *buf, size_t n, int create)
     return runtime_fallback(buf, n, create, tmp, owner, why);
 }
 
+/* The relay listens on loopback TCP, which exists per network namespace:
+ * a relay started in another one (a container or sandbox sharing /tmp, an
+ * `unshare -n`, make demo) is unreachable from here, and its run lock
+ * would keep ours from starting. RUNDIR/relay.net (a symlink naming a
+ * namespace, never followed) says whose RUNDIR is: the first to start a
+ * relay claims it; a process of another namespace uses RUNDIR/net-INODE.
+ * Two readlinks per call, no open. Without /proc: RUNDIR, as before. */
+int kf_relay_dir(char *buf, size_t n, int create)
+{
+    if (kf_runtime_dir(buf, n, create) < 0)
+        return -1;
+    char me[64], owner[64], mark[4200];
+    ssize_t ml = readlink("/proc/self/ns/net", me, sizeof me - 1);
+    const char *ino = ml > 0 ? memchr(me, '[', (size_t)ml) : NULL;
+    if (!ino || !kf_path_join(mark, sizeof mark, buf, KF_RELAY_NET_MARK))
+        return 0;
+    me[ml] = 0;
+    ssize_t ol = readlink(mark, owner, sizeof owner - 1);
+    if (ol < 0 && errno == ENOENT) {
+        if (!create || symlink(me, mark) == 0)
+            return 0; /* unclaimed (looked up: as before), or now ours */
+        ol = readlink(mark, owner, sizeof owner - 1); /* claimed meanwhile */
+    }
+    if (ol == ml && !memcmp(owner, me, (size_t)ml))
+        return 0;
+    size_t bl = strlen(buf);
+    int r = snprintf(buf + bl, n - bl, "/net-%.*s", (int)strcspn(ino + 1, "]"), ino + 1);
+    if (r < 0 || (size_t)r >= n - bl) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return kf_private_dir(buf, create);
+}
+
+void kf_relay_dir_release(const char *reldir)
+{
+    char run[4096], mark[4200], me[64], owner[64];
+    if (kf_runtime_dir(run, sizeof run, 0) < 0 || strcmp(run, reldir) ||
+        !kf_path_join(mark, sizeof mark, run, KF_RELAY_NET_MARK))
+        return;
+    ssize_t ml = readlink("/proc/self/ns/net", me, sizeof me);
+    ssize_t ol = readlink(mark, owner, sizeof owner);
+    if (ml > 0 && ol == ml && !memcmp(me, owner, (size_t)ml))
+        unlink(mark);
+}
+
 int kf_data_dir_path(char *buf, size_t n)
 {
     const char *x = secure_getenv("XDG_DATA_HOME");

@@ -7,7 +7,9 @@
  *                when /tmp/kimifix-UID is not ours (squatted by another
  *                user, a symlink or a file): $XDG_CACHE_HOME/kimifix/run,
  *                else ~/.cache/kimifix/run
- *                relay.state, relay.start.lock, relay.run.lock, trust-*.pem
+ *                relay.state, relay.start.lock, relay.run.lock, trust-*.pem;
+ *                relay.net names the network namespace whose relay lives
+ *                here; other namespaces' relays in net-INODE/ (kf_relay_dir)
  *   data dir     $XDG_DATA_HOME/kimifix, else ~/.local/share/kimifix (0700)
  *                ca.key (0600), ca.pem, ca-bundle.pem, ca.names, leaf.key,
  *                certs/HOST.pem
@@ -31,6 +33,15 @@ int kf_private_dir(const char *path, int create);
 /* Fill buf with the directory's path; with create=1 make it (and missing
  * parents of the data dir) and check it with kf_private_dir. 0 or -1. */
 int kf_runtime_dir(char *buf, size_t n, int create);
+/* The relay's directory for this process's network namespace: the runtime
+ * dir, or RUNDIR/net-INODE when RUNDIR/relay.net names another namespace
+ * (create=1 claims an unclaimed RUNDIR, makes the subdirectory). Relay
+ * state, locks, log, socket and leases live here; trust files in RUNDIR. */
+int kf_relay_dir(char *buf, size_t n, int create);
+#define KF_RELAY_NET_MARK "relay.net"
+/* A relay that stops gives RUNDIR back (removes relay.net if it names its
+ * namespace): the next relay to start, of any namespace, claims it. */
+void kf_relay_dir_release(const char *reldir);
 int kf_data_dir(char *buf, size_t n, int create);
 /* Only the data directory's path (no check, no repair): -1 without HOME. */
 int kf_data_dir_path(char *buf, size_t n);

@@ -27,7 +27,7 @@ int kf_steer_wanted(const kf_ruleset *rs, const char *host, unsigned port, int m
 int kf_relay_lookup(kf_relay_state *st, char *why, size_t wn)
 {
     char dir[4096];
-    if (kf_runtime_dir(dir, sizeof dir, 0) < 0) {
+    if (kf_relay_dir(dir, sizeof dir, 0) < 0) {
         snprintf(why, wn, "no runtime directory");
         return -1;
     }

@@ -43,7 +43,7 @@ static void lease_id(const kf_carrier_choice *c, char *id, size_t n)
     if (kf_env_relay_ctxid(secure_getenv, id, n) && kf_lease_id_ok(id))
         return;
     id[0] = 0;
-    if (c->inherited || kf_runtime_dir(rundir, sizeof rundir, 0) < 0 ||
+    if (c->inherited || kf_relay_dir(rundir, sizeof rundir, 0) < 0 ||
         kf_lease_write(rundir, getpid(), c->up.usable ? c->up.url : NULL,
                        kf_noproxy_env(secure_getenv), id) < 0) {
         if (!c->inherited)

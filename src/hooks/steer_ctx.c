@@ -99,7 +99,7 @@ static int kf_java_ask(kf_relay_ensure_fn ensure, const char *src, const char *p
     if (*pass)
         kf_ctxmsg_add(&b, "storepass", pass);
     ssize_t len = kf_ctxmsg_end(&b);
-    if (len < 0 || kf_runtime_dir(run, sizeof run, 0) < 0) {
+    if (len < 0 || kf_relay_dir(run, sizeof run, 0) < 0) {
         snprintf(why, wn, "no runtime dir");
         return -1;
     }
@@ -175,7 +175,7 @@ static int kf_ctx_register(const kf_relay_state *st, char *why, size_t wn)
     char run[4096];
     int fd;
     ssize_t n = kf_ctxmsg_self(kf_cctx.msg, sizeof kf_cctx.msg, kf_java_src, &fd);
-    if (n < 0 || kf_runtime_dir(run, sizeof run, 0) < 0) {
+    if (n < 0 || kf_relay_dir(run, sizeof run, 0) < 0) {
         snprintf(why, wn, n < 0 ? "registration too long" : "no runtime dir");
         return -1;
     }

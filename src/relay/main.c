@@ -272,7 +272,7 @@ int main(int argc, char **argv)
     raise_nofile();
     g_relay.uid = geteuid();
 
-    if (kf_runtime_dir(g_relay.rundir, sizeof g_relay.rundir, 1) < 0 ||
+    if (kf_relay_dir(g_relay.rundir, sizeof g_relay.rundir, 1) < 0 ||
         kf_data_dir(g_relay.datadir, sizeof g_relay.datadir, 1) < 0) {
         kf_log(KF_LOG_ERROR, "relay: private directories: %s (%s, %s)", strerror(errno),
                g_relay.rundir, g_relay.datadir);
@@ -358,6 +358,7 @@ int main(int argc, char **argv)
     char sp[4200];
     if (kf_relay_state_read(g_relay.rundir, &cur) == 0 && cur.pid == getpid())
         unlink(kf_path_join(sp, sizeof sp, g_relay.rundir, KF_RELAY_STATE_FILE));
+    kf_relay_dir_release(g_relay.rundir); /* still holding the run lock */
     stop_workers();
     close(g_relay.lfd[0]);
     if (g_relay.lfd[1] >= 0)

@@ -399,5 +399,38 @@ if [ -f "$B/libkimifix.so" ]; then
     $CTL stop >/dev/null 2>&1
 fi
 
+# ---- network namespaces: loopback is per namespace, so is the relay ----
+# A relay started in another namespace sharing the runtime dir (a sandbox,
+# a container, make demo) must neither be used from here nor keep ours
+# from starting: it lives in RUNDIR/net-INODE (kf_relay_dir).
+NS=""
+if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then NS="unshare -n"
+elif unshare -rn true 2>/dev/null; then NS="unshare -rn"; fi
+if [ -n "$NS" ] && [ -x "$B/kimifix" ]; then
+    $CTL start --idle 3001 >/dev/null 2>&1
+    HP=$(state pid)
+    check "netns: the first relay claims the runtime dir for its namespace" \
+        test "$(readlink "$RUN/relay.net")" = "$(readlink /proc/self/ns/net)"
+    $NS bash -c 'ip link set lo up; readlink /proc/self/ns/net >"$1/ns.id"
+        "$2" relay start --idle 3001 >"$1/ns.start" 2>&1; echo "rc $?" >>"$1/ns.start"
+        "$2" relay status >"$1/ns.status" 2>&1; "$2" doctor >"$1/ns.doctor" 2>&1' _ "$T" "$B/kimifix"
+    nsino=$(sed 's/.*\[\([0-9]*\)\].*/\1/' "$T/ns.id")
+    NSRUN=$RUN/net-$nsino
+    check "netns: a relay of another namespace starts, in its own dir ($(tail -n 1 "$T/ns.start"))" \
+        test -s "$NSRUN/relay.state" -a "$(tail -n 1 "$T/ns.start")" = "rc 0"
+    NP=$(awk '$1=="pid"{print $2}' "$NSRUN/relay.state" 2>/dev/null)
+    check "netns: its status there says running" grep -q "^kimifix relay: running" "$T/ns.status"
+    check "netns: doctor there says whose the runtime dir is" grep -q "relay dir .*net-$nsino: .* belongs to network namespace" "$T/ns.doctor"
+    hst=$($CTL status 2>&1)
+    check "netns: the first relay is untouched and still ours here" \
+        bash -c "test '$(state pid)' = '$HP' && kill -0 $HP && grep -q 'pid: *$HP\$' <<<'$hst'"
+    check "netns: two relays, one per namespace" test -n "$NP" -a "$NP" != "$HP"
+    $CTL stop >/dev/null 2>&1
+    check "netns: the stopped relay gave the runtime dir back" test ! -L "$RUN/relay.net"
+    [ -n "$NP" ] && kill "$NP" 2>/dev/null
+else
+    echo "skip - network namespaces: neither unshare -n (root) nor unshare -rn works here"
+fi
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

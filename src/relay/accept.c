@@ -95,10 +95,15 @@ static void take(worker *w, int fd)
     }
 }
 
-/* Give fd to worker t: 1 done, 0 cannot (out of memory: keep it here). */
+/* Give fd to worker t: 1 done, 0 cannot (out of memory, or t has stopped
+ * and closed its inbox: keep it here). */
 static int hand_on(worker *t, int fd)
 {
     pthread_mutex_lock(&t->mu);
+    if (t->inbox_closed) {
+        pthread_mutex_unlock(&t->mu);
+        return 0;
+    }
     if (t->ninbox == t->capinbox) {
         unsigned cap = t->capinbox ? t->capinbox * 2 : 16;
         int *p = realloc(t->inbox, cap * sizeof *p);
@@ -148,6 +153,7 @@ void accept_inbox_close(worker *w)
     free(w->inbox);
     w->inbox = NULL;
     w->ninbox = w->capinbox = 0;
+    w->inbox_closed = 1;
     pthread_mutex_unlock(&w->mu);
 }
 

@@ -359,6 +359,7 @@ typedef struct worker {
     rres *done;                   /* resolutions finished */
     int *inbox;                   /* accepted fds handed on to this worker */
     unsigned ninbox, capinbox;
+    int inbox_closed;             /* stopped: hand nothing on to it */
     atomic_uint npend_pub, npool_pub, nup; /* for STATUS (other threads read them) */
     atomic_uint nconn_pub;        /* client connections it owns (incl. pending) */
     atomic_uint nhanded;          /* in its inbox, not yet taken (accept.c) */

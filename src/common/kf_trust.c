@@ -193,6 +193,15 @@ static const char *arena_keep(kf_trust_plan *p)
     return s;
 }
 
+/* What kf_trust_env decided for one variable. The path makers
+ * (system_plus_ours, kf_trust_combine) return 0 / -1, i.e. TV_NEW /
+ * TV_LEAVE. */
+enum {
+    TV_LEAVE = -1, /* left as it is */
+    TV_NEW = 0,    /* a new path, just written at the arena's tail: keep it */
+    TV_SET = 1     /* v->value already points at a kept string */
+};
+
 int kf_trust_env(kf_trust_plan *p)
 {
     size_t room;
@@ -233,34 +242,34 @@ int kf_trust_env(kf_trust_plan *p)
         } else if (v->kind == KF_TRUST_REPLACE) {
             same = unset_replace;
         }
-        int rc = -1;
+        int rc = TV_LEAVE;
         t = arena_tail(p, &room);
         if (same) {
             v->value = same->value;
             v->combined = same->combined;
-            rc = v->value[0] ? 1 : -1; /* 1: nothing new in the arena */
+            rc = v->value[0] ? TV_SET : TV_LEAVE;
         } else if (!cur || !*cur) {
             if (v->kind == KF_TRUST_EXTRA)
-                v->value = ca, rc = 1;
+                v->value = ca, rc = TV_SET;
             else
                 rc = system_plus_ours(t, room, data, run, have_run, ca);
             if (v->kind == KF_TRUST_REPLACE)
                 unset_replace = v;
         } else if (is_ours_in(cur, data, run)) {
-            rc = -1; /* already ours (inherited from a parent under kimifix) */
+            rc = TV_LEAVE; /* already ours (inherited from a parent under kimifix) */
         } else if (access(cur, R_OK) < 0) {
             /* the user's file cannot be read: the runtime gets nothing from
              * it (Node warns and goes on) - so ours alone is theirs + ours;
              * the original is kept, and the relay logs it as missing */
-            v->value = ca, rc = 1;
+            v->value = ca, rc = TV_SET;
         } else {
             /* the user's own file: combined with ours, never replaced */
-            rc = have_run ? kf_trust_combine(t, room, run, cur, ca) : -1;
-            v->combined = rc == 0;
+            rc = have_run ? kf_trust_combine(t, room, run, cur, ca) : TV_LEAVE;
+            v->combined = rc == TV_NEW;
         }
-        if (rc == 0)
+        if (rc == TV_NEW)
             v->value = arena_keep(p);
-        if (rc < 0) {
+        if (rc == TV_LEAVE) {
             v->value = "";
             v->combined = 0;
             v->set_orig = 0;

@@ -254,12 +254,11 @@ static void server_start(int cap)
     quiet_thread(acceptor, NULL, 0);
 }
 
-static int dial(void)
+/* A connected TCP socket to a (counted in dials); exits on failure. */
+static int dial_to(const struct sockaddr_in *a)
 {
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    while (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
+    while (connect(s, (const struct sockaddr *)a, sizeof *a) != 0) {
         if (errno != EINTR) {
             perror("hammer: connect");
             exit(2);
@@ -271,6 +270,13 @@ static int dial(void)
     }
     atomic_fetch_add(dials, 1);
     return s;
+}
+
+static int dial(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return dial_to(&a);
 }
 
 static uint64_t rnd(uint64_t *s)
@@ -669,18 +675,7 @@ static int dial_named(void)
     }
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(443) };
     memcpy(&a.sin_addr, res->h_addr_list[0], 4);
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    while (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
-        if (errno != EINTR) {
-            perror("hammer: connect");
-            exit(2);
-        }
-        struct pollfd p = { .fd = s, .events = POLLOUT };
-        poll(&p, 1, -1);
-        break;
-    }
-    atomic_fetch_add(dials, 1);
-    return s;
+    return dial_to(&a);
 }
 
 static int put_mmsg(int s, const char *p, size_t n)

@@ -12,19 +12,57 @@
 
 #include "kf_paths.h"
 
+/* When a "replace" variable is unset, its reader does not always fall back
+ * to the system bundle: curl reads SSL_CERT_DIR and SSL_CERT_FILE,
+ * requests reads CURL_CA_BUNDLE, LWP reads HTTPS_CA_FILE, git and cargo
+ * their own config files (http.sslCAInfo, http.cainfo). Setting the
+ * variable would hide what the user configured there (a company's
+ * TLS-inspecting CA): so it is set only when nothing the reader consults
+ * next is set by the user (yields), and never when that is a config file
+ * we cannot see (KF_KEEP_UNSET). */
+#define KF_KEEP_UNSET "-"
+
 static const struct {
     const char *name, *orig;
     int kind;
+    const char *yields[2]; /* unset: left so when the user set one of these */
 } vars[KF_TRUST_NVARS] = {
-    {"NODE_EXTRA_CA_CERTS", KF_TRUST_ORIG_PREFIX "NODE_EXTRA_CA_CERTS", KF_TRUST_EXTRA}, /* Node, Bun */
-    {"SSL_CERT_FILE", KF_TRUST_ORIG_PREFIX "SSL_CERT_FILE", KF_TRUST_REPLACE}, /* OpenSSL, Go, rustls */
-    {"REQUESTS_CA_BUNDLE", KF_TRUST_ORIG_PREFIX "REQUESTS_CA_BUNDLE", KF_TRUST_REPLACE},
-    {"CURL_CA_BUNDLE", KF_TRUST_ORIG_PREFIX "CURL_CA_BUNDLE", KF_TRUST_REPLACE}, /* curl, pip */
-    {"DENO_CERT", KF_TRUST_ORIG_PREFIX "DENO_CERT", KF_TRUST_EXTRA},
-    {"GIT_SSL_CAINFO", KF_TRUST_ORIG_PREFIX "GIT_SSL_CAINFO", KF_TRUST_REPLACE},
-    {"CARGO_HTTP_CAINFO", KF_TRUST_ORIG_PREFIX "CARGO_HTTP_CAINFO", KF_TRUST_REPLACE},
-    {"PERL_LWP_SSL_CA_FILE", KF_TRUST_ORIG_PREFIX "PERL_LWP_SSL_CA_FILE", KF_TRUST_REPLACE},
+    {"NODE_EXTRA_CA_CERTS", KF_TRUST_ORIG_PREFIX "NODE_EXTRA_CA_CERTS", KF_TRUST_EXTRA, {0}}, /* Node, Bun */
+    {"SSL_CERT_FILE", KF_TRUST_ORIG_PREFIX "SSL_CERT_FILE", KF_TRUST_REPLACE, {0}}, /* OpenSSL, Go, rustls */
+    {"REQUESTS_CA_BUNDLE", KF_TRUST_ORIG_PREFIX "REQUESTS_CA_BUNDLE", KF_TRUST_REPLACE,
+     {"CURL_CA_BUNDLE"}},
+    {"CURL_CA_BUNDLE", KF_TRUST_ORIG_PREFIX "CURL_CA_BUNDLE", KF_TRUST_REPLACE, /* curl, pip */
+     {"SSL_CERT_FILE", "SSL_CERT_DIR"}},
+    {"DENO_CERT", KF_TRUST_ORIG_PREFIX "DENO_CERT", KF_TRUST_EXTRA, {0}},
+    {"GIT_SSL_CAINFO", KF_TRUST_ORIG_PREFIX "GIT_SSL_CAINFO", KF_TRUST_REPLACE, {KF_KEEP_UNSET}},
+    {"CARGO_HTTP_CAINFO", KF_TRUST_ORIG_PREFIX "CARGO_HTTP_CAINFO", KF_TRUST_REPLACE, {KF_KEEP_UNSET}},
+    {"PERL_LWP_SSL_CA_FILE", KF_TRUST_ORIG_PREFIX "PERL_LWP_SSL_CA_FILE", KF_TRUST_REPLACE,
+     {"HTTPS_CA_FILE"}},
 };
+
+/* The user's own value of NAME: what a kimifix parent recorded in
+ * KIMIFIX_ORIG_NAME ("" = it was unset), else NAME itself. */
+static int user_set(const char *name)
+{
+    char o[64] = KF_TRUST_ORIG_PREFIX;
+    size_t pl = sizeof KF_TRUST_ORIG_PREFIX - 1, nl = strlen(name);
+    if (pl + nl >= sizeof o)
+        return 0;
+    memcpy(o + pl, name, nl + 1);
+    const char *v = secure_getenv(o);
+    if (!v)
+        v = secure_getenv(name);
+    return v && *v;
+}
+
+/* 1 when variable i, unset, is to stay unset (see vars[]). */
+static int unset_stays(int i)
+{
+    for (int k = 0; k < 2 && vars[i].yields[k]; k++)
+        if (!strcmp(vars[i].yields[k], KF_KEEP_UNSET) || user_set(vars[i].yields[k]))
+            return 1;
+    return 0;
+}
 
 const char *kf_trust_var_name(int i)
 {
@@ -244,7 +282,9 @@ int kf_trust_env(kf_trust_plan *p)
         }
         int rc = TV_LEAVE;
         t = arena_tail(p, &room);
-        if (same) {
+        if ((!cur || !*cur) && unset_stays(i)) {
+            rc = TV_LEAVE; /* its reader consults the user's setting next */
+        } else if (same) {
             v->value = same->value;
             v->combined = same->combined;
             rc = v->value[0] ? TV_SET : TV_LEAVE;

@@ -279,11 +279,16 @@ Test(trust, unset_set_inherited_and_originals)
     const kf_trust_var *v = plan.v;
     cr_assert_eq(kf_trust_env(&plan), -1); /* no CA yet */
     make_ca();
-    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS);
+    /* git and cargo read their own config files next: never set when unset */
+    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS - 2);
     cr_assert_str_eq(v[0].name, "NODE_EXTRA_CA_CERTS");
     cr_assert_str_eq(var(v, "NODE_EXTRA_CA_CERTS")->value, ca_path); /* extra: ours only */
     cr_assert_str_eq(var(v, "DENO_CERT")->value, ca_path);
+    cr_assert_str_eq(var(v, "GIT_SSL_CAINFO")->value, "");
+    cr_assert_str_eq(var(v, "CARGO_HTTP_CAINFO")->value, "");
     for (int i = 0; i < KF_TRUST_NVARS; i++) {
+        if (!v[i].value[0])
+            continue;
         cr_expect(v[i].set_orig, "%s: the first layer records the original", v[i].name);
         cr_expect_str_eq(v[i].orig, "", "%s was unset", v[i].name);
     }
@@ -293,7 +298,7 @@ Test(trust, unset_set_inherited_and_originals)
     put(user, "THEIRS\n");
     setenv("NODE_EXTRA_CA_CERTS", user, 1);
     setenv("GIT_SSL_CAINFO", user, 1);
-    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS);
+    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS - 1); /* CARGO_HTTP_CAINFO stays unset */
     const kf_trust_var *n = var(v, "NODE_EXTRA_CA_CERTS");
     cr_assert(n->combined);
     cr_assert_eq(strncmp(n->value, run_dir, strlen(run_dir)), 0, "%s", n->value);
@@ -305,12 +310,12 @@ Test(trust, unset_set_inherited_and_originals)
     /* inherited from a parent under kimifix: left alone, ORIG kept */
     setenv("NODE_EXTRA_CA_CERTS", n->value, 1);
     setenv("KIMIFIX_ORIG_NODE_EXTRA_CA_CERTS", user, 1);
-    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS - 1);
+    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS - 2);
     cr_assert_str_eq(var(v, "NODE_EXTRA_CA_CERTS")->value, "");
     cr_assert_not(var(v, "NODE_EXTRA_CA_CERTS")->set_orig);
     /* an ORIG that exists (even empty) is kept by later layers */
     setenv("KIMIFIX_ORIG_DENO_CERT", "", 1);
-    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS - 1);
+    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS - 2);
     cr_assert_not(var(v, "DENO_CERT")->set_orig);
     /* a user file that cannot be read adds nothing to the runtime: ours
      * alone, and the original is recorded (the relay reports it missing) */
@@ -341,9 +346,11 @@ Test(trust, apply_records_originals_first)
     setenv("SSL_CERT_FILE", user, 1);
     kf_trust_plan plan;
     const kf_trust_var *v = plan.v;
-    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS);
+    /* CURL_CA_BUNDLE stays unset (curl reads SSL_CERT_FILE next), and git's
+     * and cargo's */
+    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS - 3);
     set_log[0] = 0;
-    cr_assert_eq(kf_trust_apply(&plan, record_set), KF_TRUST_NVARS);
+    cr_assert_eq(kf_trust_apply(&plan, record_set), KF_TRUST_NVARS - 3);
     char want[9000];
     snprintf(want, sizeof want, "KIMIFIX_ORIG_SSL_CERT_FILE=%s;SSL_CERT_FILE=%s;", user,
              var(v, "SSL_CERT_FILE")->value);
@@ -354,6 +361,71 @@ Test(trust, apply_records_originals_first)
     cr_assert_str_eq(getenv("KIMIFIX_ORIG_SSL_CERT_FILE"), user);
     cr_assert_eq(kf_trust_env(&plan), 0);
     cr_assert_str_eq(getenv("KIMIFIX_ORIG_SSL_CERT_FILE"), user);
+    rm_tmp();
+}
+
+/* An unset "replace" variable whose reader consults another setting of the
+ * user next stays unset: setting it would hide that setting (a company's
+ * TLS-inspecting CA in SSL_CERT_FILE only: the curl tool reads it when
+ * CURL_CA_BUNDLE is unset, and would not if kimifix set CURL_CA_BUNDLE). */
+Test(trust, unset_yields_to_what_the_reader_reads_next)
+{
+    trust_world();
+    make_ca();
+    unsetenv("SSL_CERT_DIR");
+    unsetenv("HTTPS_CA_FILE");
+    char user[256];
+    snprintf(user, sizeof user, "%s/corp.pem", tmpd);
+    put(user, "CORP\n");
+    kf_trust_plan plan;
+    const kf_trust_var *v = plan.v;
+    /* nothing set: curl, requests and LWP get system + ours */
+    kf_trust_env(&plan);
+    cr_assert_neq(var(v, "CURL_CA_BUNDLE")->value[0], 0);
+    cr_assert_neq(var(v, "REQUESTS_CA_BUNDLE")->value[0], 0);
+    cr_assert_neq(var(v, "PERL_LWP_SSL_CA_FILE")->value[0], 0);
+    /* SSL_CERT_FILE (curl's next): CURL_CA_BUNDLE left; SSL_CERT_FILE combined */
+    setenv("SSL_CERT_FILE", user, 1);
+    kf_trust_env(&plan);
+    cr_assert_str_eq(var(v, "CURL_CA_BUNDLE")->value, "");
+    cr_assert(var(v, "SSL_CERT_FILE")->combined);
+    cr_assert_str_eq(slurp(var(v, "SSL_CERT_FILE")->value), "CORP\n\nOURS\n");
+    /* the same seen from a child of a kimifix process: the user's value is
+     * the recorded original */
+    kf_trust_apply(&plan, setenv);
+    kf_trust_env(&plan);
+    cr_assert_str_eq(getenv("KIMIFIX_ORIG_SSL_CERT_FILE"), user);
+    cr_assert_null(getenv("CURL_CA_BUNDLE"));
+    unsetenv("SSL_CERT_FILE");
+    unsetenv("KIMIFIX_ORIG_SSL_CERT_FILE");
+    /* SSL_CERT_DIR (a directory: curl's capath) too */
+    setenv("SSL_CERT_DIR", tmpd, 1);
+    kf_trust_env(&plan);
+    cr_assert_str_eq(var(v, "CURL_CA_BUNDLE")->value, "");
+    unsetenv("SSL_CERT_DIR");
+    /* CURL_CA_BUNDLE (requests' next): REQUESTS_CA_BUNDLE left, CURL combined */
+    for (int i = 0; kf_trust_var_name(i); i++) {
+        char o[64];
+        snprintf(o, sizeof o, "KIMIFIX_ORIG_%s", kf_trust_var_name(i));
+        unsetenv(kf_trust_var_name(i));
+        unsetenv(o);
+    }
+    setenv("CURL_CA_BUNDLE", user, 1);
+    kf_trust_env(&plan);
+    cr_assert_str_eq(var(v, "REQUESTS_CA_BUNDLE")->value, "");
+    cr_assert(var(v, "CURL_CA_BUNDLE")->combined);
+    /* a parent's CURL_CA_BUNDLE over an unset original does not count */
+    setenv("KIMIFIX_ORIG_CURL_CA_BUNDLE", "", 1);
+    setenv("CURL_CA_BUNDLE", var(v, "CURL_CA_BUNDLE")->value, 1);
+    kf_trust_env(&plan);
+    cr_assert_neq(var(v, "REQUESTS_CA_BUNDLE")->value[0], 0);
+    unsetenv("CURL_CA_BUNDLE");
+    unsetenv("KIMIFIX_ORIG_CURL_CA_BUNDLE");
+    /* HTTPS_CA_FILE (LWP's next) */
+    setenv("HTTPS_CA_FILE", user, 1);
+    kf_trust_env(&plan);
+    cr_assert_str_eq(var(v, "PERL_LWP_SSL_CA_FILE")->value, "");
+    unsetenv("HTTPS_CA_FILE");
     rm_tmp();
 }
 

@@ -386,6 +386,50 @@ def case_pinned(env, fake, res, mode):
         t.close()
 
 
+def only_var_case(env, fake, res, name, mode, argv, var):
+    """A client given the test CA in one variable only, as a company's CA
+    often is: it works without kimifix, and with it (kimifix must not hide
+    that variable behind one it sets, docs/relay.md "Downstream")."""
+    t = Trial(env, name)
+    try:
+        e = t.environ(**{var: env.cacert})
+        if mode == "with":
+            e["E2E_WRAP"] = env.kimifix
+        mark = fake.mark()
+        rc, st, facts, out = t.run(argv, e)
+        if mode == "without":
+            expect(res, name, fake, mark, st, 404, BUGGY, out)
+        else:
+            expect(res, name, fake, mark, st, 200, FIXED, out + t.relay_log())
+    finally:
+        t.close()
+
+
+def case_curl_ssl_cert_file(env, fake, res, mode):
+    """The curl tool reads SSL_CERT_FILE when CURL_CA_BUNDLE is unset."""
+    only_var_case(env, fake, res, "trust/g-curl-ssl-cert-file-only/" + mode, mode,
+                  ["/usr/bin/python3", os.path.join(CL, "curl_cli.py")], "SSL_CERT_FILE")
+
+
+def case_requests_curl_bundle(env, fake, res, mode):
+    """requests reads CURL_CA_BUNDLE when REQUESTS_CA_BUNDLE is unset."""
+    argv = ["/usr/bin/python3", os.path.join(CL, "http_py.py"), "requests"]
+    name = "trust/h-requests-curl-ca-bundle-only/" + mode
+    if mode == "with":  # http_py.py has no E2E_WRAP: wrap it whole
+        argv = [env.kimifix] + argv
+    t = Trial(env, name)
+    try:
+        e = t.environ(CURL_CA_BUNDLE=env.cacert)
+        mark = fake.mark()
+        rc, st, facts, out = t.run(argv, e)
+        if mode == "without":
+            expect(res, name, fake, mark, st, 404, BUGGY, out)
+        else:
+            expect(res, name, fake, mark, st, 200, FIXED, out + t.relay_log())
+    finally:
+        t.close()
+
+
 def tests(env):
     modes = ("without", "with")
     cases = [
@@ -401,6 +445,8 @@ def tests(env):
             en, f, r, m, BUGGY, 404 if m == "without" else 200, BUGGY if m == "without" else FIXED,
             "double-v1")),
         ("trust/pinned-root-c-client", case_pinned),
+        ("trust/g-curl-ssl-cert-file-only", case_curl_ssl_cert_file),
+        ("trust/h-requests-curl-ca-bundle-only", case_requests_curl_bundle),
     ]
     out = []
     for prefix, fn in cases:

@@ -193,11 +193,23 @@ static int cmd_start(const char *rundir, int argc, char **argv, FILE *out, long 
     kf_path_join(logp, sizeof logp, rundir, "relay.log");
     time_t t0 = time(NULL);
     long forked = kf_mono_ms();
+    /* The relay's life pipe (src/relay/main.c: take_life_fd): EOF on
+     * life[0] means it is ready or gone; without a pipe, the lock probe
+     * below tells after a second. */
+    int life[2] = {-1, -1};
+    if (pipe2(life, O_CLOEXEC) < 0)
+        life[0] = life[1] = -1;
     pid_t child = fork();
     if (child == 0) {
         if (fork() != 0)
             _exit(0);
         setsid();
+        if (life[1] >= 0) {
+            char v[16];
+            snprintf(v, sizeof v, "%d", life[1]);
+            fcntl(life[1], F_SETFD, 0);
+            setenv(KF_RELAY_LIFE_FD_ENV, v, 1);
+        }
         int null = open("/dev/null", O_RDWR);
         /* KIMIFIX_LOG naming a file: the relay logs there; "stderr" (what
          * `kimifix -v` sets) or unset: RUNDIR/relay.log, never a terminal.
@@ -217,23 +229,38 @@ static int cmd_start(const char *rundir, int argc, char **argv, FILE *out, long 
         exec_relay(prog, argc, argv);
         _exit(127);
     }
+    if (life[1] >= 0)
+        close(life[1]);
     if (child > 0)
         waitpid(child, NULL, 0);
+    int closed = 0;
     while (kf_mono_ms() < deadline) {
         if (kf_relay_state_read(rundir, &st) == 0 && st.started >= t0 - 1 &&
             kf_relay_live(rundir, &st, why, sizeof why)) {
             if (out)
                 fprintf(out, "kimifix relay: started (pid %ld, port %u)\n", (long)st.pid, st.port);
+            if (life[0] >= 0)
+                close(life[0]);
             close(lfd);
             return 0;
         }
-        /* The relay takes relay.run.lock first thing and holds it for life:
-         * after a second, a free lock means it already died (bad CA dir,
-         * port in use...). Fail now: a client may be waiting for this. */
-        if (kf_mono_ms() - forked >= 1000 && !kf_relay_run_lock_held(rundir))
+        /* Closed and still not live: the relay died (bad data dir, port in
+         * use...). Fail now: a client may be waiting for this. Without the
+         * pipe: it takes relay.run.lock first thing and holds it for life,
+         * so after a second a free lock means the same. */
+        if (closed || (kf_mono_ms() - forked >= 1000 && !kf_relay_run_lock_held(rundir)))
             break;
-        nap_ms(20);
+        if (life[0] >= 0) {
+            struct pollfd pf = {.fd = life[0], .events = POLLIN};
+            char c;
+            if (poll(&pf, 1, 20) > 0 && read(life[0], &c, 1) == 0)
+                closed = 1; /* one more look at the state file, then stop */
+        } else {
+            nap_ms(20);
+        }
     }
+    if (life[0] >= 0)
+        close(life[0]);
     fprintf(stderr, "kimifix relay: the relay did not start%s; see %s\n",
             kf_mono_ms() >= deadline ? " in time" : "", logp);
     close(lfd);

@@ -76,6 +76,8 @@ typedef struct kf_relay_state {
 } kf_relay_state;
 
 #define KF_RELAY_STATE_FILE "relay.state"
+/* The fd of the pipe a starter waits on (src/relay/main.c: take_life_fd). */
+#define KF_RELAY_LIFE_FD_ENV "KIMIFIX_RELAY_LIFE_FD"
 #define KF_RELAY_RUN_LOCK "relay.run.lock"
 
 /* Read DIR/relay.state (written atomically by the relay, 0600, ours).

@@ -193,7 +193,12 @@ int kf_relay_start(kf_relay_state *st, char *why, size_t wn)
         pid_t pid = kf_spawn_start(cli, left > 300 ? left - 200 : 100, msg, sizeof msg);
         int code = pid > 0 ? kf_wait_start(pid, deadline) : 0;
         char last[512] = "";
-        while (pid > 0 && (rc = kf_relay_lookup(st, last, sizeof last)) < 0 && kf_mono_ms() < deadline)
+        /* Worth waiting for: started (0), another start under way (its
+         * lock was busy), or unknown (-2: the program reaped our child).
+         * A start that failed (the relay could not run) has said so. */
+        int hope = code == 0 || code == -2 || code == KF_START_LOCK_BUSY;
+        while (pid > 0 && (rc = kf_relay_lookup(st, last, sizeof last)) < 0 && hope &&
+               kf_mono_ms() < deadline)
             kf_nap_ms(10);
         if (pid > 0 && rc < 0 && (code == -1 || code == KF_START_LOCK_BUSY))
             snprintf(msg, sizeof msg, "another `kimifix relay start` holds relay.start.lock: "

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -180,6 +181,10 @@ static void control(conn *k)
         len = (size_t)snprintf(out, sizeof out, "error unknown command\n");
     }
     conn_finish(k, out, len);
+    /* Wake the main thread from its 1 s nap (it alone takes SIGTERM: the
+     * workers block signals), so `kimifix relay stop` returns at once. */
+    if (!strcmp(cmd, "STOP"))
+        kill(getpid(), SIGTERM);
 }
 
 void front_step(conn *k)

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -227,9 +228,28 @@ static int held_by_clients(long quiet, int *held)
     return 1;
 }
 
+/* `kimifix relay start` hands the relay the write end of a pipe
+ * (KIMIFIX_RELAY_LIFE_FD) and waits on the read end: closed once the
+ * state file is written, or by the exit of a relay that could not start,
+ * so the starter (and the client waiting on it) knows at once instead of
+ * after its timeout. -1 when not started that way. */
+static int take_life_fd(void)
+{
+    const char *v = getenv(KF_RELAY_LIFE_FD_ENV);
+    char *end;
+    long fd = v ? strtol(v, &end, 10) : -1;
+    struct stat sb;
+    unsetenv(KF_RELAY_LIFE_FD_ENV); /* nothing of ours inherits it */
+    if (!v || *end || fd < 3 || fd > 65535 || fstat((int)fd, &sb) < 0 || !S_ISFIFO(sb.st_mode))
+        return -1;
+    fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+    return (int)fd;
+}
+
 int main(int argc, char **argv)
 {
-    shed_preload(argv);
+    shed_preload(argv); /* may re-exec: the life fd and its variable go along */
+    int life_fd = take_life_fd();
     unsigned port = 0, nworkers = 0;
     long idle = 600, log_max = LOG_MAX_DEFAULT;
     int verbose = 0;
@@ -347,6 +367,8 @@ int main(int argc, char **argv)
         stop_workers();
         return 1;
     }
+    if (life_fd >= 0)
+        close(life_fd); /* ready: the starter reads the state file now */
     kf_log(KF_LOG_INFO, "relay: listening on 127.0.0.1:%u%s, pid %ld, %u workers, CA %s/ca.pem for: %s",
            g_relay.port, g_relay.lfd[1] >= 0 ? " and [::1]" : "", (long)getpid(), g_relay.nworkers,
            g_relay.datadir, ca_names());

@@ -432,5 +432,30 @@ else
     echo "skip - network namespaces: neither unshare -n (root) nor unshare -rn works here"
 fi
 
+# ---- a relay that cannot start: its starter knows at once ----
+# Another process holds relay.run.lock (not a relay: nothing listens), so
+# a relay started now exits at once ("another relay is running"). The
+# start sees that through the relay's life pipe instead of waiting out its
+# deadline; before, it waited the whole deadline here (the lock looked
+# held by the new relay), and `kimifix CMD` waited the wrapper's 3 s and
+# then the shim's 3 s more.
+$CTL stop >/dev/null 2>&1
+( exec 9>>"$RUN/relay.run.lock"; flock 9; exec sleep 300 ) & LOCKER=$!
+PIDS+=("$LOCKER")
+wait_for bash -c "! flock -n '$RUN/relay.run.lock' true"
+t0=$(date +%s)
+out=$($CTL start --wait-ms 120000 2>&1); r=$?
+dt=$(( $(date +%s) - t0 ))
+check "relay cannot start: \`relay start\` fails at once, not at its 120 s deadline (rc $r, ${dt} s)" \
+    test "$r" != 0 -a "$dt" -lt 60
+mkdir -p "$T/nodata"
+t0=$(date +%s)
+XDG_DATA_HOME=$T/nodata "$B/kimifix" /bin/true >/dev/null 2>"$T/e_nostart"; r=$?
+dt=$(( $(date +%s) - t0 ))
+check "relay cannot start, no CA yet: \`kimifix true\` runs (rc $r) without waiting (${dt} s, was 6)" \
+    test "$r" = 0 -a "$dt" -lt 3
+check "... and says so" grep -q "the relay is not running" "$T/e_nostart"
+kill "$LOCKER" 2>/dev/null
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -291,8 +291,14 @@ __attribute__((unused)) static void run(struct world *w, const char *mode, int n
         unsetenv("XDG_CACHE_HOME");
         setenv("XDG_DATA_HOME", w->data, 1);
         setenv("KIMIFIX_RELAY", w->relay_prog ? w->relay_prog : NO_RELAY_PROG, 1);
-        unsetenv("SSL_CERT_FILE");
-        unsetenv("REQUESTS_CA_BUNDLE");
+        /* the machine's own trust settings (a CI's CURL_CA_BUNDLE, ...)
+         * decide what kimifix sets: none of them here */
+        static const char *const trust[] = { "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+                                             "CURL_CA_BUNDLE", "HTTPS_CA_FILE", "DENO_CERT",
+                                             "GIT_SSL_CAINFO", "CARGO_HTTP_CAINFO",
+                                             "PERL_LWP_SSL_CA_FILE" };
+        for (unsigned t = 0; t < sizeof trust / sizeof trust[0]; t++)
+            unsetenv(trust[t]);
         if (user_node_ca)
             setenv("NODE_EXTRA_CA_CERTS", user_node_ca, 1);
         else

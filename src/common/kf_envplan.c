@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "kf_mode.h"
+#include "kf_str.h"
 #include "kf_trust.h"
 
 /* What HTTP Toolkit's terminal interception and mitmproxy's shell scripts
@@ -34,8 +35,15 @@ static int inherited_proxy(kf_getenv_fn get)
     return kf_env_relay_port(get) != 0;
 }
 
+/* The choice's reason. A plain one (the usual "no proxy in the
+ * environment") is copied: every process start under the shim comes here,
+ * and libc's printf code is pages a start need not touch (kf_str.h). */
 __attribute__((format(printf, 2, 3))) static void why(kf_carrier_choice *c, const char *fmt, ...)
 {
+    if (!strchr(fmt, '%')) {
+        kf_cat3(c->why, sizeof c->why, fmt, "", NULL);
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->why, sizeof c->why, fmt, ap);

@@ -10,6 +10,7 @@
 
 #include "kf_proxy.h"
 #include "kf_req.h"
+#include "kf_str.h"
 
 /* Percent-decode s[0..n) into out (cap bytes incl. NUL). -1 on a bad
  * escape, a NUL byte or overflow. */
@@ -154,11 +155,11 @@ int kf_relay_proxy_url(const kf_relay_state *st, const char *ctxid, char *out, s
     return w > 0 && (size_t)w < n ? 0 : -1;
 }
 
-/* V's value as the user had it: KIMIFIX_ORIG_V when kimifix changed V. */
-static const char *user_value(kf_getenv_fn get, const char *name)
+const char *kf_user_env(kf_getenv_fn get, const char *name)
 {
     char orig[64];
-    snprintf(orig, sizeof orig, "KIMIFIX_ORIG_%s", name);
+    if (kf_cat3(orig, sizeof orig, "KIMIFIX_ORIG_", name, NULL) < 0)
+        return get(name);
     const char *o = get(orig);
     return o ? o : get(name);
 }
@@ -169,7 +170,7 @@ int kf_user_proxy(kf_getenv_fn get, int https, kf_userproxy *out)
     static const char *const hp[] = {"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", NULL};
     memset(out, 0, sizeof *out);
     for (const char *const *v = https ? hs : hp; *v; v++) {
-        const char *val = user_value(get, *v);
+        const char *val = kf_user_env(get, *v);
         if (!val || !*val || strlen(val) >= sizeof out->url)
             continue;
         kf_purl u;

@@ -23,6 +23,11 @@
 /* getenv or secure_getenv (or a test's own): how the environment is read. */
 typedef char *(*kf_getenv_fn)(const char *name);
 
+/* NAME's value as the user had it: KIMIFIX_ORIG_NAME when kimifix changed
+ * NAME in a parent ("" = it was unset), else NAME; NULL when unset
+ * (kf_envplan_url.c). */
+const char *kf_user_env(kf_getenv_fn get, const char *name);
+
 /* 1 when host (a name, or an IP literal with or without [brackets]) on
  * port (0 = unknown: entries with a port never match) is in list; 0 when
  * not, or when list is NULL or empty. */

@@ -10,6 +10,7 @@
 #include "kf_paths.h"
 #include "kf_log.h"
 #include "kf_req.h"
+#include "kf_str.h"
 #include "kf_sockdiag.h"
 
 #include <errno.h>
@@ -26,8 +27,7 @@
 
 char *kf_path_join(char *buf, size_t n, const char *dir, const char *name)
 {
-    int r = snprintf(buf, n, "%s/%s", dir, name);
-    return (r < 0 || (size_t)r >= n) ? NULL : buf;
+    return kf_cat3(buf, n, dir, "/", name) < 0 ? NULL : buf;
 }
 
 /* Why a directory failed kf_private_dir (for the caller's message). */
@@ -148,11 +148,12 @@ int kf_runtime_dir(char *buf, size_t n, int create)
 {
     const char *x = secure_getenv("XDG_RUNTIME_DIR");
     int r;
+    char uid[11];
     if (absolute(x))
-        r = snprintf(buf, n, "%s/kimifix", x);
+        r = kf_cat3(buf, n, x, "/kimifix", NULL);
     else
-        r = snprintf(buf, n, "/tmp/kimifix-%u", (unsigned)geteuid());
-    if (r < 0 || (size_t)r >= n) {
+        r = kf_cat3(buf, n, "/tmp/kimifix-", kf_utoa((unsigned)geteuid(), uid), NULL);
+    if (r < 0) {
         errno = ENAMETOOLONG;
         return -1;
     }
@@ -223,14 +224,14 @@ int kf_data_dir_path(char *buf, size_t n)
     const char *home = secure_getenv("HOME");
     int r;
     if (absolute(x))
-        r = snprintf(buf, n, "%s/kimifix", x);
+        r = kf_cat3(buf, n, x, "/kimifix", NULL);
     else if (absolute(home))
-        r = snprintf(buf, n, "%s/.local/share/kimifix", home);
+        r = kf_cat3(buf, n, home, "/.local/share/kimifix", NULL);
     else {
         errno = ENOENT;
         return -1;
     }
-    if (r < 0 || (size_t)r >= n) {
+    if (r < 0) {
         errno = ENAMETOOLONG;
         return -1;
     }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kf_noproxy.h"
 #include "kf_paths.h"
 
 /* When a "replace" variable is unset, its reader does not always fall back
@@ -40,18 +41,10 @@ static const struct {
      {"HTTPS_CA_FILE"}},
 };
 
-/* The user's own value of NAME: what a kimifix parent recorded in
- * KIMIFIX_ORIG_NAME ("" = it was unset), else NAME itself. */
+/* The user set NAME (in a child of a kimifix process: the recorded original). */
 static int user_set(const char *name)
 {
-    char o[64] = KF_TRUST_ORIG_PREFIX;
-    size_t pl = sizeof KF_TRUST_ORIG_PREFIX - 1, nl = strlen(name);
-    if (pl + nl >= sizeof o)
-        return 0;
-    memcpy(o + pl, name, nl + 1);
-    const char *v = secure_getenv(o);
-    if (!v)
-        v = secure_getenv(name);
+    const char *v = kf_user_env(secure_getenv, name);
     return v && *v;
 }
 

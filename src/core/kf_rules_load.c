@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "kf_rules_int.h"
+#include "kf_str.h"
 
 /* A ruleset callers get is compact (kf_rules_compact.c): one block, plus
  * the glibc regexes of patterns outside kf_pat's subset. */
@@ -151,8 +152,7 @@ const char *kf_rules_default_path(char *buf, size_t n)
     }
     const char *home = secure_getenv("HOME");
     if (home && *home) {
-        int k = snprintf(buf, n, "%s/.config/kimifix/rules", home);
-        if (k > 0 && (size_t)k < n && access(buf, R_OK) == 0)
+        if (kf_cat3(buf, n, home, "/.config/kimifix/rules", NULL) > 0 && access(buf, R_OK) == 0)
             return buf;
     }
     if (access("/etc/kimifix/rules", R_OK) == 0 && n > sizeof "/etc/kimifix/rules") {

@@ -60,6 +60,33 @@ static int glob(const char *pat, kf_str s, int ci)
 int kf_glob(const char *pat, kf_str s) { return glob(pat, s, 0); }
 int kf_glob_ci(const char *pat, kf_str s) { return glob(pat, s, 1); }
 
+int kf_cat3(char *buf, size_t n, const char *a, const char *b, const char *c)
+{
+    size_t la = strlen(a), lb = strlen(b), lc = c ? strlen(c) : 0;
+    if (la + lb + lc >= n) {
+        if (n)
+            buf[0] = 0;
+        return -1;
+    }
+    memcpy(buf, a, la);
+    memcpy(buf + la, b, lb);
+    memcpy(buf + la + lb, c ? c : "", lc + 1);
+    return (int)(la + lb + lc);
+}
+
+char *kf_utoa(unsigned v, char out[11])
+{
+    char t[11];
+    int k = 0;
+    do
+        t[k++] = (char)('0' + v % 10);
+    while ((v /= 10) && k < 10);
+    for (int i = 0; i < k; i++)
+        out[i] = t[k - 1 - i];
+    out[k] = 0;
+    return out;
+}
+
 int kf_hexval(char c)
 {
     if (c >= '0' && c <= '9')

@@ -299,3 +299,20 @@ Test(req, test_helpers_roundtrip)
         cr_assert_str_eq(out, heads[i]);
     }
 }
+
+/* The shim's printf-free path building (kf_str.h). */
+Test(str, cat3_and_utoa)
+{
+    char b[16], u[11];
+    cr_assert_eq(kf_cat3(b, sizeof b, "/tmp", "/", "x"), 6);
+    cr_assert_str_eq(b, "/tmp/x");
+    cr_assert_eq(kf_cat3(b, sizeof b, "abc", "", NULL), 3);
+    cr_assert_str_eq(b, "abc");
+    cr_assert_eq(kf_cat3(b, sizeof b, "0123456789", "abcde", NULL), 15); /* exactly fits */
+    cr_assert_eq(kf_cat3(b, sizeof b, "0123456789", "abcdef", NULL), -1);
+    cr_assert_str_eq(b, "");
+    cr_assert_eq(kf_cat3(b, 0, "", "", NULL), -1);
+    cr_assert_str_eq(kf_utoa(0, u), "0");
+    cr_assert_str_eq(kf_utoa(1001, u), "1001");
+    cr_assert_str_eq(kf_utoa(4294967295u, u), "4294967295");
+}

@@ -21,6 +21,13 @@
 
 /* The only symbols the library exports are hooks marked KF_EXPORT. */
 #define KF_EXPORT __attribute__((visibility("default")))
+/* Static data every process start writes (the trust plan's head, the
+ * real-function slots, the rules path): 8-byte aligned instead of the 32
+ * GCC gives arrays, so the link's --sort-section=alignment (mk/shim.mk)
+ * puts them with the small variables at the end of .bss rather than
+ * between the large arrays, on pages a start touches anyway. A first
+ * touch of a page costs ~10 us on a VM (bench figure 6). */
+#define KF_START_DATA __attribute__((aligned(8)))
 
 /* Initialise once (constructor; also lazily from any hook, thread-safe).
  * Reads KIMIFIX_RULES, KIMIFIX_LOG, KIMIFIX_MODE with secure_getenv. */

@@ -39,7 +39,7 @@ static const char *const kf_libc_names[KF_LIBC_NSYMS] = {
     [KF_LIBC_dlopen] = "dlopen", [KF_LIBC_dlmopen] = "dlmopen",
 };
 
-_Atomic(void *) kf_libc_slots[KF_LIBC_NSYMS];
+_Atomic(void *) kf_libc_slots[KF_LIBC_NSYMS] KF_START_DATA;
 
 /* Our own mapping, from our ELF header's program headers: dladdr() walks
  * every loaded object's symbol table (2M instructions for the constructor's

@@ -60,7 +60,7 @@ static void kf_diag(void *ud, const char *line)
  * them. A broken file follows the one policy (docs/rules.md, "When the
  * rules file is broken"): the built-ins stay in effect, the file is
  * ignored, one line says so, once per process. */
-static char kf_rules_buf[4096];
+static char kf_rules_buf[4096] KF_START_DATA;
 static const char *kf_rules_file; /* NULL: built-ins only */
 /* Static: ~5 KiB, used once, under kf_rules_lazy's lock (a hook may run on
  * a small thread stack). */

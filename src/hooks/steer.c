@@ -109,7 +109,7 @@ static void kf_set_trust(void)
 {
     /* static, not on the stack: the constructor runs once, and a plan
      * touches only the bytes it writes (kf_trust.h) */
-    static kf_trust_plan plan;
+    static kf_trust_plan plan KF_START_DATA;
     const kf_trust_var *v = plan.v;
     int n = kf_trust_env(&plan);
     if (n < 0)

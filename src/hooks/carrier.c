@@ -52,6 +52,31 @@ static void lease_id(const kf_carrier_choice *c, char *id, size_t n)
     }
 }
 
+/* The relay could not be found: start it (bounded by start). Its own
+ * frame, as the rare branches below: kf_carrier_setup runs in every
+ * process start, and every KiB of its frame pushes its callees onto
+ * stack pages the start would not touch otherwise (bench figure 6). */
+__attribute__((noinline)) static int start_relay(const kf_carrier_choice *c, kf_relay_start_fn start,
+                                                 kf_relay_state *st)
+{
+    char why[512] = "";
+    int relay = start(st, why, sizeof why) == 0;
+    if (!relay && c->carrier == KF_CARRIER_PROXY)
+        kf_log(KF_LOG_WARN, "carrier: the relay is not running (%s): this program keeps its "
+                            "own proxy settings, unfixed where its TLS is out of reach", why);
+    return relay;
+}
+
+/* The proxy variables name the relay, with this program's lease. */
+__attribute__((noinline)) static void plan_relay_proxy(const kf_carrier_choice *c,
+                                                       const kf_relay_state *st)
+{
+    char url[300], id[KF_LEASE_ID_HEX + 1];
+    lease_id(c, id, sizeof id);
+    if (kf_relay_proxy_url(st, id, url, sizeof url) == 0)
+        kf_envplan_proxy(&kf_plan, secure_getenv, url);
+}
+
 void kf_carrier_setup(int tls_inprocess, kf_relay_start_fn start)
 {
     kf_carrier_in in = {.get = secure_getenv, .no_preload = 0, .tls_inprocess = tls_inprocess};
@@ -65,19 +90,11 @@ void kf_carrier_setup(int tls_inprocess, kf_relay_start_fn start)
      * looked up only when the carrier needs its port (a process start
      * under the shim costs no more than before). */
     if ((c.carrier == KF_CARRIER_PROXY || !kf_envplan_ca_exists()) &&
-        !(relay = kf_relay_lookup(&st, NULL, 0) == 0)) {
-        char why[512] = "";
-        relay = start(&st, why, sizeof why) == 0;
-        if (!relay && c.carrier == KF_CARRIER_PROXY)
-            kf_log(KF_LOG_WARN, "carrier: the relay is not running (%s): this program keeps its "
-                                "own proxy settings, unfixed where its TLS is out of reach", why);
-    }
+        !(relay = kf_relay_lookup(&st, NULL, 0) == 0))
+        relay = start_relay(&c, start, &st);
     kf_envplan_init(&kf_plan);
     if (c.carrier == KF_CARRIER_PROXY && relay) {
-        char url[300], id[KF_LEASE_ID_HEX + 1];
-        lease_id(&c, id, sizeof id);
-        if (kf_relay_proxy_url(&st, id, url, sizeof url) == 0)
-            kf_envplan_proxy(&kf_plan, secure_getenv, url);
+        plan_relay_proxy(&c, &st);
     } else if (c.restore || (c.carrier == KF_CARRIER_PROXY && c.inherited)) {
         /* In-process after all, or a relay named by a parent that is gone
          * and cannot be started: the user's own proxy, never a dead one. */

@@ -188,7 +188,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int worker_start(worker *w, int id)
+int worker_init(worker *w, int id)
 {
     w->id = id;
     w->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -201,8 +201,11 @@ int worker_start(worker *w, int id)
     if (w->ep < 0 || w->evfd < 0 || !w->buf)
         return -1;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->wake};
-    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->evfd, &ev) < 0)
-        return -1;
+    return epoll_ctl(w->ep, EPOLL_CTL_ADD, w->evfd, &ev) < 0 ? -1 : 0;
+}
+
+int worker_run(worker *w)
+{
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setstacksize(&a, 256 * 1024);

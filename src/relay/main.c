@@ -152,7 +152,13 @@ static int start_workers(unsigned n)
     g_relay.nworkers = n;
     g_relay.pending_cap = pending_cap(n);
     for (unsigned i = 0; i < n; i++)
-        if (worker_start(&g_relay.workers[i], (int)i) < 0) {
+        if (worker_init(&g_relay.workers[i], (int)i) < 0) {
+            kf_log(KF_LOG_ERROR, "relay: cannot set up worker %u: %s", i, strerror(errno));
+            g_relay.nworkers = 0; /* none runs: nothing to join */
+            return -1;
+        }
+    for (unsigned i = 0; i < n; i++)
+        if (worker_run(&g_relay.workers[i]) < 0) {
             kf_log(KF_LOG_ERROR, "relay: cannot start worker %u: %s", i, strerror(errno));
             g_relay.nworkers = i;
             return -1;

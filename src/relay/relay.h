@@ -371,7 +371,12 @@ typedef struct worker {
  * direction and tunnel). */
 #define TUNNEL_BUF (64 * 1024)
 
-int worker_start(worker *w, int id);
+/* Every worker is initialized (worker_init) before any runs (worker_run):
+ * a running worker hands connections on to any other (accept.c), whose
+ * mutex and eventfd must exist by then (TSan caught worker 0 locking
+ * worker 1's mutex while main was still initializing it). */
+int worker_init(worker *w, int id);
+int worker_run(worker *w);
 void worker_wake(worker *w);
 void worker_join(worker *w);
 int worker_add(worker *w, int fd, rhandle *h);  /* EPOLLIN|OUT|RDHUP|ET */

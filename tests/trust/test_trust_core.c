@@ -239,6 +239,17 @@ Test(ctxmsg, proxy_tlv_roundtrip)
 
 static char run_dir[128], data_dir[128], ca_path[4200];
 
+/* Every trust variable and its recorded original unset. */
+static void clear_trust_vars(void)
+{
+    for (int i = 0; kf_trust_var_name(i); i++) {
+        char o[64];
+        unsetenv(kf_trust_var_name(i));
+        snprintf(o, sizeof o, "KIMIFIX_ORIG_%s", kf_trust_var_name(i));
+        unsetenv(o);
+    }
+}
+
 static void trust_world(void)
 {
     mk_tmp();
@@ -247,12 +258,7 @@ static void trust_world(void)
     setenv("XDG_RUNTIME_DIR", run_dir, 1);
     snprintf(data_dir, sizeof data_dir, "%s/data", tmpd);
     setenv("XDG_DATA_HOME", data_dir, 1);
-    for (int i = 0; kf_trust_var_name(i); i++) {
-        char o[64];
-        unsetenv(kf_trust_var_name(i));
-        snprintf(o, sizeof o, "KIMIFIX_ORIG_%s", kf_trust_var_name(i));
-        unsetenv(o);
-    }
+    clear_trust_vars();
 }
 
 static void make_ca(void)
@@ -404,12 +410,7 @@ Test(trust, unset_yields_to_what_the_reader_reads_next)
     cr_assert_str_eq(var(v, "CURL_CA_BUNDLE")->value, "");
     unsetenv("SSL_CERT_DIR");
     /* CURL_CA_BUNDLE (requests' next): REQUESTS_CA_BUNDLE left, CURL combined */
-    for (int i = 0; kf_trust_var_name(i); i++) {
-        char o[64];
-        snprintf(o, sizeof o, "KIMIFIX_ORIG_%s", kf_trust_var_name(i));
-        unsetenv(kf_trust_var_name(i));
-        unsetenv(o);
-    }
+    clear_trust_vars();
     setenv("CURL_CA_BUNDLE", user, 1);
     kf_trust_env(&plan);
     cr_assert_str_eq(var(v, "REQUESTS_CA_BUNDLE")->value, "");

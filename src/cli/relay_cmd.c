@@ -204,10 +204,13 @@ static int cmd_start(const char *rundir, int argc, char **argv, FILE *out, long 
         if (fork() != 0)
             _exit(0);
         setsid();
-        if (life[1] >= 0) {
+        /* above 2: a starter run with stdio closed got a pipe end there,
+         * which the dup2()s below would replace (and close: a false EOF) */
+        int w = life[1] >= 3 ? life[1] : life[1] >= 0 ? fcntl(life[1], F_DUPFD, 3) : -1;
+        if (w >= 0) {
             char v[16];
-            snprintf(v, sizeof v, "%d", life[1]);
-            fcntl(life[1], F_SETFD, 0);
+            snprintf(v, sizeof v, "%d", w);
+            fcntl(w, F_SETFD, 0);
             setenv(KF_RELAY_LIFE_FD_ENV, v, 1);
         }
         int null = open("/dev/null", O_RDWR);

@@ -145,7 +145,19 @@ static void check_relay(dr_report *r)
         dr_fact_add(r, 1, "relay", "the kimifix-relay program is not found (set KIMIFIX_RELAY): "
                                    "clients with compiled-in TLS cannot be fixed");
     if (kf_relay_dir(rundir, sizeof rundir, 0) != 0) {
-        dr_fact_add(r, 0, "relay", "not running (no runtime dir %s yet; started on demand)", rundir);
+        /* Missing is normal (made on the first start) only where it can be made. */
+        int e = errno;
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof parent, "%s", rundir);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent)
+            *slash = 0;
+        if (e == ENOENT && slash && access(parent, W_OK | X_OK) == 0)
+            dr_fact_add(r, 0, "relay", "not running (no runtime dir %s yet; started on demand)", rundir);
+        else
+            dr_fact_add(r, 1, "relay", "cannot start: runtime dir %s: %s (clients with compiled-in "
+                        "TLS go direct, unfixed; set XDG_RUNTIME_DIR to a directory of yours)",
+                        rundir[0] ? rundir : "(none)", e == ENOENT ? "its parent is not writable" : strerror(e));
         return;
     }
     say_other_netns(r, rundir);

@@ -346,6 +346,10 @@ if [ -x "$B/kimifix-relay" ]; then
 else
     sk "state: fresh user" "kimifix-relay not built in $B"
 fi
+: >"$T/notadir"
+expect_env "state: a runtime dir that cannot be made is a problem" problems 1 "XDG_RUNTIME_DIR=$T/notadir"
+has "state: ... and says the relay cannot start, and why" \
+    "^! relay +cannot start: runtime dir $T/notadir/kimifix: Not a directory"
 printf 'rule x\n  bogus\n' >"$T/bad.rules"
 expect "state: bad rules file" problems 1 -f "$T/bad.rules"
 has "state: rules error with file:line" "^! rules +$T/bad.rules:2: error: unknown directive"

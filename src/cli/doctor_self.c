@@ -122,6 +122,35 @@ static void check_rules(dr_report *r, int brief)
 
 /* ---- relay ---- */
 
+/* Can the relay make directory path (it does mkdir -p)? 1, or 0 with why:
+ * the nearest existing ancestor must be a directory we may write. */
+static int can_make(const char *path, char *why, size_t wn)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s", path);
+    for (char *slash; (slash = strrchr(p, '/')) && p[1];) {
+        slash[slash == p] = 0; /* the parent; "/" stays "/" */
+        struct stat st;
+        if (lstat(p, &st) != 0) {
+            if (errno == ENOENT || errno == ENOTDIR)
+                continue; /* up to what exists */
+            snprintf(why, wn, "%s: %s", p, strerror(errno));
+            return 0;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            snprintf(why, wn, "%s is not a directory", p);
+            return 0;
+        }
+        if (access(p, W_OK | X_OK) != 0) {
+            snprintf(why, wn, "%s: %s", p, strerror(errno));
+            return 0;
+        }
+        return 1;
+    }
+    snprintf(why, wn, "no existing parent directory");
+    return 0;
+}
+
 /* This network namespace's relay is not the runtime dir's own (kf_relay_dir):
  * say whose that is, as a relay there cannot serve us. */
 static void say_other_netns(dr_report *r, const char *reldir)
@@ -144,20 +173,17 @@ static void check_relay(dr_report *r)
     if (!kf_relay_program(prog, sizeof prog))
         dr_fact_add(r, 1, "relay", "the kimifix-relay program is not found (set KIMIFIX_RELAY): "
                                    "clients with compiled-in TLS cannot be fixed");
+    rundir[0] = 0;
     if (kf_relay_dir(rundir, sizeof rundir, 0) != 0) {
         /* Missing is normal (made on the first start) only where it can be made. */
-        int e = errno;
-        char parent[PATH_MAX];
-        snprintf(parent, sizeof parent, "%s", rundir);
-        char *slash = strrchr(parent, '/');
-        if (slash && slash != parent)
-            *slash = 0;
-        if (e == ENOENT && slash && access(parent, W_OK | X_OK) == 0)
+        char why[PATH_MAX + 64];
+        snprintf(why, sizeof why, "%s", strerror(errno));
+        if (errno == ENOENT ? can_make(rundir, why, sizeof why) : 0)
             dr_fact_add(r, 0, "relay", "not running (no runtime dir %s yet; started on demand)", rundir);
         else
             dr_fact_add(r, 1, "relay", "cannot start: runtime dir %s: %s (clients with compiled-in "
                         "TLS go direct, unfixed; set XDG_RUNTIME_DIR to a directory of yours)",
-                        rundir[0] ? rundir : "(none)", e == ENOENT ? "its parent is not writable" : strerror(e));
+                        rundir[0] ? rundir : "(none)", why);
         return;
     }
     say_other_netns(r, rundir);
@@ -198,9 +224,20 @@ static void check_ca(dr_report *r, int brief)
     struct stat pre;
     int had = kf_data_dir_path(dir, sizeof dir) == 0 && lstat(dir, &pre) == 0 && S_ISDIR(pre.st_mode) &&
               pre.st_uid == geteuid() && (pre.st_mode & 077) && !(pre.st_mode & 022);
-    if (kf_data_dir(dir, sizeof dir, 0) != 0 && errno == ENOENT) {
-        dr_fact_add(r, 0, "CA", "not made yet (the relay makes it in %s on first start)",
-                    dir[0] ? dir : "the data dir");
+    dir[0] = 0;
+    struct stat ds;
+    /* missing (ENOENT, or ENOTDIR: a file where a parent should be) */
+    if (kf_data_dir(dir, sizeof dir, 0) != 0 &&
+        (errno == ENOENT || (errno == ENOTDIR && lstat(dir, &ds) != 0))) {
+        char why[PATH_MAX + 64];
+        if (!dir[0])
+            dr_fact_add(r, 1, "CA", "no data dir: neither XDG_DATA_HOME nor HOME is set (the relay "
+                                    "cannot make its CA; clients with compiled-in TLS go direct)");
+        else if (!can_make(dir, why, sizeof why))
+            dr_fact_add(r, 1, "CA", "cannot be made in %s: %s (the relay cannot start; clients with "
+                                    "compiled-in TLS go direct; set XDG_DATA_HOME)", dir, why);
+        else
+            dr_fact_add(r, 0, "CA", "not made yet (the relay makes it in %s on first start)", dir);
         return;
     }
     kf_path_join(pem, sizeof pem, dir, "ca.pem");

@@ -350,6 +350,11 @@ fi
 expect_env "state: a runtime dir that cannot be made is a problem" problems 1 "XDG_RUNTIME_DIR=$T/notadir"
 has "state: ... and says the relay cannot start, and why" \
     "^! relay +cannot start: runtime dir $T/notadir/kimifix: Not a directory"
+expect_env "state: a data dir that cannot be made is a problem" problems 1 "XDG_DATA_HOME=$T/notadir/d"
+has "state: ... the CA cannot be made, and why" \
+    "^! CA +cannot be made in $T/notadir/d/kimifix: $T/notadir is not a directory"
+expect_env "state: no HOME and no XDG_DATA_HOME is a problem" problems 1 "-u HOME -u XDG_DATA_HOME"
+has "state: ... says so" "^! CA +no data dir: neither XDG_DATA_HOME nor HOME is set"
 printf 'rule x\n  bogus\n' >"$T/bad.rules"
 expect "state: bad rules file" problems 1 -f "$T/bad.rules"
 has "state: rules error with file:line" "^! rules +$T/bad.rules:2: error: unknown directive"

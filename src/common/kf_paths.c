@@ -144,21 +144,44 @@ static int runtime_fallback(char *buf, size_t n, int create, const char *squatte
     return kf_private_dir(buf, create);
 }
 
+/* XDG_RUNTIME_DIR names a directory of ours. It may not: `su` or `sudo -u`
+ * keep the first user's, and a session without pam_systemd keeps one that
+ * was never made. Then the /tmp rules below apply, said once. */
+static int xdg_runtime_ours(const char *x)
+{
+    struct stat st;
+    return lstat(x, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid();
+}
+
 int kf_runtime_dir(char *buf, size_t n, int create)
 {
     const char *x = secure_getenv("XDG_RUNTIME_DIR");
     int r;
     char uid[11];
-    if (absolute(x))
-        r = kf_cat3(buf, n, x, "/kimifix", NULL);
-    else
-        r = kf_cat3(buf, n, "/tmp/kimifix-", kf_utoa((unsigned)geteuid(), uid), NULL);
+    if (absolute(x)) {
+        if (kf_cat3(buf, n, x, "/kimifix", NULL) < 0) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        /* the usual case costs what it did: one open of RUNDIR */
+        if (kf_private_dir(buf, create) == 0)
+            return 0;
+        int e = errno;
+        if (xdg_runtime_ours(x)) {
+            errno = e; /* ours: RUNDIR's own trouble (or not made yet) stands */
+            return -1;
+        }
+        static atomic_int said;
+        if (!atomic_exchange(&said, 1))
+            kf_log(KF_LOG_INFO, "XDG_RUNTIME_DIR=%s is not a directory of yours (another user's "
+                                "after su, or never made): using /tmp/kimifix-%u", x,
+                   (unsigned)geteuid());
+    }
+    r = kf_cat3(buf, n, "/tmp/kimifix-", kf_utoa((unsigned)geteuid(), uid), NULL);
     if (r < 0) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    if (absolute(x))
-        return kf_private_dir(buf, create);
     /* /tmp is shared: what is there may not be ours. */
     uid_t owner = 0;
     unsigned mode = 0;

@@ -3,7 +3,8 @@
  * libc only, no allocation: the shim calls these from its constructor and
  * from its connect() hook. Environment is read with secure_getenv.
  *
- *   runtime dir  $XDG_RUNTIME_DIR/kimifix, else /tmp/kimifix-UID  (0700);
+ *   runtime dir  $XDG_RUNTIME_DIR/kimifix when that is a directory of
+ *                ours, else /tmp/kimifix-UID  (0700);
  *                when /tmp/kimifix-UID is not ours (squatted by another
  *                user, a symlink or a file): $XDG_CACHE_HOME/kimifix/run,
  *                else ~/.cache/kimifix/run

@@ -373,3 +373,35 @@ Test(relaypaths, squatted_tmp_dir_falls_back_under_home, .timeout = 90)
     rec_stop(&up);
     world_free(&w);
 }
+
+/* XDG_RUNTIME_DIR that is not a directory of ours (`su`/`sudo -u` keep the
+ * first user's; a session without pam_systemd keeps one never made): the
+ * /tmp rules apply, where the relay can start. Ours: used as before.
+ * create=0: nothing is made. */
+Test(relaypaths, xdg_runtime_dir_not_ours_falls_back_to_tmp)
+{
+    char dir[] = "/tmp/kfxdg.XXXXXX", got[4096], want[64], mine[4096], file[4096];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(want, sizeof want, "/tmp/kimifix-%u", (unsigned)geteuid());
+    snprintf(file, sizeof file, "%s/afile", dir);
+    close(open(file, O_WRONLY | O_CREAT, 0600));
+    const char *bad[] = { "/nonexistent-kimifix-xdg", file, "/" /* root's, or not ours */ };
+    for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (i == 2 && geteuid() == 0)
+            continue; /* "/" is root's own */
+        setenv("XDG_RUNTIME_DIR", bad[i], 1);
+        got[0] = 0;
+        kf_runtime_dir(got, sizeof got, 0);
+        cr_expect_str_eq(got, want, "XDG_RUNTIME_DIR=%s", bad[i]);
+    }
+    setenv("XDG_RUNTIME_DIR", dir, 1);
+    snprintf(mine, sizeof mine, "%s/kimifix", dir);
+    cr_expect_eq(kf_runtime_dir(got, sizeof got, 0), -1); /* ours, kimifix/ not made yet */
+    cr_expect_str_eq(got, mine);
+    cr_expect_eq(kf_runtime_dir(got, sizeof got, 1), 0);
+    cr_expect_str_eq(got, mine);
+    unsetenv("XDG_RUNTIME_DIR");
+    rmdir(mine);
+    unlink(file);
+    rmdir(dir);
+}

@@ -346,10 +346,13 @@ if [ -x "$B/kimifix-relay" ]; then
 else
     sk "state: fresh user" "kimifix-relay not built in $B"
 fi
+# (an XDG_RUNTIME_DIR that is not ours falls back to /tmp: this one is ours,
+# with a file where its kimifix directory should be)
 : >"$T/notadir"
-expect_env "state: a runtime dir that cannot be made is a problem" problems 1 "XDG_RUNTIME_DIR=$T/notadir"
+mkdir -m 700 "$T/xrun" && : >"$T/xrun/kimifix"
+expect_env "state: a runtime dir that cannot be made is a problem" problems 1 "XDG_RUNTIME_DIR=$T/xrun"
 has "state: ... and says the relay cannot start, and why" \
-    "^! relay +cannot start: runtime dir $T/notadir/kimifix: Not a directory"
+    "^! relay +cannot start: runtime dir $T/xrun/kimifix: Not a directory"
 expect_env "state: a data dir that cannot be made is a problem" problems 1 "XDG_DATA_HOME=$T/notadir/d"
 has "state: ... the CA cannot be made, and why" \
     "^! CA +cannot be made in $T/notadir/d/kimifix: $T/notadir is not a directory"

@@ -6,7 +6,6 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "kf_proxy.h"
 #include "kf_req.h"
@@ -142,7 +141,7 @@ void kf_purl_shown(const kf_purl *u, char *out, size_t n)
 int kf_purl_is_ours(const kf_purl *u)
 {
     int loop = !strcmp(u->host, "127.0.0.1") || !strcmp(u->host, "::1") ||
-               !strcasecmp(u->host, "localhost");
+               kf_ascii_ieq(u->host, "localhost");
     return loop && (!strcmp(u->user, "kimifix") || !strncmp(u->user, "kimifix-", 8));
 }
 

@@ -5,12 +5,12 @@
  * nothing, as in curl and Go: a typo must not send traffic elsewhere.
  */
 #include "kf_noproxy.h"
+#include "kf_str.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define ENTRY_MAX 300
 
@@ -74,7 +74,7 @@ static int domain_match(const char *host, const char *dom)
     size_t hl = strlen(host), dl = strlen(dom);
     if (!dl || dl > hl)
         return 0;
-    if (strcasecmp(host + hl - dl, dom))
+    if (!kf_ascii_ieq(host + hl - dl, dom))
         return 0;
     return hl == dl || host[hl - dl - 1] == '.';
 }

@@ -17,6 +17,13 @@ int kf_str_ieq_c(kf_str a, const char *b);  /* against a C string */
 kf_str kf_str_c(const char *s);
 
 int kf_hexval(char c);                     /* 0..15, or -1 */
+/* Two C strings equal but for ASCII case. Not strcasecmp: that follows the
+ * host program's locale (in tr_TR "I" is not "i"), and host names match
+ * the same way everywhere (the engine compares with kf_str_ieq). */
+static inline int kf_ascii_ieq(const char *a, const char *b)
+{
+    return kf_str_ieq(kf_str_c(a), kf_str_c(b));
+}
 /* buf = a + b + c (c may be NULL): its length, or -1 (buf = "") when it
  * does not fit in n. No printf: the shim's constructor builds its paths
  * with these, so a process start touches none of libc's printf code

@@ -9,7 +9,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 
 #include "dnsfd.h"
@@ -40,7 +39,7 @@ static int kf_learn_connect_to(const kf_ruleset *rs, const char *q)
     const char *h, *addr;
     unsigned port, aport;
     for (unsigned i = 0; kf_rules_connect_to_at(rs, i, &h, &port, &addr, &aport); i++)
-        if (strcasecmp(h, q) == 0)
+        if (kf_ascii_ieq(h, q))
             return 1;
     return 0;
 }

@@ -20,7 +20,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "fdtab.h"
 #include "libc_dns.h"
@@ -153,7 +152,7 @@ static const char *kf_connect_to_addr(const kf_ruleset *rs, const char *name, un
     if (port)
         return kf_rules_connect_to(rs, name, port, &addr, &ap) ? addr : NULL;
     for (unsigned i = 0; kf_rules_connect_to_at(rs, i, &h, &hp, &addr, &ap); i++)
-        if (strcasecmp(h, name) == 0)
+        if (kf_ascii_ieq(h, name))
             return addr;
     return NULL;
 }

@@ -316,3 +316,14 @@ Test(str, cat3_and_utoa)
     cr_assert_str_eq(kf_utoa(1001, u), "1001");
     cr_assert_str_eq(kf_utoa(4294967295u, u), "4294967295");
 }
+
+/* Host names compare by ASCII case only, whatever the host program's
+ * locale (strcasecmp in tr_TR does not fold 'I' to 'i'). */
+Test(str, ascii_ieq)
+{
+    cr_assert(kf_ascii_ieq("API.KIMI.COM", "api.kimi.com"));
+    cr_assert(kf_ascii_ieq("", ""));
+    cr_assert_not(kf_ascii_ieq("api.kimi.co", "api.kimi.com"));
+    cr_assert_not(kf_ascii_ieq("\xc4\xb1", "i")); /* dotless i is not i */
+    cr_assert_not(kf_ascii_ieq("\xc9", "\xe9"));  /* Latin-1 E/e acute: not ASCII, not folded */
+}

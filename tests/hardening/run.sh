@@ -37,10 +37,10 @@ unset KIMIFIX_MODE KIMIFIX_LOG LD_PRELOAD
 : >"$T/empty.rules"
 export KIMIFIX_RULES=$T/empty.rules
 PIDS=()
-our_relays() { # relays of this run (ours, or started on demand by the shim in $T/run)
-    local p
+our_relays() { # relays of this run (ours, or started on demand by the shim under $T:
+    local p     # $T/run, or a suite's own world such as security.py's $T/sec/run)
     for p in $(pgrep -x kimifix-relay); do
-        { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "XDG_RUNTIME_DIR=$T/run" && echo "$p"
+        { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -q "^XDG_RUNTIME_DIR=$T/" && echo "$p"
     done
 }
 cleanup() {

@@ -316,6 +316,13 @@ static void run(struct run *r, char *const argv[], const char *const env[])
         cr_assert_fail("%s: timed out", argv[0]);
     }
     r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    /* A relay the shim started for this run (auto mode, no CA yet) is the
+     * test's: stopped, not left running for its idle time. */
+    char stop[512];
+    snprintf(stop, sizeof stop, "XDG_RUNTIME_DIR=%s XDG_DATA_HOME=%s %s relay stop >/dev/null 2>&1",
+             xdg, xdg, CLI);
+    if (system(stop) != 0)
+        cr_log_warn("could not stop this run's relay");
     FILE *f = fopen(errf, "r");
     size_t n = f ? fread(r->err, 1, sizeof r->err - 1, f) : 0;
     r->err[n] = '\0';

@@ -200,7 +200,9 @@ int kf_runtime_dir(char *buf, size_t n, int create)
  * `unshare -n`, make demo) is unreachable from here, and its run lock
  * would keep ours from starting. RUNDIR/relay.net (a symlink naming a
  * namespace, never followed) says whose RUNDIR is: the first to start a
- * relay claims it; a process of another namespace uses RUNDIR/net-INODE.
+ * relay claims it (only a relay: a `relay status` run in a sandbox must not
+ * give RUNDIR to a namespace that is about to go); a process of another
+ * namespace uses RUNDIR/net-INODE.
  * Two readlinks per call, no open. Without /proc: RUNDIR, as before. */
 int kf_relay_dir(char *buf, size_t n, int create)
 {
@@ -214,8 +216,8 @@ int kf_relay_dir(char *buf, size_t n, int create)
     me[ml] = 0;
     ssize_t ol = readlink(mark, owner, sizeof owner - 1);
     if (ol < 0 && errno == ENOENT) {
-        if (!create || symlink(me, mark) == 0)
-            return 0; /* unclaimed (looked up: as before), or now ours */
+        if (create < KF_RELAY_DIR_CLAIM || symlink(me, mark) == 0)
+            return 0; /* unclaimed (as before), or now ours */
         ol = readlink(mark, owner, sizeof owner - 1); /* claimed meanwhile */
     }
     if (ol == ml && !memcmp(owner, me, (size_t)ml))

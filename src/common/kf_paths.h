@@ -36,8 +36,10 @@ int kf_private_dir(const char *path, int create);
 int kf_runtime_dir(char *buf, size_t n, int create);
 /* The relay's directory for this process's network namespace: the runtime
  * dir, or RUNDIR/net-INODE when RUNDIR/relay.net names another namespace
- * (create=1 claims an unclaimed RUNDIR, makes the subdirectory). Relay
- * state, locks, log, socket and leases live here; trust files in RUNDIR. */
+ * (create=1 makes the directories; KF_RELAY_DIR_CLAIM, the relay's own
+ * start, also claims an unclaimed RUNDIR). Relay state, locks, log, socket
+ * and leases live here; trust files in RUNDIR. */
+#define KF_RELAY_DIR_CLAIM 2
 int kf_relay_dir(char *buf, size_t n, int create);
 #define KF_RELAY_NET_MARK "relay.net"
 /* A relay that stops gives RUNDIR back (removes relay.net if it names its

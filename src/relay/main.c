@@ -298,7 +298,7 @@ int main(int argc, char **argv)
     raise_nofile();
     g_relay.uid = geteuid();
 
-    if (kf_relay_dir(g_relay.rundir, sizeof g_relay.rundir, 1) < 0 ||
+    if (kf_relay_dir(g_relay.rundir, sizeof g_relay.rundir, KF_RELAY_DIR_CLAIM) < 0 ||
         kf_data_dir(g_relay.datadir, sizeof g_relay.datadir, 1) < 0) {
         kf_log(KF_LOG_ERROR, "relay: private directories: %s (%s, %s)", strerror(errno),
                g_relay.rundir, g_relay.datadir);

@@ -407,6 +407,9 @@ NS=""
 if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then NS="unshare -n"
 elif unshare -rn true 2>/dev/null; then NS="unshare -rn"; fi
 if [ -n "$NS" ] && [ -x "$B/kimifix" ]; then
+    $CTL stop >/dev/null 2>&1
+    $NS "$B/kimifix" relay status >/dev/null 2>&1
+    check "netns: a status in another namespace claims nothing" test ! -L "$RUN/relay.net"
     $CTL start --idle 3001 >/dev/null 2>&1
     HP=$(state pid)
     check "netns: the first relay claims the runtime dir for its namespace" \

@@ -155,13 +155,10 @@ static int can_make(const char *path, char *why, size_t wn)
  * say whose that is, as a relay there cannot serve us. */
 static void say_other_netns(dr_report *r, const char *reldir)
 {
-    char run[PATH_MAX], mark[PATH_MAX + 16], owner[64] = "", me[64] = "";
-    if (kf_runtime_dir(run, sizeof run, 0) != 0 || !strcmp(run, reldir) ||
-        !kf_path_join(mark, sizeof mark, run, KF_RELAY_NET_MARK))
+    char run[PATH_MAX], owner[64], me[64];
+    if (kf_runtime_dir(run, sizeof run, 0) != 0 || !strcmp(run, reldir))
         return;
-    ssize_t o = readlink(mark, owner, sizeof owner - 1), m = readlink("/proc/self/ns/net", me, sizeof me - 1);
-    owner[o > 0 ? o : 0] = 0;
-    me[m > 0 ? m : 0] = 0;
+    kf_relay_net_owner(run, owner, me);
     dr_fact_add(r, 0, "relay dir", "%s: %s belongs to network namespace %s, this is %s (a relay "
                 "listens on loopback, which each namespace has its own of)", reldir, run, owner, me);
 }

@@ -209,19 +209,19 @@ int kf_relay_dir(char *buf, size_t n, int create)
     if (kf_runtime_dir(buf, n, create) < 0)
         return -1;
     char me[64], owner[64], mark[4200];
-    ssize_t ml = readlink("/proc/self/ns/net", me, sizeof me - 1);
-    const char *ino = ml > 0 ? memchr(me, '[', (size_t)ml) : NULL;
-    if (!ino || !kf_path_join(mark, sizeof mark, buf, KF_RELAY_NET_MARK))
+    if (kf_relay_net_owner(buf, owner, me))
         return 0;
-    me[ml] = 0;
-    ssize_t ol = readlink(mark, owner, sizeof owner - 1);
-    if (ol < 0 && errno == ENOENT) {
-        if (create < KF_RELAY_DIR_CLAIM || symlink(me, mark) == 0)
-            return 0; /* unclaimed (as before), or now ours */
-        ol = readlink(mark, owner, sizeof owner - 1); /* claimed meanwhile */
+    const char *ino = strchr(me, '[');
+    if (!ino)
+        return 0; /* no /proc: RUNDIR, as before */
+    if (!owner[0]) {
+        if (create < KF_RELAY_DIR_CLAIM)
+            return 0; /* unclaimed: as before */
+        if (kf_path_join(mark, sizeof mark, buf, KF_RELAY_NET_MARK) && symlink(me, mark) == 0)
+            return 0; /* now ours */
+        if (kf_relay_net_owner(buf, owner, me))
+            return 0; /* claimed meanwhile, by our namespace */
     }
-    if (ol == ml && !memcmp(owner, me, (size_t)ml))
-        return 0;
     size_t bl = strlen(buf);
     int r = snprintf(buf + bl, n - bl, "/net-%.*s", (int)strcspn(ino + 1, "]"), ino + 1);
     if (r < 0 || (size_t)r >= n - bl) {
@@ -231,15 +231,22 @@ int kf_relay_dir(char *buf, size_t n, int create)
     return kf_private_dir(buf, create);
 }
 
+int kf_relay_net_owner(const char *run, char owner[64], char me[64])
+{
+    char mark[4200];
+    ssize_t ol = -1, ml = readlink("/proc/self/ns/net", me, 63);
+    if (kf_path_join(mark, sizeof mark, run, KF_RELAY_NET_MARK))
+        ol = readlink(mark, owner, 63);
+    owner[ol > 0 ? ol : 0] = 0;
+    me[ml > 0 ? ml : 0] = 0;
+    return ml > 0 && ol == ml && !strcmp(me, owner);
+}
+
 void kf_relay_dir_release(const char *reldir)
 {
     char run[4096], mark[4200], me[64], owner[64];
-    if (kf_runtime_dir(run, sizeof run, 0) < 0 || strcmp(run, reldir) ||
-        !kf_path_join(mark, sizeof mark, run, KF_RELAY_NET_MARK))
-        return;
-    ssize_t ml = readlink("/proc/self/ns/net", me, sizeof me);
-    ssize_t ol = readlink(mark, owner, sizeof owner);
-    if (ml > 0 && ol == ml && !memcmp(me, owner, (size_t)ml))
+    if (kf_runtime_dir(run, sizeof run, 0) == 0 && !strcmp(run, reldir) &&
+        kf_relay_net_owner(run, owner, me) && kf_path_join(mark, sizeof mark, run, KF_RELAY_NET_MARK))
         unlink(mark);
 }
 

@@ -45,6 +45,9 @@ int kf_relay_dir(char *buf, size_t n, int create);
 /* A relay that stops gives RUNDIR back (removes relay.net if it names its
  * namespace): the next relay to start, of any namespace, claims it. */
 void kf_relay_dir_release(const char *reldir);
+/* RUNDIR/relay.net's namespace (owner, "" when unclaimed) and this
+ * process's (me), both "net:[INODE]": 1 when they are the same. */
+int kf_relay_net_owner(const char *run, char owner[64], char me[64]);
 int kf_data_dir(char *buf, size_t n, int create);
 /* Only the data directory's path (no check, no repair): -1 without HOME. */
 int kf_data_dir_path(char *buf, size_t n);

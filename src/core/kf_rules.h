@@ -37,7 +37,8 @@ kf_ruleset *kf_ruleset_load_text(const char *text, size_t len, const char *origi
 /* The user's rules file when none is given: $KIMIFIX_RULES if set and
  * non-empty (returned even if missing, so a typo is reported), else
  * ~/.config/kimifix/rules, else /etc/kimifix/rules, if readable.
- * Uses secure_getenv. Writes into buf; returns buf or NULL (none). */
+ * Uses secure_getenv. Writes into buf; returns buf or NULL: none, or
+ * (errno ENAMETOOLONG) the path it would name does not fit in n bytes. */
 const char *kf_rules_default_path(char *buf, size_t n);
 
 /* Does the file at `path` hold no directive at all (only blank lines and

@@ -145,14 +145,20 @@ const char *kf_rules_default_path(char *buf, size_t n)
 {
     const char *env = secure_getenv("KIMIFIX_RULES");
     if (env && *env) {
-        if (strlen(env) >= n)
+        if (strlen(env) >= n) {
+            errno = ENAMETOOLONG;
             return NULL;
+        }
         memcpy(buf, env, strlen(env) + 1);
         return buf;
     }
     const char *home = secure_getenv("HOME");
     if (home && *home) {
-        if (kf_cat3(buf, n, home, "/.config/kimifix/rules", NULL) > 0 && access(buf, R_OK) == 0)
+        if (kf_cat3(buf, n, home, "/.config/kimifix/rules", NULL) <= 0) {
+            errno = ENAMETOOLONG; /* not /etc's file: the user's may exist */
+            return NULL;
+        }
+        if (access(buf, R_OK) == 0)
             return buf;
     }
     if (access("/etc/kimifix/rules", R_OK) == 0 && n > sizeof "/etc/kimifix/rules") {

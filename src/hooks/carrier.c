@@ -29,7 +29,7 @@
 
 /* The relay port the process's proxy variables name (0: none). Set once
  * in the constructor, read by connect() and the TLS hooks. */
-static atomic_uint kf_proxy_port;
+static atomic_uint kf_proxy_port KF_START_DATA;
 
 /* 24 KiB: static, the constructor runs once. */
 static kf_envplan kf_plan;
@@ -77,6 +77,20 @@ __attribute__((noinline)) static void plan_relay_proxy(const kf_carrier_choice *
         kf_envplan_proxy(&kf_plan, secure_getenv, url);
 }
 
+/* Set what the plan says, and say so. */
+__attribute__((noinline)) static void apply_plan(const kf_carrier_choice *c, unsigned port)
+{
+    if (!kf_plan.n)
+        return;
+    if (kf_envplan_apply(&kf_plan, setenv, unsetenv) < 0)
+        kf_log(KF_LOG_WARN, "carrier: cannot set the proxy variables (%m)");
+    else if (c->carrier == KF_CARRIER_PROXY)
+        kf_log(c->inherited ? KF_LOG_DEBUG : KF_LOG_INFO, "carrier: proxy -- %s (relay port %u)",
+               c->why, port);
+    else
+        kf_log(KF_LOG_DEBUG, "carrier: shim -- %s: your proxy variables are back", c->why);
+}
+
 void kf_carrier_setup(int tls_inprocess, kf_relay_start_fn start)
 {
     kf_carrier_in in = {.get = secure_getenv, .no_preload = 0, .tls_inprocess = tls_inprocess};
@@ -92,21 +106,19 @@ void kf_carrier_setup(int tls_inprocess, kf_relay_start_fn start)
     if ((c.carrier == KF_CARRIER_PROXY || !kf_envplan_ca_exists()) &&
         !(relay = kf_relay_lookup(&st, NULL, 0) == 0))
         relay = start_relay(&c, start, &st);
-    kf_envplan_init(&kf_plan);
-    if (c.carrier == KF_CARRIER_PROXY && relay) {
-        plan_relay_proxy(&c, &st);
-    } else if (c.restore || (c.carrier == KF_CARRIER_PROXY && c.inherited)) {
-        /* In-process after all, or a relay named by a parent that is gone
-         * and cannot be started: the user's own proxy, never a dead one. */
-        kf_envplan_restore(&kf_plan, secure_getenv);
+    /* The plan is touched only when something may change: most starts
+     * (the shim carrier, nothing to restore) leave its pages alone. */
+    int proxy = c.carrier == KF_CARRIER_PROXY && relay;
+    if (proxy || c.restore || (c.carrier == KF_CARRIER_PROXY && c.inherited)) {
+        kf_envplan_init(&kf_plan);
+        if (proxy)
+            plan_relay_proxy(&c, &st);
+        else /* In-process after all, or a relay named by a parent that is
+              * gone and cannot be started: the user's own proxy, never a
+              * dead one. */
+            kf_envplan_restore(&kf_plan, secure_getenv);
+        apply_plan(&c, st.port);
     }
-    if (kf_plan.n && kf_envplan_apply(&kf_plan, setenv, unsetenv) < 0)
-        kf_log(KF_LOG_WARN, "carrier: cannot set the proxy variables (%m)");
-    else if (kf_plan.n && c.carrier == KF_CARRIER_PROXY)
-        kf_log(c.inherited ? KF_LOG_DEBUG : KF_LOG_INFO, "carrier: proxy -- %s (relay port %u)",
-               c.why, st.port);
-    else if (kf_plan.n)
-        kf_log(KF_LOG_DEBUG, "carrier: shim -- %s: your proxy variables are back", c.why);
     atomic_store(&kf_proxy_port, kf_env_relay_port(secure_getenv));
 }
 

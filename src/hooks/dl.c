@@ -45,8 +45,9 @@
 
 #define KF_HIDDEN __attribute__((visibility("hidden")))
 
-/* The real functions, for the assembly below (also set lazily). */
-KF_HIDDEN void *kf_dl_real_dlopen, *kf_dl_real_dlmopen;
+/* The real functions, for the assembly below (also set lazily); written
+ * by every start (kf_dl_ctor). */
+KF_HIDDEN void *kf_dl_real_dlopen KF_START_DATA, *kf_dl_real_dlmopen KF_START_DATA;
 KF_HIDDEN void *kf_dlopen_slow(const char *file, int mode, const void *caller);
 KF_HIDDEN void *kf_dlmopen_slow(Lmid_t ns, const char *file, int mode);
 KF_HIDDEN void kf_dlmopen_note(Lmid_t ns, const char *file, int mode);
@@ -173,7 +174,7 @@ void kf_dlmopen_note(Lmid_t ns, const char *file, int mode)
 /* ---- KIMIFIX_DEEPBIND ---- */
 
 enum { KF_DEEP_BIND, KF_DEEP_STRIP, KF_DEEP_OFF };
-static int kf_deep_mode;
+static int kf_deep_mode KF_START_DATA;
 
 static void kf_deep_mode_init(void)
 {

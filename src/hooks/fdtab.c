@@ -30,11 +30,11 @@
 
 #define KF_FD_CAP (1u << 20) /* 8 MiB of address space at most, touched lazily */
 
-struct kf_fdtab kf_fdtab;
+struct kf_fdtab kf_fdtab KF_START_DATA;
 
 static pthread_mutex_t kf_tab_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct kf_conn *kf_live, *kf_free;
-static atomic_int kf_owner_pid; /* the process whose memory this table is */
+static atomic_int kf_owner_pid KF_START_DATA; /* the process whose memory this table is */
 static atomic_int kf_fd_hi = -1; /* highest fd ever given a slot: bounds range walks */
 static _Atomic(struct kf_conn *) kf_deferred; /* conns with unrefs left by handlers */
 

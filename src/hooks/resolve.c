@@ -51,7 +51,7 @@ extern const char __ehdr_start[] __attribute__((visibility("hidden")));
 
 int kf_is_own_addr(const void *p)
 {
-    static _Atomic uintptr_t lo, hi;
+    static _Atomic uintptr_t lo KF_START_DATA, hi KF_START_DATA;
     uintptr_t l = atomic_load_explicit(&lo, memory_order_relaxed);
     uintptr_t h = atomic_load_explicit(&hi, memory_order_relaxed);
     if (!h) {

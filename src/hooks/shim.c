@@ -33,15 +33,15 @@
 #include "kf_rules_policy.h"
 #include "kf_shim.h"
 
-static pthread_once_t kf_once = PTHREAD_ONCE_INIT;
+static pthread_once_t kf_once KF_START_DATA = PTHREAD_ONCE_INIT;
 /* Tiny TLS, initial-exec: plain %fs-relative accesses, safe in a signal
  * handler (global-dynamic TLS may allocate on a thread's first access when
  * the library was dlopen()ed). */
 #define KF_TLS __thread __attribute__((tls_model("initial-exec")))
 static KF_TLS int kf_tl_initing; /* hooks re-entered during init (same thread) */
 KF_TLS unsigned kf_tl_held;       /* shim locks this thread holds (kf_shim.h) */
-static atomic_int kf_ready;
-static int kf_mode = KF_MODE_AUTO;
+static atomic_int kf_ready KF_START_DATA;
+static int kf_mode KF_START_DATA = KF_MODE_AUTO;
 
 /* ---- rules loading ---- */
 
@@ -60,8 +60,9 @@ static void kf_diag(void *ud, const char *line)
  * them. A broken file follows the one policy (docs/rules.md, "When the
  * rules file is broken"): the built-ins stay in effect, the file is
  * ignored, one line says so, once per process. */
-static char kf_rules_buf[4096] KF_START_DATA;
-static const char *kf_rules_file; /* NULL: built-ins only */
+static char kf_rules_path[256] KF_START_DATA; /* where the path usually fits */
+static char kf_rules_path_long[4096];          /* else: a page of its own */
+static const char *kf_rules_file KF_START_DATA; /* NULL: built-ins only */
 /* Static: ~5 KiB, used once, under kf_rules_lazy's lock (a hook may run on
  * a small thread stack). */
 static kf_rules_src kf_rules_from;
@@ -93,7 +94,7 @@ static kf_ruleset *kf_load_rules(void *ud)
  * nodesource Node, Bun): its TLS calls are direct, no hook sees plaintext.
  * RTLD_DEFAULT searches the main program first, so if it exports SSL_write
  * that is what we get. */
-static int kf_static_tls;
+static int kf_static_tls KF_START_DATA;
 
 static void kf_check_static_tls(void)
 {
@@ -223,7 +224,10 @@ static void kf_do_init(void)
 
     if (kf_mode != KF_MODE_OFF) {
         kf_fdtab_init();
-        kf_rules_file = kf_rules_default_path(kf_rules_buf, sizeof kf_rules_buf);
+        errno = 0;
+        kf_rules_file = kf_rules_default_path(kf_rules_path, sizeof kf_rules_path);
+        if (!kf_rules_file && errno == ENAMETOOLONG)
+            kf_rules_file = kf_rules_default_path(kf_rules_path_long, sizeof kf_rules_path_long);
         kf_check_static_tls();
     }
     pthread_atfork(kf_atfork_prepare, kf_atfork_parent, kf_atfork_child);
@@ -244,7 +248,7 @@ void kf_shim_init(void)
  * ran the init earlier. */
 __attribute__((constructor)) static void kf_shim_ctor(void)
 {
-    static int done;
+    static int done KF_START_DATA;
     kf_shim_init();
     if (!done) {
         done = 1;

@@ -34,14 +34,14 @@
 #include "steer_ctx.h"
 #include "steer_int.h"
 
-static int kf_steer_on; /* set once by kf_steer_setup (constructor) */
+static int kf_steer_on KF_START_DATA; /* set once by kf_steer_setup (constructor) */
 
 /* ---- is the process's TLS visible to the in-process hooks? ---- */
 
 /* Which hooked libraries are loaded: bits only ever get set (a library may
  * be dlopen'ed late, e.g. Python's _ssl; once seen it counts as there). */
 enum { KF_LIB_SSL = 1, KF_LIB_GNUTLS = 2, KF_LIB_CURL = 4 };
-static atomic_int kf_libs_seen;
+static atomic_int kf_libs_seen KF_START_DATA;
 
 static int kf_libs_cb(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -100,16 +100,16 @@ static int kf_upstream_via_relay(unsigned port)
 /* Set when the trust variables point at the kimifix CA (or already did):
  * only then may a TLS connection be steered (else the client would refuse
  * the relay's certificate: worse than going direct). */
-static int kf_trust_ok;
+static int kf_trust_ok KF_START_DATA;
 /* A JVM that could not be given a trust store holding the kimifix CA: it
  * honours no CA variable, so none of its TLS is steered (trust-ctx). */
-static int kf_java_refuses;
+static int kf_java_refuses KF_START_DATA;
 
 static void kf_set_trust(void)
 {
     /* static, not on the stack: the constructor runs once, and a plan
      * touches only the bytes it writes (kf_trust.h) */
-    static kf_trust_plan plan KF_START_DATA;
+    static kf_trust_plan plan KF_START_TAIL;
     const kf_trust_var *v = plan.v;
     int n = kf_trust_env(&plan);
     if (n < 0)

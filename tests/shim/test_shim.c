@@ -140,7 +140,8 @@ static void srv_wait(struct tsrv *s)
 
 struct run {
     char dir[64];
-    char rules[128];
+    char sub[512]; /* the rules file's own dir when g_long_rules ("": dir) */
+    char rules[640];
     int status;
     char err[65536];
     size_t errlen;
@@ -163,6 +164,9 @@ static char *slurp(const char *path, size_t *len)
 
 /* KIMIFIX_MODE for run_prog (NULL: unset, i.e. auto). */
 static const char *g_mode;
+/* run_prog puts the rules file at a path over 256 bytes (the shim keeps
+ * shorter ones on a page every start writes, longer ones elsewhere). */
+static int g_long_rules;
 
 /* rules: text of the rules file (a connect-to line for api.kimi.com:80 to
  * the server is appended when port > 0); NULL: no KIMIFIX_RULES at all.
@@ -173,8 +177,17 @@ static void run_prog(struct run *r, char *const argv[], const char *rules, int p
     snprintf(r->dir, sizeof r->dir, "/tmp/kfshim.XXXXXX");
     cr_assert(mkdtemp(r->dir));
     r->rules[0] = 0;
+    r->sub[0] = 0;
+    if (rules && g_long_rules) {
+        char d[201];
+        memset(d, 'd', 200);
+        d[200] = 0;
+        snprintf(r->sub, sizeof r->sub, "%s/%s", r->dir, d);
+        cr_assert_eq(mkdir(r->sub, 0700), 0);
+    }
     if (rules) {
-        snprintf(r->rules, sizeof r->rules, "%s/rules", r->dir);
+        snprintf(r->rules, sizeof r->rules, "%s/%s", r->sub[0] ? r->sub : r->dir,
+                 g_long_rules ? "rules-kept-at-a-path-longer-than-256-bytes" : "rules");
         FILE *f = fopen(r->rules, "w");
         fputs(rules, f);
         if (port > 0)
@@ -237,6 +250,8 @@ done:
     unlink(err);
     if (r->rules[0])
         unlink(r->rules);
+    if (r->sub[0])
+        rmdir(r->sub);
     rmdir(r->dir);
     /* (14) the library never writes to the program's stdout */
     cr_expect_eq(r->outlen, 0, "stdout of %s is not empty", argv[1]);
@@ -320,6 +335,23 @@ Test(shim, one_write)
     cr_expect(strstr(r.err, "[libc] api.kimi.com: rules kimi-coding-double-v1, test-grow: "
                             "POST /coding/v1/v1/messages -> /coding/v1/messages"),
               "log line missing:\n%s", r.err);
+}
+
+/* The rules file's path does not fit the shim's short buffer: it is
+ * still the file in effect (its rule rewrites, its name in the log). */
+Test(shim, rules_file_at_a_long_path)
+{
+    struct tsrv *s = srv_start(1, 0);
+    struct run r;
+    g_long_rules = 1;
+    run_client(&r, "one", s, NULL, TEST_RULES);
+    g_long_rules = 0;
+    cr_assert_gt(strlen(r.rules), 256, "%s", r.rules);
+    srv_wait(s);
+    struct buf w = { 0 };
+    add_req(&w, 5, 0, 1, 1);
+    expect_conn(s, 0, &w);
+    cr_expect(strstr(r.err, "rules kimi-coding-double-v1, test-grow: "), "%s", r.err);
 }
 
 Test(shim, split_at_every_byte)

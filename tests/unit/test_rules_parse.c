@@ -1,5 +1,6 @@
 /* test_rules_parse.c - the rules language: every directive, every error
  * message (exact text), quoting, comments, defaults off / disable, dump. */
+#include <errno.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,8 +278,16 @@ Test(rules_parse, default_path_lookup)
     char buf[512];
     setenv("KIMIFIX_RULES", "/some/where.rules", 1);
     cr_assert_str_eq(kf_rules_default_path(buf, sizeof buf), "/some/where.rules");
+    errno = 0;
     cr_assert_null(kf_rules_default_path(buf, 5), "does not fit");
+    cr_assert_eq(errno, ENAMETOOLONG, "said why: the shim retries with a larger buffer");
     unsetenv("KIMIFIX_RULES");
+    /* ~/.config/kimifix/rules too long for the buffer: not /etc's file
+     * instead (the user's may exist), but "too long" */
+    setenv("HOME", "/a/home/whose/rules/path/is/longer/than/the/buffer", 1);
+    errno = 0;
+    cr_assert_null(kf_rules_default_path(buf, 40));
+    cr_assert_eq(errno, ENAMETOOLONG);
     char home[] = "/tmp/kf-home-XXXXXX";
     cr_assert_not_null(mkdtemp(home));
     setenv("HOME", home, 1);
@@ -287,6 +296,8 @@ Test(rules_parse, default_path_lookup)
         cr_assert_str_eq(p, "/etc/kimifix/rules");
     else
         cr_assert_null(p, "nothing exists: no file");
+    if (!p)
+        cr_assert_neq(errno, ENAMETOOLONG, "none is not too long");
     char dir[600], file[700];
     snprintf(dir, sizeof dir, "%s/.config", home);
     mkdir(dir, 0700);

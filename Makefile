@@ -22,7 +22,10 @@ LDFLAGS += $(EXTRA_LDFLAGS)
 # ---- The shared base: everything more than one fragment names. The
 # fragments (mk/*.mk, read by a glob in no promised order) name only these
 # and their own variables, so none depends on another being read first.
-MULTIARCH   := $(shell $(CC) -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
+# Debian's multiarch name (/usr/lib/x86_64-linux-gnu): -print-multiarch,
+# which gcc and clang both answer alike; clang's -dumpmachine says
+# x86_64-pc-linux-gnu, a directory that does not exist.
+MULTIARCH   := $(or $(shell $(CC) -print-multiarch 2>/dev/null),$(shell $(CC) -dumpmachine 2>/dev/null),x86_64-linux-gnu)
 SHIM_LIB    := $(B)/libkimifix.so
 KIMIFIX     := $(B)/kimifix
 RELAY_BIN   := $(B)/kimifix-relay

@@ -6,7 +6,7 @@
 E2E_CFLAGS   := $(TEST_BASE_CFLAGS)
 # libcurl-gnutls has the same API as libcurl4-openssl (whose headers we use;
 # the two -dev packages conflict), so link its runtime library by path.
-E2E_GNUTLS_LIB := $(firstword $(wildcard /usr/lib/$(shell $(CC) -dumpmachine)/libcurl-gnutls.so.4 \
+E2E_GNUTLS_LIB := $(firstword $(wildcard /usr/lib/$(MULTIARCH)/libcurl-gnutls.so.4 \
                     /usr/lib/libcurl-gnutls.so.4) libcurl-gnutls.so.4)
 
 $(E2E_DIR)/libcurl-openssl: tests/e2e/clients/libcurl_client.c

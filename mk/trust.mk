@@ -55,8 +55,8 @@ CHECK_SUITES += check-trust-core check-trust-relay check-trust-shim check-trust-
 # The e2e trust suite's client with a private root store (tests/e2e/suites/
 # trust.py): OpenSSL linked in statically, symbols not exported.
 TRUST_PINNED := $(B)/tests/e2e/pinned-client
-TRUST_SSL_A  := $(firstword $(wildcard /usr/lib/$(shell $(CC) -dumpmachine)/libssl.a /usr/lib/libssl.a))
-TRUST_CRYPTO_A := $(firstword $(wildcard /usr/lib/$(shell $(CC) -dumpmachine)/libcrypto.a /usr/lib/libcrypto.a))
+TRUST_SSL_A  := $(firstword $(wildcard /usr/lib/$(MULTIARCH)/libssl.a /usr/lib/libssl.a))
+TRUST_CRYPTO_A := $(firstword $(wildcard /usr/lib/$(MULTIARCH)/libcrypto.a /usr/lib/libcrypto.a))
 $(TRUST_PINNED): tests/e2e/clients/pinned_client.c
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) -Wall -Wextra -Werror $(OPT) -o $@ $< $(TRUST_SSL_A) $(TRUST_CRYPTO_A) -ldl -pthread $(LDFLAGS)

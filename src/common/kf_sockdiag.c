@@ -93,7 +93,7 @@ static int diag_dump(int family, struct scan *s)
             continue;
         if (n <= 0)
             break;
-        int len = (int)n;
+        unsigned len = (unsigned)n; /* NLMSG_OK compares it with the u32 nlmsg_len */
         for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
             if (h->nlmsg_type == NLMSG_DONE) {
                 raw_close(fd);

@@ -6,7 +6,8 @@
 #   BENCH_ARGS='--only 2,7'     some figures only
 BENCH_DIR    := $(B)/bench
 BENCH_CFLAGS := $(CSTD) $(WARN) $(OPT) -pthread $(INC) $(EXTRA_CFLAGS)
-BENCH_BINS   := $(addprefix $(BENCH_DIR)/,fastpath engine tracked spawn sink hclient curlreq libempty.so)
+BENCH_BINS   := $(addprefix $(BENCH_DIR)/,fastpath engine tracked spawn sink hclient curlreq libempty.so \
+                  libsized.so)
 
 $(BENCH_DIR)/fastpath $(BENCH_DIR)/tracked $(BENCH_DIR)/spawn: $(BENCH_DIR)/%: bench/%.c bench/common.h
 	@mkdir -p $(@D)
@@ -21,6 +22,11 @@ $(BENCH_DIR)/engine: bench/engine.c bench/common.h $(CORE_LIB)
 $(BENCH_DIR)/libempty.so: bench/empty.c
 	@mkdir -p $(@D)
 	$(CC) $(BENCH_CFLAGS) -fPIC -shared -o $@ $< $(LDFLAGS)
+
+# And an object of the shim's size that runs nothing (bench/sized.c).
+$(BENCH_DIR)/libsized.so: bench/sized.c
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -Wno-missing-prototypes -fPIC -shared -o $@ $< $(LDFLAGS)
 
 $(BENCH_DIR)/sink: bench/sink.c
 	@mkdir -p $(@D)

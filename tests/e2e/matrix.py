@@ -161,6 +161,20 @@ def clients(env):
         Client("py-httpx", "raw", py + [CL + "/http_py.py", "httpx"], without(RAW, "expect-100"),
                skip=need("/usr/lib/python3/dist-packages/httpx")),
     ]
+    # Beyond the issues' clients: Python's asyncio TLS (aiohttp: a memory-BIO
+    # SSLObject), Ruby's Net::HTTP (a dlopen()ed openssl extension) and Perl's
+    # LWP (Net::SSLeay), on the scenarios that tell a stack apart
+    other_stacks = ["double-v1", "double-v1-http", "platform-openai", "kimi-key-moonshot",
+                    "neg-unrelated-host", "keepalive", "sse"]
+    out += [
+        Client("py-aiohttp", "raw", py + [CL + "/http_py.py", "aiohttp"], other_stacks + ["chunked"],
+               skip=need("/usr/lib/python3/dist-packages/aiohttp")),
+        Client("ruby-net-http", "raw", ["/usr/bin/ruby", CL + "/ruby_http.rb"], other_stacks + ["chunked"],
+               skip=need("/usr/bin/ruby")),
+        Client("perl-lwp", "raw", ["/usr/bin/perl", CL + "/perl_lwp.pl"], other_stacks,
+               env={"PERL_LWP_SSL_CA_FILE": "{cacert}"},
+               skip=need("/usr/share/perl5/LWP/Protocol/https.pm")),
+    ]
     # the python3 a user gets first on PATH (here pyenv's shim), if not Debian's
     path_py = shutil.which("python3")
     other = path_py and os.path.realpath(path_py) != os.path.realpath(SYS_PY)
@@ -340,7 +354,9 @@ def run_client(test, env, req, kimifix, extra_env=None, during=None):
         if k.startswith(("E2E_", "KIMIFIX_", "LD_PRELOAD")):
             del e[k]
     path, sha, n = env.body(req["body"])
-    e.update(c.env)
+    # "{cacert}" in a client's own variables: the run's test CA (known later
+    # than the client list)
+    e.update({k: v.replace("{cacert}", env.cacert) for k, v in c.env.items()})
     e.update(E2E_URL=req["url"], E2E_BASE_URL=req["base"] or "", E2E_API_KEY=test.scn.key,
              E2E_HEADERS="\n".join("%s: %s" % h for h in req["headers"]),
              E2E_REPEAT=str(test.scn.repeat), E2E_CACERT=env.cacert, E2E_TIMEOUT="45",

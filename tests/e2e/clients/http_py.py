@@ -1,8 +1,9 @@
-"""Python HTTP driver: `python3 http_py.py urllib|requests|httpx`.
+"""Python HTTP driver: `python3 http_py.py urllib|requests|httpx|aiohttp`.
 
 Each library is used the way an application uses it, with its own trust
 variable (urllib: SSL_CERT_FILE via OpenSSL's defaults; requests:
-REQUESTS_CA_BUNDLE; httpx: SSL_CERT_FILE). Interface: common.py."""
+REQUESTS_CA_BUNDLE; httpx: SSL_CERT_FILE; aiohttp: OpenSSL's defaults, its
+TLS through asyncio's memory-BIO SSLObject). Interface: common.py."""
 import os
 import sys
 
@@ -75,5 +76,32 @@ def run_httpx():
         out.facts["connections"] = len(c._transport._pool.connections)
 
 
-{"urllib": run_urllib, "requests": run_requests, "httpx": run_httpx}[LIB]()
+def run_aiohttp():
+    import asyncio
+
+    import aiohttp
+
+    async def chunks():
+        for c in common.body_chunks(BODY):
+            yield c
+
+    async def main():
+        conn = aiohttp.TCPConnector(limit=1)
+        async with aiohttp.ClientSession(connector=conn, auto_decompress=False) as s:
+            for _ in range(REPEAT):
+                data = chunks() if BODY is not None and CHUNKED else BODY
+                async with s.request(METHOD, URL, data=data, headers=HDRS,
+                                     timeout=aiohttp.ClientTimeout(total=30)) as r:
+                    out.statuses.append(r.status)
+                    got = b""
+                    async for c in r.content.iter_any():
+                        out.chunk(c)
+                        got += c
+                    out.body = got
+            out.facts["connections"] = sum(len(v) for v in conn._conns.values())
+
+    asyncio.run(main())
+
+
+{"urllib": run_urllib, "requests": run_requests, "httpx": run_httpx, "aiohttp": run_aiohttp}[LIB]()
 out.done()

@@ -282,13 +282,28 @@ static void gt_drop_saved(struct gt_conn *c)
     c->saved_len = 0;
 }
 
-static struct gt_conn *gt_conn_for_write(gnutls_session_t s, const kf_ruleset *rs)
+/* A session whose socket connect() steered to the relay is rewritten there
+ * (as for OpenSSL; else each rule applies twice: an add-header twice).
+ * GnuTLS keeps the socket as the transport pointer (gnutls_transport_
+ * set_int, or set_ptr with an fd: wget); a pointer that is no fd is
+ * almost never a steered fd's number, and if it were, the session would
+ * only go unfixed. */
+static int gt_steered(gnutls_session_t s, const void *caller)
+{
+    typedef int (*gt_int_fn)(gnutls_session_t);
+    gt_int_fn get_int = (gt_int_fn)kf_real_lib("gnutls_transport_get_int", caller);
+    int fd = get_int ? get_int(s) : -1;
+    return fd >= 0 && kf_shim_fd_steered(fd);
+}
+
+static struct gt_conn *gt_conn_for_write(gnutls_session_t s, const kf_ruleset *rs, const void *caller)
 {
     struct gt_conn *c = kf_obj_get(KF_OBJ_GNUTLS, s);
     if (!c)
         return NULL;
     if (c->verdict == GC_UNDECIDED) {
-        int rel = c->host[0] && !c->by_curl && kf_rules_host_relevant(rs, c->host, 443);
+        int rel = c->host[0] && !c->by_curl && kf_rules_host_relevant(rs, c->host, 443) &&
+                  !gt_steered(s, caller);
         c->verdict = rel ? GC_REWRITE : GC_PASS;
     }
     return c->verdict == GC_REWRITE ? c : NULL;
@@ -342,7 +357,7 @@ static ssize_t kf_gnutls_send(gnutls_session_t s, const void *data, size_t size,
     const kf_ruleset *rs;
     struct gt_conn *c;
     if (gt_depth > 0 || kf_obj_count(KF_OBJ_GNUTLS) == 0 || !(rs = kf_shim_rules()) ||
-        !(c = gt_conn_for_write(s, rs)))
+        !(c = gt_conn_for_write(s, rs, caller)))
         return two ? real2(s, data, size, pad, flags) : real1(s, data, size);
     struct gt_io io = { s, real1, real2, pad, flags };
     gt_depth++;

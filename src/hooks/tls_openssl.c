@@ -343,6 +343,41 @@ KF_EXPORT int SSL_do_handshake(SSL *ssl)
 
 /* ---- the write path ---- */
 
+/* No socket under this SSL (a memory BIO: Python's asyncio and aiohttp,
+ * Node on a shared libssl), so connect() steering cannot be told by its
+ * fd. A connection the relay answers says so in its certificate: issued by
+ * the kimifix CA (O=kimifix, CN "kimifix local CA (...)", src/relay/ca.c).
+ * The relay rewrites such a request; rewriting it here as well would apply
+ * each rule twice (an add-header twice). A server that only claims the
+ * name gets its requests unfixed, nothing worse. OpenSSL 3 has
+ * SSL_get0_peer_certificate, 1.1 only SSL_get_peer_certificate (+1 ref). */
+static int ossl_peer_is_relay(SSL *ssl, const void *caller)
+{
+    typedef void *(*peer_fn)(const SSL *);
+    typedef void *(*issuer_fn)(const void *);
+    typedef int (*text_fn)(void *, int, char *, int);
+    typedef void (*x509_free_fn)(void *);
+    peer_fn get0 = (peer_fn)kf_real_lib("SSL_get0_peer_certificate", caller);
+    peer_fn get1 = get0 ? NULL : (peer_fn)kf_real_lib("SSL_get_peer_certificate", caller);
+    issuer_fn issuer = (issuer_fn)kf_real_lib("X509_get_issuer_name", caller);
+    text_fn text = (text_fn)kf_real_lib("X509_NAME_get_text_by_NID", caller);
+    x509_free_fn x509_free = (x509_free_fn)kf_real_lib("X509_free", caller);
+    if ((!get0 && !(get1 && x509_free)) || !issuer || !text)
+        return 0;
+    void *cert = get0 ? get0(ssl) : get1(ssl);
+    if (!cert)
+        return 0; /* no handshake yet (this write runs it): as before */
+    void *name = issuer(cert);
+    char o[16] = "", cn[32] = "";
+    int is = name && text(name, 17 /* NID_organizationName */, o, sizeof o) == 7 &&
+             !memcmp(o, "kimifix", 7) &&
+             text(name, 13 /* NID_commonName */, cn, sizeof cn) > 16 &&
+             !memcmp(cn, "kimifix local CA", 16);
+    if (get1)
+        x509_free(cert);
+    return is;
+}
+
 /* The connection record when its writes go through the rewriter, NULL when
  * they pass straight (server side, libcurl's own connections, hosts no rule
  * can match). Decided on the first write and cached. */
@@ -368,7 +403,7 @@ static struct ossl_conn *ossl_conn_for_write(SSL *ssl, const kf_ruleset *rs, con
      * `upstream` rule can also choose the connection. */
     ssl_cint_fn get_fd = (ssl_cint_fn)kf_real_lib("SSL_get_fd", caller);
     int fd = get_fd ? get_fd(ssl) : -1;
-    if (fd >= 0 && kf_shim_fd_steered(fd))
+    if (fd >= 0 ? kf_shim_fd_steered(fd) : ossl_peer_is_relay(ssl, caller))
         return NULL;
     const char *sni = sname(ssl, KF_TLSEXT_NAMETYPE_host_name);
     if (!sni)

@@ -889,6 +889,15 @@ DIAG = {
          "would take a much smaller library: a first stage of hooks and the fd table, with the engine "
          "and the relay client loaded on the first call that needs them.",
     "7": "",
+    "13": "The blind tunnel's bytes cross the relay as recv() into one 64 KiB buffer and send() out of "
+          "it; the profile above is nearly all kernel: TCP on loopback both ways, the two copies "
+          "(`_copy_to_iter`, `_copy_from_iter`, about a fifth), the hypervisor's interrupt enabling; "
+          "the relay's own code is a few per cent. Tried and dropped: splice(2) through a pipe per "
+          "direction once a tunnel turns bulk (64 KiB and 512 KiB pipes): the same throughput and the "
+          "same relay CPU per GiB, so the copies are not what limits it. What does: three busy "
+          "processes (client TLS, relay, sink TLS) on this machine's two vCPUs where the direct arm has "
+          "two, and two more loopback TCP traversals per byte. The row gives the relay's CPU per GiB; "
+          "on a machine with a core to spare the ratio is bounded by that, not by the cores.",
 }
 
 if misses:

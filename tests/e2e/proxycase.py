@@ -110,6 +110,14 @@ def doctor(env, rundir, **extra):
     return p.returncode, p.stdout.decode()
 
 
+def rules_file(env, where, name, text):
+    """A rules file NAME holding TEXT in the run's private dir WHERE."""
+    path = os.path.join(env.private(where), name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def verdict(res, name, problems):
     res.report("FAIL" if problems else "PASS", name, "; ".join(problems))
 

@@ -21,7 +21,7 @@ import subprocess
 
 import matrix
 from proxycase import (BASE, HANG, any_client_or_skip, auth_header, clean_env, relay_log,
-                       relay_port, relay_token, run, verdict)
+                       relay_port, relay_token, rules_file, run, verdict)
 
 BROKEN = ("rule would-add\n    host api.kimi.com\n    add-header X-Kimifix-Broken yes\n"
           "rule broken\n    bogus-directive x\n"
@@ -47,9 +47,7 @@ def t_case(env, fake, res, name):
     c = any_client_or_skip(env, res, name, cname)
     if not c:
         return
-    rules = os.path.join(env.private("rules-policy"), "broken.rules")
-    with open(rules, "w") as f:
-        f.write(BROKEN)
+    rules = rules_file(env, "rules-policy", "broken.rules", BROKEN)
     problems = []
     if (c.name, "double-v1") not in BASE:
         p, _ = run(env, fake, c, "double-v1", "without", name + "/without")

@@ -19,7 +19,7 @@ import os
 import subprocess
 
 import matrix
-from proxycase import NO_USER_PROXY, any_client_or_skip, clean_env, relay_log, verdict
+from proxycase import NO_USER_PROXY, any_client_or_skip, clean_env, relay_log, rules_file, verdict
 
 RULES = "rule once\n    host api.kimi.com\n    add-header X-Kimifix-Once yes\n"
 CLIENTS = ("py-aiohttp", "node18-fetch", "wget", "py-urllib")
@@ -46,9 +46,7 @@ def t_once(env, fake, res, name, cname):
     c = any_client_or_skip(env, res, name, cname)
     if not c:
         return
-    rules = os.path.join(env.private("steered-once"), "once.rules")
-    with open(rules, "w") as f:
-        f.write(RULES)
+    rules = rules_file(env, "steered-once", "once.rules", RULES)
     scn = matrix.scenarios()["double-v1"]
     t = matrix.Test(name, c, scn, "with")
     e = dict(NO_USER_PROXY, KIMIFIX_RULES=rules, KIMIFIX_MODE="relay")

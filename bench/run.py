@@ -889,6 +889,17 @@ DIAG = {
          "would take a much smaller library: a first stage of hooks and the fd table, with the engine "
          "and the relay client loaded on the first call that needs them.",
     "7": "",
+    "10": "Where the relay is behind nginx, the profile above is its worker at 32 connections: OpenSSL's "
+          "record work and the kernel's TCP, the engine a few per cent. The request rate at one "
+          "connection moves between 0.90 and 1.00 of nginx's from run to run while the relay makes fewer "
+          "system calls per request (10.2 -> 6, nginx 10; docs/relay.md \"Under load\"): it follows where "
+          "h2load, the proxy and the sink land on the two vCPUs, not the proxy's work. At 128 connections "
+          "the relay answers 1.5-1.8x nginx's rate and its p99 stays within about 10 % of nginx's; more "
+          "requests queued behind the same two cores is what the tail measures.",
+    "11": "The request-rate rows are the verdict the issue states; the CPU-time rows divide h2load's own "
+          "CPU per request, whose per-round spread (0.74-1.33 at 32 connections) is wider than the gap. "
+          "The deterministic measure is the instructions-per-request row: the engine's share "
+          "(kf_stream_feed) and the hook's are listed there.",
     "13": "The blind tunnel's bytes cross the relay as recv() into one 64 KiB buffer and send() out of "
           "it; the profile above is nearly all kernel: TCP on loopback both ways, the two copies "
           "(`_copy_to_iter`, `_copy_from_iter`, about a fifth), the hypervisor's interrupt enabling; "

@@ -46,7 +46,7 @@
     "    add-header X-Kimifix-Test grown-by-kimifix-0123456789-0123456789\n"
 
 static const char *B;
-static char dir[64], rules_path[128], stream_path[128], log_path[128], report_path[128],
+static char dir[64], run_dir[96], rules_path[128], stream_path[128], log_path[128], report_path[128],
     err_path[128];
 static char preload_kf[16384], preload_base[16384];
 static int verbose;
@@ -296,6 +296,25 @@ static int hard_error_ok(const result *r)
            (r->status == 3 && (strstr(r->err, "error 32 ") || strstr(r->err, "error 104 ")));
 }
 
+/* The relay a client's shim started in run_dir, by the pid its own state
+ * file names: SIGTERM, then up to 5 s for it to go. */
+static void stop_relay(void)
+{
+    char path[sizeof run_dir + 32], line[128];
+    snprintf(path, sizeof path, "%s/kimifix/relay.state", run_dir);
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "pid %ld", &pid) == 1)
+            break;
+    if (f)
+        fclose(f);
+    if (pid <= 1 || kill((pid_t)pid, SIGTERM) != 0)
+        return;
+    for (int i = 0; i < 500 && kill((pid_t)pid, 0) == 0; i++)
+        usleep(10000);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -311,6 +330,18 @@ int main(int argc, char **argv)
     snprintf(log_path, sizeof log_path, "%s/kimifix.log", dir);
     snprintf(report_path, sizeof report_path, "%s/report", dir);
     snprintf(err_path, sizeof err_path, "%s/stderr", dir);
+    /* A private world: the clients run in auto mode on a fresh account, so
+     * their shim starts a relay (it makes the CA). It lives in dir/run and
+     * is stopped at the end, never in the caller's runtime dir (a relay of
+     * a temporary HOME there would serve the user's own clients a CA they
+     * do not trust, until it idles out). */
+    snprintf(run_dir, sizeof run_dir, "%s/run", dir);
+    char data_dir[sizeof dir + 8];
+    snprintf(data_dir, sizeof data_dir, "%s/data", dir);
+    if (mkdir(run_dir, 0700) || mkdir(data_dir, 0700))
+        return 1;
+    setenv("XDG_RUNTIME_DIR", run_dir, 1);
+    setenv("XDG_DATA_HOME", data_dir, 1);
     FILE *f = fopen(rules_path, "w");
     fputs(RULES, f);
     fclose(f);
@@ -420,6 +451,7 @@ int main(int argc, char **argv)
     free(logbuf);
     printf("faults: %ld cases, %ld write points seen, %ld faults injected\n", cases, total_points,
            total_faults);
+    stop_relay();
     printf("faults: %d passed, %d failed\n", passed, failed);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -876,18 +876,18 @@ DIAG = {
          "`poll()` round per direction.",
     "6": "No rules are parsed at start any more (the bench's user file is empty, the built-ins are "
          "summarised at build time), libc symbols are resolved by their hook's first call, and the "
-         "data every start writes sits on the one page the loader writes anyway (mk/shim-start.ld), "
-         "so a start under the shim touches ~6-11 pages more than under the empty object. The "
-         "`bench/sized.c` row is the reference for the rest: an object of the shim's size that runs "
-         "nothing costs most of what off mode costs, i.e. on this VM the bulk of the gap is the kernel "
-         "mapping (and at exit unmapping) a ~230 KB library, not anything the shim does. What the shim "
-         "adds beyond that: binding the libc functions the constructor calls (lazy PLT), the "
-         "environment read, one dlsym (write), the fd table, the static-TLS check, and in auto mode "
-         "the relay trust variables (`kf_set_trust`: paths, access(), setenv; with a CA variable "
-         "already set, a combined CA file), which auto mode must do before main; the instruction "
-         "counts are in the rows (~10-20k instructions is ~5-10 µs here). Reaching the floor + 60 µs "
-         "would take a much smaller library: a first stage of hooks and the fd table, with the engine "
-         "and the relay client loaded on the first call that needs them.",
+         "data every start writes sits on the one page the loader writes anyway (mk/shim-start.ld). "
+         "Read the rows as layers: empty object -> `bench/sized.c` (an object of the shim's size that "
+         "runs nothing) is what mapping and unmapping a library that big costs; sized -> off mode is "
+         "the shim's constructor and lazy binding (the instruction delta, ~27k, is ~10 µs here); off "
+         "-> inherited/inprocess adds the fd table, the rules path, the static-TLS check and, "
+         "inherited, checking the trust variables it was given; inherited -> auto adds setting them "
+         "(`kf_set_trust`: paths, access(), setenv and malloc's first use), which auto mode must do "
+         "before main and which a process pays once per `kimifix CMD`, its children not. The wall "
+         "clock of one layer is often inside the per-round noise of the next: the page-fault and "
+         "instruction columns are the deterministic part. Reaching the floor + 60 µs in every mode "
+         "would take a much smaller library: a first stage of hooks and the fd table, with the "
+         "engine and the relay client loaded on the first call that needs them.",
     "7": "",
     "10": "Where the relay is behind nginx, the profile above is its worker at 32 connections: OpenSSL's "
           "record work and the kernel's TCP, the engine a few per cent. The request rate at one "
@@ -896,10 +896,13 @@ DIAG = {
           "h2load, the proxy and the sink land on the two vCPUs, not the proxy's work. At 128 connections "
           "the relay answers 1.5-1.8x nginx's rate and its p99 stays within about 10 % of nginx's; more "
           "requests queued behind the same two cores is what the tail measures.",
-    "11": "The request-rate rows are the verdict the issue states; the CPU-time rows divide h2load's own "
-          "CPU per request, whose per-round spread (0.74-1.33 at 32 connections) is wider than the gap. "
-          "The deterministic measure is the instructions-per-request row: the engine's share "
-          "(kf_stream_feed) and the hook's are listed there.",
+    "11": "The shim adds ~6,900 instructions per request to h2load's ~26,100 (the instructions row: "
+          "the engine, `kf_stream_feed`, ~6,000 of them, rewriting a 972-byte head; the hook and "
+          "pump under 1,000). A client that does nothing but send small requests is CPU-bound at 32 "
+          "and 128 connections, so that is a few per cent of its rate: 0.93-0.98 across runs, the "
+          "per-round spread of each row is as wide. Closing it means a cheaper engine per head "
+          "(figure 2's diagnosis lists what is left to try); write calls and TLS records are the same "
+          "as direct (the rows above).",
     "13": "The blind tunnel's bytes cross the relay as recv() into one 64 KiB buffer and send() out of "
           "it; the profile above is nearly all kernel: TCP on loopback both ways, the two copies "
           "(`_copy_to_iter`, `_copy_from_iter`, about a fifth), the hypervisor's interrupt enabling; "

@@ -46,21 +46,19 @@
 #include "kf_sys.h"
 #include "kf_log.h"
 #include "kf_mask.h"
+#include "kf_startdata.h"
 
 #define KF_LOG_LINE 1024
 
-/* Written by every start of the shim (kf_log_open): kept in .data beside
- * log_fd, not on a .bss page of their own (a page's first write costs
- * ~10 us on a VM: bench figure 6). */
-#define KF_LOG_START __attribute__((section(".data.kf_log_start")))
+/* KF_START_DATA: every start of the shim writes these (kf_log_open). */
 static int log_fd = -1;
-static int log_owned KF_LOG_START; /* we opened log_fd and must close it */
-static dev_t log_dev KF_LOG_START; /* identity of what we opened (owned fds) */
-static ino_t log_ino KF_LOG_START;
+static int log_owned KF_START_DATA; /* we opened log_fd and must close it */
+static dev_t log_dev KF_START_DATA; /* identity of what we opened (owned fds) */
+static ino_t log_ino KF_START_DATA;
 static int log_level = KF_LOG_INFO;
-static int err_known KF_LOG_START; /* fd 2 when the log was opened on it: what it was */
-static dev_t err_dev KF_LOG_START;
-static ino_t err_ino KF_LOG_START;
+static int err_known KF_START_DATA; /* fd 2 when the log was opened on it: what it was */
+static dev_t err_dev KF_START_DATA;
+static ino_t err_ino KF_START_DATA;
 static kf_write_fn log_write = kf_sys_write;
 
 void kf_log_set_writer(kf_write_fn w)

@@ -34,6 +34,11 @@
 #define KF_TRUST_NVARS 8
 #define KF_TRUST_SOURCES_MAX 16
 #define KF_TRUST_ORIG_PREFIX "KIMIFIX_ORIG_"
+/* The kimifix CA's subject (src/relay/ca.c makes it): O=KF_CA_ORG,
+ * CN="KF_CA_CN_PREFIX (user@host)". The shim's TLS hook reads them in a
+ * peer certificate's issuer to know the relay answers (tls_openssl.c). */
+#define KF_CA_ORG "kimifix"
+#define KF_CA_CN_PREFIX "kimifix local CA"
 
 enum kf_trust_kind { KF_TRUST_EXTRA = 1, KF_TRUST_REPLACE = 2 };
 

@@ -17,19 +17,11 @@
 #include "kf_req.h"
 #include "kf_rules.h"
 #include "kf_steer.h" /* enum kf_mode (one definition, shared with the core) */
+#include "kf_startdata.h" /* KF_START_DATA, KF_START_TAIL */
 #include "kf_stream.h"
 
 /* The only symbols the library exports are hooks marked KF_EXPORT. */
 #define KF_EXPORT __attribute__((visibility("default")))
-/* Static data every process start writes (the init flags, the
- * real-function slots, the rules path, the trust plan's head): in sections
- * mk/shim-start.ld puts on the page the loader writes anyway, where .data
- * ends, instead of on pages of their own between .bss's large buffers. A
- * first touch of a page costs ~10 us on a VM (bench figure 6). Zero-
- * initialised variables only (.bss.*: no bytes in the file). KF_START_TAIL:
- * the one large object of which a start writes only the head. */
-#define KF_START_DATA __attribute__((section(".bss.kf_start"), aligned(8)))
-#define KF_START_TAIL __attribute__((section(".bss.kf_start.tail"), aligned(8)))
 
 /* Initialise once (constructor; also lazily from any hook, thread-safe).
  * Reads KIMIFIX_RULES, KIMIFIX_LOG, KIMIFIX_MODE with secure_getenv. */

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kf_shim.h"
+#include "kf_trust.h"
 #include "alpn.h"
 #include "objtab.h"
 
@@ -346,7 +347,7 @@ KF_EXPORT int SSL_do_handshake(SSL *ssl)
 /* No socket under this SSL (a memory BIO: Python's asyncio and aiohttp,
  * Node on a shared libssl), so connect() steering cannot be told by its
  * fd. A connection the relay answers says so in its certificate: issued by
- * the kimifix CA (O=kimifix, CN "kimifix local CA (...)", src/relay/ca.c).
+ * the kimifix CA (KF_CA_ORG, KF_CA_CN_PREFIX: kf_trust.h).
  * The relay rewrites such a request; rewriting it here as well would apply
  * each rule twice (an add-header twice). A server that only claims the
  * name gets its requests unfixed, nothing worse. OpenSSL 3 has
@@ -368,11 +369,14 @@ static int ossl_peer_is_relay(SSL *ssl, const void *caller)
     if (!cert)
         return 0; /* no handshake yet (this write runs it): as before */
     void *name = issuer(cert);
-    char o[16] = "", cn[32] = "";
-    int is = name && text(name, 17 /* NID_organizationName */, o, sizeof o) == 7 &&
-             !memcmp(o, "kimifix", 7) &&
-             text(name, 13 /* NID_commonName */, cn, sizeof cn) > 16 &&
-             !memcmp(cn, "kimifix local CA", 16);
+    /* one byte over each name: a longer O is not ours, and the CN only
+     * has to start with the prefix */
+    char o[sizeof KF_CA_ORG + 1] = "", cn[sizeof KF_CA_CN_PREFIX + 1] = "";
+    const int ol = (int)sizeof KF_CA_ORG - 1, cl = (int)sizeof KF_CA_CN_PREFIX - 1;
+    int is = name && text(name, 17 /* NID_organizationName */, o, sizeof o) == ol &&
+             !memcmp(o, KF_CA_ORG, (size_t)ol) &&
+             text(name, 13 /* NID_commonName */, cn, sizeof cn) > cl &&
+             !memcmp(cn, KF_CA_CN_PREFIX, (size_t)cl);
     if (get1)
         x509_free(cert);
     return is;

@@ -45,6 +45,7 @@
 #include "kf_log.h"
 #include "kf_paths.h"
 #include "kf_rules_hosts.h"
+#include "kf_trust.h"
 
 #define CA_DAYS 825
 #define CA_RENEW_DAYS 30
@@ -253,7 +254,7 @@ static X509 *make_ca(EVP_PKEY *key)
     char nc[9000], cn[300], host[200] = "localhost";
     const char *user = getenv("USER");
     gethostname(host, sizeof host - 1);
-    snprintf(cn, sizeof cn, "kimifix local CA (%s@%s)", user ? user : "user", host);
+    snprintf(cn, sizeof cn, KF_CA_CN_PREFIX " (%s@%s)", user ? user : "user", host);
     /* permitted;DNS:a,permitted;DNS:b ... ("invalid" when there is none,
      * RFC 6761: a CA that can sign for nothing). */
     size_t used = (size_t)snprintf(nc, sizeof nc, "critical");
@@ -271,7 +272,7 @@ static X509 *make_ca(EVP_PKEY *key)
         goto fail;
     X509_NAME *nm = X509_get_subject_name(x);
     X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8, (unsigned char *)cn, -1, -1, 0);
-    X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_UTF8, (unsigned char *)"kimifix", -1, -1, 0);
+    X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_UTF8, (unsigned char *)KF_CA_ORG, -1, -1, 0);
     X509_set_issuer_name(x, nm);
     if (add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
         add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") ||

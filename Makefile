@@ -12,11 +12,12 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 CSTD    := -std=c11 -D_GNU_SOURCE
 OPT     ?= -O2 -g
 # Everything is PIC and hidden: the same objects go into the shim
-# (-fdata-sections: the shim groups its small variables, mk/shim.mk).
+# (-fdata-sections: the shim groups its small variables; -ffunction-sections:
+# its start-up code, mk/shim.mk).
 # Two rooms (docs/ARCHITECTURE.md): src/core is the pure engine, src/common
 # the shim<->relay contract and its I/O; both go into libkfcore.a.
 INC     := -Isrc/core -Isrc/common
-CFLAGS  += $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -fdata-sections $(INC) $(EXTRA_CFLAGS)
+CFLAGS  += $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -fdata-sections -ffunction-sections $(INC) $(EXTRA_CFLAGS)
 LDFLAGS += $(EXTRA_LDFLAGS)
 
 # ---- The shared base: everything more than one fragment names. The

@@ -12,6 +12,7 @@
 
 #include "kf_noproxy.h"
 #include "kf_paths.h"
+#include "kf_str.h"
 
 /* When a "replace" variable is unset, its reader does not always fall back
  * to the system bundle: curl reads SSL_CERT_DIR and SSL_CERT_FILE,
@@ -171,7 +172,14 @@ int kf_trust_combine(char *dst, size_t n, const char *dir, const char *theirs, c
                        (long long)b.st_dev, (long long)b.st_ino, (long long)b.st_size,
                        (long long)b.st_mtim.tv_sec, (long long)b.st_mtim.tv_nsec};
     h = kf_trust_fnv(h, k, sizeof k);
-    if (snprintf(dst, n, "%s/trust-%016llx.pem", dir, h) >= (int)n)
+    /* DIR/trust-%016llx.pem, without snprintf: a start that finds the file
+     * made pays for no vfprintf pages (kf_trust.h: start-up). */
+    char name[sizeof "/trust-0123456789abcdef.pem"];
+    memcpy(name, "/trust-", 7);
+    for (int i = 0; i < 16; i++)
+        name[7 + i] = "0123456789abcdef"[(h >> (60 - 4 * i)) & 15];
+    memcpy(name + 23, ".pem", 5);
+    if (kf_cat3(dst, n, dir, name, NULL) < 0)
         return -1;
     struct stat c;
     if (lstat(dst, &c) == 0 && S_ISREG(c.st_mode) && c.st_uid == geteuid())
@@ -199,7 +207,7 @@ static int system_plus_ours(char *dst, size_t n, const char *data, const char *r
         return -1;
     int have_b = lstat(dst, &b) == 0 && S_ISREG(b.st_mode) && b.st_uid == geteuid();
     if (!sys) /* no system file: the runtime used its directory only */
-        return have_b || snprintf(dst, n, "%s", ca) < (int)n ? 0 : -1;
+        return have_b || kf_cat3(dst, n, ca, "", NULL) >= 0 ? 0 : -1;
     if (have_b && stat(sys, &s) == 0 && stat(ca, &c) == 0 && newer_or_same(&b, &s) &&
         newer_or_same(&b, &c))
         return 0;
@@ -233,10 +241,81 @@ enum {
     TV_SET = 1     /* v->value already points at a kept string */
 };
 
+/* The runtime directory's possible names, without the checks that pick
+ * one (kf_runtime_dir): XDG_RUNTIME_DIR/kimifix, /tmp/kimifix-UID, the
+ * fallback under the cache dir. Written one after another at the arena's
+ * tail; returns how many. */
+static int run_names(kf_trust_plan *p, const char *out[3])
+{
+    const char *x = secure_getenv("XDG_RUNTIME_DIR"), *c = secure_getenv("XDG_CACHE_HOME");
+    const char *home = secure_getenv("HOME");
+    char uid[11];
+    size_t room;
+    int k = 0;
+    char *t = arena_tail(p, &room);
+    if (x && x[0] == '/' && kf_cat3(t, room, x, "/kimifix", NULL) >= 0)
+        out[k++] = arena_keep(p), t = arena_tail(p, &room);
+    if (kf_cat3(t, room, "/tmp/kimifix-", kf_utoa((unsigned)geteuid(), uid), NULL) >= 0)
+        out[k++] = arena_keep(p), t = arena_tail(p, &room);
+    if ((c && c[0] == '/' && kf_cat3(t, room, c, "/kimifix/run", NULL) >= 0) ||
+        (home && home[0] == '/' && kf_cat3(t, room, home, "/.cache/kimifix/run", NULL) >= 0))
+        out[k++] = arena_keep(p);
+    return k;
+}
+
+/* A child of a process under kimifix (most starts: the agent's shells,
+ * git, compilers): every variable already names one of our files, or
+ * stays unset. Nothing will be set, so neither directory's check is
+ * needed (the parent checked them before it pointed the variables
+ * there): only the CA must still be readable. The plan then sets nothing.
+ * 0: not so, the full work follows (kf_trust_env). Saves the start eight
+ * system calls (two opens of a directory, their stats and closes). */
+static int inherited_ours(kf_trust_plan *p)
+{
+    size_t room;
+    char *t = arena_tail(p, &room);
+    if (kf_data_dir_path(t, room) < 0)
+        return 0;
+    const char *data = arena_keep(p), *run[3];
+    int nrun = -1;
+    for (int i = 0; i < KF_TRUST_NVARS; i++) {
+        const char *cur = secure_getenv(vars[i].name);
+        if (!cur || !*cur) {
+            if (!unset_stays(i))
+                return 0;
+            continue;
+        }
+        if (has_prefix(cur, data))
+            continue;
+        if (nrun < 0)
+            nrun = run_names(p, run);
+        int ours = 0;
+        for (int k = 0; k < nrun && !ours; k++)
+            ours = has_prefix(cur, run[k]);
+        if (!ours)
+            return 0;
+    }
+    t = arena_tail(p, &room);
+    if (!kf_path_join(t, room, data, "ca.pem") || access(t, R_OK) < 0)
+        return 0;
+    for (int i = 0; i < KF_TRUST_NVARS; i++) {
+        kf_trust_var *v = &p->v[i];
+        v->name = vars[i].name;
+        v->kind = vars[i].kind;
+        v->orig_name = vars[i].orig;
+        v->value = v->orig = "";
+        v->combined = v->set_orig = 0;
+    }
+    return 1;
+}
+
 int kf_trust_env(kf_trust_plan *p)
 {
     size_t room;
     char *t;
+    p->used = 0;
+    if (inherited_ours(p))
+        return 0;
     p->used = 0;
     t = arena_tail(p, &room);
     if (kf_data_dir(t, room, 0) < 0)

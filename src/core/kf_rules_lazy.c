@@ -15,10 +15,13 @@
 #include <stdatomic.h>
 
 #include "kf_rules_int.h"
+#include "kf_startdata.h"
 
 static pthread_mutex_t lazy_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic(const kf_ruleset *) lazy_rs;
-static atomic_int lazy_done;
+/* Read by every start (kf_rules_lazy_tried): on the start page, not on a
+ * .bss page of their own (kf_startdata.h). */
+static _Atomic(const kf_ruleset *) lazy_rs KF_START_DATA;
+static atomic_int lazy_done KF_START_DATA;
 /* initial-exec: no allocation on a thread's first access, signal-safe */
 static __thread __attribute__((tls_model("initial-exec"))) unsigned char lazy_busy, lazy_forked;
 

@@ -115,7 +115,9 @@ static void kf_set_trust(void)
     if (n < 0)
         return;
     kf_trust_ok = 1;
-    for (int i = 0; i < KF_TRUST_NVARS; i++)
+    /* No call per variable unless the line is wanted: kf_log's page is
+     * not one a start touches otherwise. */
+    for (int i = 0; kf_log_enabled(KF_LOG_DEBUG) && i < KF_TRUST_NVARS; i++)
         if (v[i].value[0])
             kf_log(KF_LOG_DEBUG, "relay: %s=%s%s", v[i].name, v[i].value,
                    v[i].combined ? " (yours + the kimifix CA)" : "");

@@ -8,6 +8,11 @@
 #   - in both shims the data every process start writes (KF_START_DATA,
 #     mk/shim-start.ld) sits in .kf_start, which begins on the page where
 #     .data ends: the page the loader writes anyway (bench figure 6);
+#   - in both shims the code every process start runs (the functions
+#     mk/shim-start.ld names) sits in .kf_start_text, which with .init and
+#     .fini spans at most 16 KiB (one or two of the kernel's 64 KiB
+#     fault-around windows); every name listed there still names a
+#     function in src/ (a rename would silently cost a fault);
 #   - both shims load into a program and leave it alone (exit 0, nothing
 #     on stdout).
 set -u
@@ -19,6 +24,35 @@ bad() { fail=$((fail + 1)); echo "FAIL $1"; }
 # section NAME LIB: "ADDR SIZE" (hex, no 0x) of a section
 section() {
     readelf -SW "$2" | sed -n "s/^ *\[ *[0-9]*\] $1 \{1,\}[A-Z_]\{1,\} \{1,\}\([0-9a-f]*\) [0-9a-f]* \([0-9a-f]*\) .*/\1 \2/p"
+}
+
+# The start-up text (mk/shim-start.ld): .init, .fini and .kf_start_text
+# together at the head of the code, every listed function in there.
+start_text() {
+    set -- "$1" "$2" $(section .init "$2") $(section .fini "$2") $(section .kf_start_text "$2")
+    if [ $# -ne 8 ]; then
+        bad "$1: shim has .init, .fini and .kf_start_text"
+        return
+    fi
+    lo=$((0x$3)) fini=$((0x$5)) ta=$((0x$7)) tn=$((0x$8))
+    if [ $fini -ge $lo ] && [ $fini -lt $ta ] && [ $((ta + tn - lo)) -le 16384 ]; then
+        ok "$1: .init, .fini and the start text within 16 KiB ($((ta + tn - lo)) bytes)"
+    else
+        bad "$1: .init, .fini and the start text within 16 KiB (.init 0x$3, .fini 0x$5, start 0x$7+0x$8)"
+    fi
+    names=$(sed -n 's/.*\*(\(\.text\.[^)]*\)).*/\1/p' mk/shim-start.ld | tr ' ' '\n' |
+            sed -n 's/^\.text\.\([A-Za-z_][A-Za-z0-9_]*\)\**$/\1/p' | grep -v '^startup$' | sort -u)
+    miss="" out=""
+    for f in $names; do
+        grep -Eq "^[a-z_].*[ *]$f\(" src/*/*.c || { miss="$miss $f"; continue; }
+        a=$(nm "$2" | awk -v f="$f" '$2 ~ /^[tT]$/ && ($3 == f || index($3, f ".") == 1) { print $1; exit }')
+        # not in the symbol table: inlined into its (listed) caller
+        [ -z "$a" ] || { [ $((0x$a)) -ge $ta ] && [ $((0x$a)) -lt $((ta + tn)) ]; } || out="$out $f"
+    done
+    [ -z "$miss" ] && ok "$1: every start function named in mk/shim-start.ld exists" ||
+        bad "$1: names in mk/shim-start.ld that no function in src/ has:$miss"
+    [ -z "$out" ] && ok "$1: every start function is in .kf_start_text" ||
+        bad "$1: start functions outside .kf_start_text:$out"
 }
 
 for cc in gcc clang; do
@@ -63,6 +97,7 @@ for cc in gcc clang; do
     else
         bad "$cc: the trust plan's head is on the same page (plan at 0x$tail)"
     fi
+    start_text "$cc" "$lib"
     out=$(KIMIFIX_MODE=inprocess LD_PRELOAD=$lib /bin/echo -n 2>/dev/null; echo "rc=$?")
     [ "$out" = "rc=0" ] && ok "$cc: a program under the shim runs, stdout untouched" ||
         bad "$cc: a program under the shim runs, stdout untouched ($out)"

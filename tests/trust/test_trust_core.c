@@ -370,6 +370,47 @@ Test(trust, apply_records_originals_first)
     rm_tmp();
 }
 
+/* A child of a process under kimifix (kf_trust_env's inherited fast path,
+ * which skips the directories' checks): nothing to set while every
+ * variable names our files; the CA must still be there; a variable the
+ * user set since (a shell under the agent) takes the full way again. */
+Test(trust, inherited_child_sets_nothing_until_something_changed)
+{
+    trust_world();
+    make_ca();
+    kf_trust_plan plan;
+    const kf_trust_var *v = plan.v;
+    cr_assert_eq(kf_trust_env(&plan), KF_TRUST_NVARS - 2);
+    kf_trust_apply(&plan, setenv);
+    /* the child: everything already ours, nothing set, nothing recorded */
+    cr_assert_eq(kf_trust_env(&plan), 0);
+    for (int i = 0; i < KF_TRUST_NVARS; i++) {
+        cr_expect_str_eq(v[i].value, "", "%s", v[i].name);
+        cr_expect_not(v[i].set_orig, "%s", v[i].name);
+        cr_expect_str_eq(v[i].name, kf_trust_var_name(i));
+    }
+    /* its CA gone: no trust (no steering), as for a first layer */
+    char moved[4300];
+    snprintf(moved, sizeof moved, "%s.away", ca_path);
+    cr_assert_eq(rename(ca_path, moved), 0);
+    cr_assert_eq(kf_trust_env(&plan), -1);
+    cr_assert_eq(rename(moved, ca_path), 0);
+    /* the user pointed one variable at a file of theirs since: combined */
+    char user[256];
+    snprintf(user, sizeof user, "%s/mine.pem", tmpd);
+    put(user, "THEIRS\n");
+    setenv("REQUESTS_CA_BUNDLE", user, 1);
+    cr_assert_eq(kf_trust_env(&plan), 1);
+    cr_assert(var(v, "REQUESTS_CA_BUNDLE")->combined);
+    cr_assert_str_eq(slurp(var(v, "REQUESTS_CA_BUNDLE")->value), "THEIRS\n\nOURS\n");
+    /* a variable the parent set, unset since: set again */
+    setenv("REQUESTS_CA_BUNDLE", var(v, "REQUESTS_CA_BUNDLE")->value, 1);
+    unsetenv("DENO_CERT");
+    cr_assert_eq(kf_trust_env(&plan), 1);
+    cr_assert_str_eq(var(v, "DENO_CERT")->value, ca_path);
+    rm_tmp();
+}
+
 /* An unset "replace" variable whose reader consults another setting of the
  * user next stays unset: setting it would hide that setting (a company's
  * TLS-inspecting CA in SSL_CERT_FILE only: the curl tool reads it when

@@ -159,6 +159,25 @@ def callgrind_spawned(lib, cmd, extra=None, top=0):
     raise RuntimeError("callgrind spawn %s: no profile of the child" % cmd)
 
 
+def syscalls_spawned(lib, cmd, extra=None):
+    """System calls of `cmd` started by bench/spawn with LD_PRELOAD=lib for it
+    alone, from its exec on (strace -f; deterministic: the part of a start
+    the instruction count cannot see, several us each on a VM)."""
+    out = os.path.join(tempfile.mkdtemp(dir=W), "st")
+    r = subprocess.run(["strace", "-f", "-qq", "-o", out, BB + "/spawn"] + (["-p", lib] if lib else []) +
+                       ["1"] + cmd, env=env_for(False, extra), capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError("strace spawn %s: %s" % (cmd, r.stderr[-300:]))
+    n, child = 0, None
+    for line in open(out):
+        pid, _, rest = line.partition(" ")
+        if child is None and rest.startswith("execve(\"%s\"" % cmd[0]) and "= 0" in rest:
+            child = pid
+        elif child == pid and not rest.startswith("+++"):
+            n += 1
+    return n
+
+
 def perf_top(cmd, shim=False, top=12, extra=None):
     data = os.path.join(W, "perf.%d" % len(os.listdir(W)))
     r = subprocess.run(["perf", "record", "-q", "-F", "2000", "-o", data, "--"] + cmd,
@@ -690,6 +709,7 @@ try:
         flt = {a: col(res6[a], "minflt_per_run") for a in res6}
         cg = {name: callgrind_spawned(lib, ["/bin/true"], arm_env(mode),
                                       top=14 if name == "auto" else 0) for name, lib, mode in arms}
+        sc = {name: syscalls_spawned(lib, ["/bin/true"], arm_env(mode)) for name, lib, mode in arms}
         floor, cfloor, ffloor = med(us["empty"]), med(cpu["empty"]), med(flt["empty"])
         rows.append(("6", "process start: `true` × %s, fork+exec+wait, an empty preloaded "
                      "object (the floor): µs/run" % "{:,}".format(nt), fmt(us["none"], " µs"),
@@ -717,10 +737,11 @@ try:
                          % ("{:,}".format(nt), what), "floor " + fmt(us["empty"], " µs"),
                          fmt(us[name], " µs"), "wall %+.0f µs/run over the floor (per round %+.0f…%+.0f); "
                          "children's CPU %+.0f µs/run over the floor's (%.0f vs %.0f); callgrind %s "
-                         "instr (floor %s); page faults %+.0f over the floor's %.0f" %
+                         "instr (floor %s); page faults %+.0f over the floor's %.0f; system calls "
+                         "%+d over the floor's %d" %
                          (d, min(per), max(per), dc, med(cpu[name]), cfloor,
                           "{:,}".format(cg[name][0]), "{:,}".format(cg["empty"][0]),
-                          med(flt[name]) - ffloor, ffloor),
+                          med(flt[name]) - ffloor, ffloor, sc[name] - sc["empty"], sc["empty"]),
                          "≤ floor + 60 µs", verdict(ok)))
             if not ok and name == "auto":
                 misses.append(("6", "`true` under the shim (auto): callgrind, whole process, "
@@ -890,12 +911,18 @@ DIAG = {
          "engine and the relay client loaded on the first call that needs them.",
     "7": "",
     "10": "Where the relay is behind nginx, the profile above is its worker at 32 connections: OpenSSL's "
-          "record work and the kernel's TCP, the engine a few per cent. The request rate at one "
-          "connection moves between 0.90 and 1.00 of nginx's from run to run while the relay makes fewer "
-          "system calls per request (10.2 -> 6, nginx 10; docs/relay.md \"Under load\"): it follows where "
-          "h2load, the proxy and the sink land on the two vCPUs, not the proxy's work. At 128 connections "
-          "the relay answers 1.5-1.8x nginx's rate and its p99 stays within about 10 % of nginx's; more "
-          "requests queued behind the same two cores is what the tail measures.",
+          "record work and the kernel's TCP, the engine a few per cent. At one connection the relay's "
+          "worker makes 7 system calls per request (strace, sequence: two epoll_wait - one of them the "
+          "upstream socket's EPOLLOUT edge after the request's write -, the client's and the upstream's "
+          "read, the two writes and the log line; 10 before this stop's change: the pool's liveness peek "
+          "and two reads that could only say EAGAIN are gone, docs/relay.md \"Under load\"). That "
+          "moved the one-connection rate by about 1 % in an A/B of the two relays (9,350 -> 9,450 req/s "
+          "median of 6); the rate at one connection moves between 0.90 and 1.00 of nginx's from run to "
+          "run: it follows where h2load, the proxy and the sink land on the two vCPUs and the wake-ups "
+          "between them, not the proxy's work. Left to try: registering EPOLLOUT only while a write "
+          "waits (the upstream's per-request EPOLLOUT edge). At 128 connections the relay answers "
+          "1.5-1.8x nginx's rate and its p99 stays within about 10 % of nginx's; more requests queued "
+          "behind the same two cores is what the tail measures.",
     "11": "The shim adds ~6,900 instructions per request to h2load's ~26,100 (the instructions row: "
           "the engine, `kf_stream_feed`, ~6,000 of them, rewriting a 972-byte head; the hook and "
           "pump under 1,000). A client that does nothing but send small requests is CPU-bound at 32 "
@@ -911,7 +938,15 @@ DIAG = {
           "same relay CPU per GiB, so the copies are not what limits it. What does: three busy "
           "processes (client TLS, relay, sink TLS) on this machine's two vCPUs where the direct arm has "
           "two, and two more loopback TCP traversals per byte. The row gives the relay's CPU per GiB; "
-          "on a machine with a core to spare the ratio is bounded by that, not by the cores.",
+          "on a machine with a core to spare the ratio is bounded by that, not by the cores. CONNECT "
+          "setup: the relay's part is ~20 system calls (accept, the peer-uid check over sock_diag, the "
+          "head, the upstream's socket/connect/completion, the 200) and two wake-ups (the relay's, "
+          "then the client's); five calls fewer this stop (the peer's address from accept4, ours from "
+          "the listener, TCP_NODELAY inherited from the listener, one peek, no read that can only say "
+          "EAGAIN) took the relay's CPU per connection from 126-132 to 120-124 µs but left the p50 "
+          "where it was (140-160 µs for both builds, A/B): the wake-ups on this VM are the setup's "
+          "cost, and the kernel's TCP connect and shutdown are most of the CPU (perf: `pvm_irq_enable`, "
+          "the hypervisor's, 43 %).",
 }
 
 if misses:

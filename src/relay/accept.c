@@ -27,7 +27,9 @@
  */
 #include "relay.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -69,10 +71,37 @@ static void out_of_fds(worker *w, int err)
 }
 
 /* 1: the connection may stay; 0: closed (another user). */
-static int owner_ok(worker *w, int fd)
+/* The listener's own address: what every connection it accepts has as its
+ * local end (the relay binds loopback addresses, never a wildcard). Asked
+ * once per listener and worker; NULL (ask per connection) for a wildcard
+ * listener or when the table is full. */
+static const struct sockaddr_storage *listener_addr(worker *w, int lfd)
+{
+    for (unsigned i = 0; i < w->nlname; i++)
+        if (w->lname[i].fd == lfd)
+            return &w->lname[i].ss;
+    if (w->nlname >= sizeof w->lname / sizeof w->lname[0])
+        return NULL;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(lfd, (struct sockaddr *)&ss, &len) < 0)
+        return NULL;
+    if ((ss.ss_family == AF_INET &&
+         ((const struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
+        (ss.ss_family == AF_INET6 &&
+         IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&ss)->sin6_addr)) ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+        return NULL;
+    w->lname[w->nlname].fd = lfd;
+    w->lname[w->nlname].ss = ss;
+    return &w->lname[w->nlname++].ss;
+}
+
+static int owner_ok(worker *w, int fd, const struct sockaddr_storage *me,
+                    const struct sockaddr_storage *peer)
 {
     uid_t uid;
-    int r = peeruid_of(w, fd, &uid);
+    int r = peeruid_of(w, fd, me, peer, &uid);
     /* Not found (-1): the peer is already gone, or the kernel did not say;
      * unavailable (-2, said once at start): the token still decides.
      * Never refuse on a guess. */
@@ -183,8 +212,11 @@ void accept_ready(worker *w, int lfd)
 {
     /* A bounded batch per wake-up: other workers and connections get
      * their turn; the listener stays readable for the next round. */
+    const struct sockaddr_storage *me = listener_addr(w, lfd);
     for (int i = 0; i < 64 && !atomic_load(&g_relay.stopping); i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t pl = sizeof peer;
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int e = errno;
             if (e == EINTR || e == ECONNABORTED || e == EPERM || e == EPROTO)
@@ -201,7 +233,7 @@ void accept_ready(worker *w, int lfd)
             }
             return; /* EAGAIN: another worker took it, or none left */
         }
-        if (!owner_ok(w, fd))
+        if (!owner_ok(w, fd, me, pl <= sizeof peer ? &peer : NULL))
             continue;
         worker *t = g_relay.nworkers > 1 ? owner_for(w) : w;
         if (t == w || !hand_on(t, fd))

@@ -293,8 +293,7 @@ int conn_set_proxy_target(conn *k, const char *host, unsigned port)
     snprintf(in->authority, sizeof in->authority, "%s", host);
     in->dport = port;
     in->by_name = 1;
-    int one = 1;
-    setsockopt(k->c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* TCP_NODELAY: the listener's, inherited (main.c) */
     return 0;
 }
 
@@ -326,8 +325,7 @@ void conn_after_preamble(conn *k, const kf_proxy_info *pi)
     in->dport = ntohs(pi->family == AF_INET6 ? ((const struct sockaddr_in6 *)&pi->dst)->sin6_port
                                               : ((const struct sockaddr_in *)&pi->dst)->sin_port);
     k->ctx = relay_ctx_for_conn(pi);
-    int one = 1;
-    setsockopt(k->c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* SSE: no Nagle */
+    /* SSE: no Nagle (TCP_NODELAY: the listener's, inherited: main.c) */
     k->state = CS_FIRSTBYTE;
     timer_arm(k->w, &k->tm, relay_now_ms() + RELAY_FIRST_BYTE_MS);
     conn_run(k);
@@ -336,6 +334,11 @@ void conn_after_preamble(conn *k, const kf_proxy_info *pi)
 static void first_byte(conn *k)
 {
     unsigned char b;
+    /* Nothing new to read since the last EAGAIN (or since the preamble,
+     * which was all there was: front.c): an event for writing only, or
+     * none yet. The client's first byte raises RIO_IN (so does a hang-up). */
+    if (!(k->c.ready & RIO_IN))
+        return;
     ssize_t r = recv(k->c.fd, &b, 1, MSG_PEEK);
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         k->c.ready &= (uint8_t)~RIO_IN;
@@ -364,7 +367,7 @@ static void first_byte(conn *k)
     in->ti->rs = conn_rules(k);
     SSL_set_ex_data(ssl, tlsterm_ex_index(), in->ti);
     SSL_set_fd(ssl, k->c.fd);
-    k->c.ssl = ssl;
+    rio_set_ssl(&k->c, ssl);
     k->state = CS_TLS;
     timer_arm(k->w, &k->tm, relay_now_ms() + RELAY_HANDSHAKE_MS);
     conn_run(k);

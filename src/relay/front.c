@@ -80,7 +80,7 @@ static void preamble(conn *k)
     case FD_MORE:
         return;
     case FD_HTTP_PROXY:
-        return proxyfront_begin(k); /* contract D: proxyfront.c */
+        return proxyfront_begin(k, n); /* contract D: proxyfront.c */
     case FD_DROP:
         return drop(k, "no valid PROXY v2 preamble");
     }
@@ -96,6 +96,10 @@ static void preamble(conn *k)
         return drop(k, "no valid PROXY v2 preamble");
     if (recv(k->c.fd, k->w->buf, (size_t)total, 0) != total)
         return drop(k, "preamble vanished");
+    /* The preamble was all the socket held at the peek: the first-byte
+     * step need not ask again (a new arrival raises its own edge). */
+    if (n == total && n < KF_PROXY_MAX && !k->c.hup)
+        k->c.ready &= (uint8_t)~RIO_IN;
     if (!pi.has_token || CRYPTO_memcmp(pi.token, g_relay.token, KF_PROXY_TOKEN_LEN) != 0) {
         atomic_fetch_add(&g_relay.n_badtoken, 1);
         ratelog(RL_BADTOKEN, "[relay] dropped a connection without the right token");

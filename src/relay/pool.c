@@ -18,6 +18,8 @@
 
 #include <openssl/err.h>
 
+#define POOL_FRESH_MS 1000 /* pooled this recently and drained: no peek (fresh) */
+
 static void unlink_u(worker *w, upconn *u)
 {
     if (u->pprev)
@@ -57,13 +59,24 @@ static int alive(upconn *u)
     return e == SSL_ERROR_WANT_READ && !SSL_has_pending(u->u.ssl);
 }
 
+/* Pooled a moment ago with its socket read empty, and no event since (an
+ * event frees a dead one at once: pool_on_event): as good as a peek, and a
+ * keep-alive client's next request borrows it without that system call
+ * (bench figure 10). A server's idle timeout is seconds, not this; the
+ * rare close in between fails before any response byte, and the request
+ * is sent again on a new connection (pump.c). */
+static int fresh(const upconn *u)
+{
+    return u->drained && relay_now_ms() - u->pooled_ms <= POOL_FRESH_MS;
+}
+
 upconn *pool_get(worker *w, const upkey *key)
 {
     for (upconn *u = w->pool.head, *next; u; u = next) {
         next = u->pnext;
         if (!upkey_eq(&u->key, key))
             continue;
-        if (!alive(u)) {
+        if (!fresh(u) && !alive(u)) {
             upconn_free(u);
             continue;
         }
@@ -101,8 +114,11 @@ void pool_put(worker *w, upconn *u)
     w->pool.head = u;
     w->pool.n++;
     atomic_store(&w->npool_pub, w->pool.n);
+    u->drained = !(u->u.ready & RIO_IN) && u->u.rd_need == RIO_IN && !u->u.hup &&
+                 !(u->u.ssl && SSL_has_pending(u->u.ssl));
+    u->pooled_ms = relay_now_ms();
     rio_trim(&u->u);
-    timer_arm(w, &u->tm, relay_now_ms() + RELAY_POOL_IDLE_MS);
+    timer_arm(w, &u->tm, u->pooled_ms + RELAY_POOL_IDLE_MS);
 }
 
 void pool_on_event(upconn *u, uint32_t ev)

@@ -34,7 +34,9 @@
 static pthread_mutex_t lim_mu = PTHREAD_MUTEX_INITIALIZER;
 static hp_limit lim; /* one for all workers: a flood of bad credentials, few lines */
 
-void proxyfront_begin(conn *k)
+static void head_step(conn *k, ssize_t n, size_t cap);
+
+void proxyfront_begin(conn *k, ssize_t peeked)
 {
     k->px = calloc(1, sizeof *k->px);
     if (!k->px) {
@@ -43,7 +45,13 @@ void proxyfront_begin(conn *k)
     }
     k->state = CS_PROXY_HEAD;
     timer_arm(k->w, &k->tm, k->born + RELAY_PROXY_HEAD_MS);
-    proxyfront_step(k);
+    /* front.c peeked KF_PROXY_MAX bytes into w->buf: when the socket held
+     * fewer, those are all of them, and a second peek would only repeat
+     * them (a system call is several us of the setup: bench figure 13). */
+    if (peeked > 0 && (size_t)peeked < KF_PROXY_MAX)
+        head_step(k, peeked, KF_PROXY_MAX);
+    else
+        proxyfront_step(k);
 }
 
 static void refuse(conn *k, int status, const hp_req *req, const char *why)
@@ -114,13 +122,20 @@ static void accepted(conn *k, const char *head, size_t n, const hp_req *req)
 
 void proxyfront_step(conn *k)
 {
-    char *buf = k->w->buf;
-    ssize_t n = recv(k->c.fd, buf, HP_HEAD_MAX, MSG_PEEK);
+    ssize_t n = recv(k->c.fd, k->w->buf, HP_HEAD_MAX, MSG_PEEK);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         if (errno != EINTR)
             k->c.ready &= (uint8_t)~RIO_IN;
         return;
     }
+    head_step(k, n, HP_HEAD_MAX);
+}
+
+/* n bytes peeked into w->buf by a peek of cap (n < cap: all the socket
+ * held then). */
+static void head_step(conn *k, ssize_t n, size_t cap)
+{
+    char *buf = k->w->buf;
     if (n <= 0) {
         kf_log(KF_LOG_DEBUG, "[relay] proxy: a client closed before its request head");
         conn_close(k);
@@ -147,6 +162,12 @@ void proxyfront_step(conn *k)
         conn_close(k);
         return;
     }
+    /* The head was all the socket held at the peek: nothing is left to
+     * read, so the tunnel's first step need not ask (and find EAGAIN).
+     * Bytes that came since raised an edge of their own (EPOLLET: each
+     * arrival does), which sets RIO_IN again. */
+    if (n == h && (size_t)n < cap && !k->c.hup) /* a FIN with the head: read it (half-close) */
+        k->c.ready &= (uint8_t)~RIO_IN;
     if (st != HP_OK)
         return refuse(k, st, &req, req.why);
     accepted(k, buf, (size_t)h, &req);

@@ -219,8 +219,12 @@ typedef struct rio {
     uint8_t rd_eof, rd_unclean, wr_shut, err;
     uint8_t hup;       /* the peer shut its side (EPOLLRDHUP): a peek cannot tell */
     uint8_t gone;      /* both directions are down (EPOLLHUP/EPOLLERR: a reset) */
+    uint8_t sock_short; /* TLS: the socket's last read got less than asked (rio.c) */
 } rio;
 void rio_init(rio *r, int fd);
+/* Drive r's TLS on ssl (its socket BIO already set on r->fd): r watches
+ * the socket's reads so a short one can stand for EAGAIN (rio.c). */
+void rio_set_ssl(rio *r, SSL *ssl);
 void rio_event(rio *r, uint32_t ev);   /* an epoll edge: ready bits */
 /* >0 bytes, 0 EOF (rd_eof set; rd_unclean when not clean), -1 would block. */
 ssize_t rio_read(rio *r, void *buf, size_t n);
@@ -271,6 +275,8 @@ struct rres;
 typedef struct upconn {
     rhandle h;
     uint8_t state, reused, reusable, kicked;
+    uint8_t drained;              /* pooled with nothing left to read (pool.c) */
+    long pooled_ms;               /* when it went into the pool */
     struct worker *w;
     rio u;
     rtimer tm;
@@ -355,6 +361,11 @@ typedef struct worker {
     int listening;                /* listeners in this worker's epoll set */
     rtimer backoff;
     int diag_fd;                  /* NETLINK_SOCK_DIAG socket, -1 if none */
+    struct {                      /* listeners' own addresses (accept.c) */
+        int fd;
+        struct sockaddr_storage ss;
+    } lname[4];
+    unsigned nlname;
     pthread_mutex_t mu;           /* guards done and inbox */
     rres *done;                   /* resolutions finished */
     int *inbox;                   /* accepted fds handed on to this worker */
@@ -388,8 +399,11 @@ void accept_inbox(worker *w);       /* take the fds other workers handed on */
 void accept_inbox_close(worker *w); /* stopping: close what is left */
 void accept_backoff_end(worker *w, rtimer *t);
 /* Owner uid of the socket at the other end of fd (a loopback TCP
- * connection): 0 found, -1 not found, -2 sock_diag unavailable. */
-int peeruid_of(worker *w, int fd, uid_t *uid);
+ * connection): 0 found, -1 not found, -2 sock_diag unavailable. me and
+ * peer: fd's two ends when the caller knows them (accept4 says the peer,
+ * the listener's address is ours), else NULL and they are asked for. */
+int peeruid_of(worker *w, int fd, const struct sockaddr_storage *me,
+               const struct sockaddr_storage *peer, uid_t *uid);
 int peeruid_probe(void);  /* 1: the kernel answers (checked on our own socket) */
 
 /* ---- conn.c: a client connection --------------------------------------- */
@@ -468,7 +482,7 @@ int pump_want_upstream(conn *k);        /* conn.c: choose + attach/start */
 /* Client bytes through the rewriter to the upstream. 0, or -1 (closed). */
 int pump_feed(conn *k, const char *buf, size_t n);
 /* proxyfront.c */
-void proxyfront_begin(conn *k);         /* front.c: the first bytes are an HTTP method */
+void proxyfront_begin(conn *k, ssize_t peeked); /* front.c: the first bytes are an HTTP method */
 void proxyfront_step(conn *k);
 void proxyfront_timeout(conn *k);       /* 408 */
 /* tunnel.c */

@@ -338,7 +338,7 @@ static void tls_start(upconn *u)
         u->state = U_READY;
         return;
     }
-    u->u.ssl = upstream_ssl_new(&u->key, u->u.fd);
+    rio_set_ssl(&u->u, upstream_ssl_new(&u->key, u->u.fd));
     if (!u->u.ssl) {
         fail(u, "out of memory");
         return;

@@ -33,6 +33,7 @@ static upconn *mk(const upkey *k, int *peer)
     u->h.kind = H_UP;
     u->w = &w;
     rio_init(&u->u, sv[0]);
+    u->u.ready = RIO_IN | RIO_OUT; /* not known to be drained: checked at reuse */
     u->tm.idx = -1;
     u->key = *k;
     u->key.proxy = k->proxy ? strdup(k->proxy) : NULL;
@@ -122,6 +123,41 @@ Test(pool, dead_or_chatty_connections_are_dropped)
     cr_assert_null(pool_get(&w, &k));
     cr_assert_eq(w.pool.n, 0);
     close(p1);
+}
+
+/* A connection pooled with its socket read empty (rio: a short read or
+ * EAGAIN used the edge up) is reused within a second without a peek: an
+ * event would have freed it (pool_on_event), and a close that no event
+ * has told yet is the pump's retried case. Later, or not drained: the peek
+ * decides again. */
+Test(pool, fresh_drained_connection_reused_without_a_peek)
+{
+    reset();
+    upkey k;
+    key_init(&k, NULL, NULL);
+    int p1, p2, p3;
+    upconn *a = mk(&k, &p1);
+    a->u.ready = RIO_OUT; /* drained */
+    pool_put(&w, a);
+    cr_assert(a->drained);
+    close(p1); /* closed, but no epoll event has said so yet */
+    cr_assert_eq(pool_get(&w, &k), a, "fresh and drained: taken as it is");
+    upconn_free(a);
+    /* the same, pooled over a second ago: peeked, found closed */
+    upconn *b = mk(&k, &p2);
+    b->u.ready = RIO_OUT;
+    pool_put(&w, b);
+    b->pooled_ms -= 1500;
+    close(p2);
+    cr_assert_null(pool_get(&w, &k));
+    cr_assert_eq(w.pool.n, 0);
+    /* not drained when pooled (its last read was not short): peeked */
+    upconn *c = mk(&k, &p3);
+    pool_put(&w, c);
+    cr_assert_not(c->drained);
+    cr_assert_eq(write(p3, "x", 1), 1);
+    cr_assert_null(pool_get(&w, &k));
+    close(p3);
 }
 
 Test(pool, bounded_per_key_and_in_total)

@@ -76,13 +76,19 @@ upconn *pool_get(worker *w, const upkey *key)
         next = u->pnext;
         if (!upkey_eq(&u->key, key))
             continue;
-        if (!fresh(u) && !alive(u)) {
+        int f = fresh(u);
+        if (!f && !alive(u)) {
             upconn_free(u);
             continue;
         }
         pool_remove(w, u);
         timer_cancel(w, &u->tm);
-        u->u.ready = RIO_IN | RIO_OUT; /* edges may have been eaten while pooled */
+        /* Edges may have been eaten while pooled (pool_on_event reads on
+         * its own): ready both ways, except that a fresh one is known to
+         * hold nothing to read (an arrival still queued comes as an event
+         * of its own), so the request's write is not followed by a read
+         * that can only say EAGAIN. */
+        u->u.ready = f ? RIO_OUT : RIO_IN | RIO_OUT;
         return u;
     }
     return NULL;

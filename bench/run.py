@@ -170,7 +170,7 @@ def syscalls_spawned(lib, cmd, extra=None):
         raise RuntimeError("strace spawn %s: %s" % (cmd, r.stderr[-300:]))
     n, child = 0, None
     for line in open(out):
-        pid, _, rest = line.partition(" ")
+        pid, rest = (line.split(None, 1) + [""])[:2]  # strace pads the pid column
         if child is None and rest.startswith("execve(\"%s\"" % cmd[0]) and "= 0" in rest:
             child = pid
         elif child == pid and not rest.startswith("+++"):

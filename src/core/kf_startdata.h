@@ -8,7 +8,8 @@
  * large buffers. KF_START_TAIL: the one large object of which a start
  * writes only the head; it goes last. Zero-initialised variables only
  * (.bss.*: no bytes in the file). In the relay and the CLI, linked without
- * that script, both are ordinary .bss.
+ * that script, both are ordinary .bss. In src/core: macros only, for the
+ * engine's start-read flags (kf_rules_lazy.c) as for the shim and the log.
  */
 #ifndef KF_STARTDATA_H
 #define KF_STARTDATA_H

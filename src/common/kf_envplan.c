@@ -221,15 +221,20 @@ int kf_envplan_apply(const kf_envplan *p, int (*set)(const char *, const char *,
     return 0;
 }
 
+/* 1 DATADIR/ca.pem readable, 0 not, -1 the name does not fit in cap. */
+static int ca_readable(char *ca, size_t cap)
+{
+    if (kf_data_dir_path(ca, cap - 8) < 0)
+        return errno == ENAMETOOLONG ? -1 : 0;
+    memcpy(ca + strlen(ca), "/ca.pem", 8);
+    return access(ca, R_OK) == 0;
+}
+
 /* A data dir path too long for the usual buffer: its own frame. */
 __attribute__((noinline)) static int ca_exists_long(void)
 {
     char ca[4200];
-    size_t n;
-    if (kf_data_dir_path(ca, sizeof ca - 8) < 0 || (n = strlen(ca)) + 8 > sizeof ca)
-        return 0;
-    memcpy(ca + n, "/ca.pem", 8);
-    return access(ca, R_OK) == 0;
+    return ca_readable(ca, sizeof ca) == 1;
 }
 
 int kf_envplan_ca_exists(void)
@@ -239,11 +244,7 @@ int kf_envplan_ca_exists(void)
      * 512 bytes on the stack, not 4 KiB: a start that runs deeper than the
      * loader did touches a fresh stack page (a fault, bench figure 6). */
     char ca[512];
-    size_t n;
     errno = 0;
-    if (kf_data_dir_path(ca, sizeof ca - 8) < 0)
-        return errno == ENAMETOOLONG ? ca_exists_long() : 0;
-    n = strlen(ca);
-    memcpy(ca + n, "/ca.pem", 8);
-    return access(ca, R_OK) == 0;
+    int r = ca_readable(ca, sizeof ca);
+    return r < 0 ? ca_exists_long() : r;
 }

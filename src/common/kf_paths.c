@@ -113,21 +113,39 @@ static void make_parents(char *path)
 /* The runtime dir when /tmp/kimifix-UID is not ours (another user made it
  * first, or planted a symlink or file there): $XDG_CACHE_HOME/kimifix/run,
  * else ~/.cache/kimifix/run. Every process of the user computes the same. */
-static int runtime_fallback(char *buf, size_t n, int create, const char *squatted,
-                            uid_t owner, int why)
+/* The fallback's name: -1 when neither variable is absolute, or
+ * ENAMETOOLONG. */
+static int fallback_path(char *buf, size_t n)
 {
     const char *x = secure_getenv("XDG_CACHE_HOME"), *home = secure_getenv("HOME");
     int r;
     if (absolute(x))
-        r = snprintf(buf, n, "%s/kimifix/run", x);
+        r = kf_cat3(buf, n, x, "/kimifix/run", NULL);
     else if (absolute(home))
-        r = snprintf(buf, n, "%s/.cache/kimifix/run", home);
+        r = kf_cat3(buf, n, home, "/.cache/kimifix/run", NULL);
     else
         return -1;
-    if (r < 0 || (size_t)r >= n) {
+    if (r < 0)
+        errno = ENAMETOOLONG;
+    return r < 0 ? -1 : 0;
+}
+
+/* /tmp/kimifix-UID */
+static int tmp_path(char *buf, size_t n)
+{
+    char uid[11];
+    if (kf_cat3(buf, n, "/tmp/kimifix-", kf_utoa((unsigned)geteuid(), uid), NULL) < 0) {
         errno = ENAMETOOLONG;
         return -1;
     }
+    return 0;
+}
+
+static int runtime_fallback(char *buf, size_t n, int create, const char *squatted,
+                            uid_t owner, int why)
+{
+    if (fallback_path(buf, n) < 0)
+        return -1;
     /* INFO: every process under the shim comes here; the relay and the
      * kimifix command (which log INFO) tell the user. */
     static atomic_int said;
@@ -156,8 +174,6 @@ static int xdg_runtime_ours(const char *x)
 int kf_runtime_dir(char *buf, size_t n, int create)
 {
     const char *x = secure_getenv("XDG_RUNTIME_DIR");
-    int r;
-    char uid[11];
     if (absolute(x)) {
         if (kf_cat3(buf, n, x, "/kimifix", NULL) < 0) {
             errno = ENAMETOOLONG;
@@ -177,11 +193,8 @@ int kf_runtime_dir(char *buf, size_t n, int create)
                                 "after su, or never made): using /tmp/kimifix-%u", x,
                    (unsigned)geteuid());
     }
-    r = kf_cat3(buf, n, "/tmp/kimifix-", kf_utoa((unsigned)geteuid(), uid), NULL);
-    if (r < 0) {
-        errno = ENAMETOOLONG;
+    if (tmp_path(buf, n) < 0)
         return -1;
-    }
     /* /tmp is shared: what is there may not be ours. */
     uid_t owner = 0;
     unsigned mode = 0;
@@ -193,6 +206,20 @@ int kf_runtime_dir(char *buf, size_t n, int create)
     char tmp[128];
     snprintf(tmp, sizeof tmp, "%s", buf);
     return runtime_fallback(buf, n, create, tmp, owner, why);
+}
+
+int kf_runtime_dir_names(char *buf, size_t n, const char *names[3])
+{
+    const char *x = secure_getenv("XDG_RUNTIME_DIR");
+    int k = 0;
+    size_t used = 0;
+    if (absolute(x) && kf_cat3(buf, n, x, "/kimifix", NULL) >= 0)
+        names[k++] = buf, used = strlen(buf) + 1;
+    if (used < n && tmp_path(buf + used, n - used) == 0)
+        names[k++] = buf + used, used += strlen(buf + used) + 1;
+    if (used < n && fallback_path(buf + used, n - used) == 0)
+        names[k++] = buf + used;
+    return k;
 }
 
 /* The relay listens on loopback TCP, which exists per network namespace:

@@ -34,6 +34,11 @@ int kf_private_dir(const char *path, int create);
 /* Fill buf with the directory's path; with create=1 make it (and missing
  * parents of the data dir) and check it with kf_private_dir. 0 or -1. */
 int kf_runtime_dir(char *buf, size_t n, int create);
+/* The runtime dir's possible names, without the checks kf_runtime_dir
+ * makes to pick one (no system call but geteuid): XDG_RUNTIME_DIR/kimifix
+ * (when absolute), /tmp/kimifix-UID, the fallback under the cache dir,
+ * written one after another into buf. Returns how many (names[0..k)). */
+int kf_runtime_dir_names(char *buf, size_t n, const char *names[3]);
 /* The relay's directory for this process's network namespace: the runtime
  * dir, or RUNDIR/net-INODE when RUNDIR/relay.net names another namespace
  * (create=1 makes the directories; KF_RELAY_DIR_CLAIM, the relay's own

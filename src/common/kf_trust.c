@@ -241,25 +241,25 @@ enum {
     TV_SET = 1     /* v->value already points at a kept string */
 };
 
-/* The runtime directory's possible names, without the checks that pick
- * one (kf_runtime_dir): XDG_RUNTIME_DIR/kimifix, /tmp/kimifix-UID, the
- * fallback under the cache dir. Written one after another at the arena's
- * tail; returns how many. */
+/* Variable i's names and kind; nothing to set yet. */
+static void var_reset(kf_trust_var *v, int i)
+{
+    v->name = vars[i].name;
+    v->kind = vars[i].kind;
+    v->orig_name = vars[i].orig;
+    v->value = "";
+    v->combined = 0;
+}
+
+/* The runtime dir's possible names (kf_runtime_dir_names), kept at the
+ * arena's tail. */
 static int run_names(kf_trust_plan *p, const char *out[3])
 {
-    const char *x = secure_getenv("XDG_RUNTIME_DIR"), *c = secure_getenv("XDG_CACHE_HOME");
-    const char *home = secure_getenv("HOME");
-    char uid[11];
     size_t room;
-    int k = 0;
     char *t = arena_tail(p, &room);
-    if (x && x[0] == '/' && kf_cat3(t, room, x, "/kimifix", NULL) >= 0)
-        out[k++] = arena_keep(p), t = arena_tail(p, &room);
-    if (kf_cat3(t, room, "/tmp/kimifix-", kf_utoa((unsigned)geteuid(), uid), NULL) >= 0)
-        out[k++] = arena_keep(p), t = arena_tail(p, &room);
-    if ((c && c[0] == '/' && kf_cat3(t, room, c, "/kimifix/run", NULL) >= 0) ||
-        (home && home[0] == '/' && kf_cat3(t, room, home, "/.cache/kimifix/run", NULL) >= 0))
-        out[k++] = arena_keep(p);
+    int k = kf_runtime_dir_names(t, room, out);
+    if (k)
+        p->used += (size_t)(out[k - 1] - t) + strlen(out[k - 1]) + 1;
     return k;
 }
 
@@ -299,12 +299,9 @@ static int inherited_ours(kf_trust_plan *p)
     if (!kf_path_join(t, room, data, "ca.pem") || access(t, R_OK) < 0)
         return 0;
     for (int i = 0; i < KF_TRUST_NVARS; i++) {
-        kf_trust_var *v = &p->v[i];
-        v->name = vars[i].name;
-        v->kind = vars[i].kind;
-        v->orig_name = vars[i].orig;
-        v->value = v->orig = "";
-        v->combined = v->set_orig = 0;
+        var_reset(&p->v[i], i);
+        p->v[i].orig = "";
+        p->v[i].set_orig = 0;
     }
     return 1;
 }
@@ -336,11 +333,7 @@ int kf_trust_env(kf_trust_plan *p)
     const kf_trust_var *unset_replace = NULL;
     for (int i = 0; i < KF_TRUST_NVARS; i++) {
         kf_trust_var *v = &p->v[i];
-        v->name = vars[i].name;
-        v->kind = vars[i].kind;
-        v->orig_name = vars[i].orig;
-        v->value = "";
-        v->combined = 0;
+        var_reset(v, i);
         const char *cur = secure_getenv(v->name);
         v->orig = cur ? cur : "";
         v->set_orig = secure_getenv(v->orig_name) == NULL;

@@ -225,7 +225,8 @@ Test(rio, a_short_tls_read_uses_up_the_edge, .init = setup, .fini = teardown)
             break;
         put += (size_t)w;
     }
-    cr_assert_gt(put, 100000, "the socket buffer took %zu", put);
+    /* more than two of OpenSSL's ~16 KiB socket reads, whatever the socket buffer */
+    cr_assert_gt(put, 40000, "the socket buffer took %zu", put);
     r.ready = RIO_IN | RIO_OUT;
     n = rio_read(&r, buf, sizeof buf);
     cr_assert_eq(n, (ssize_t)sizeof buf);

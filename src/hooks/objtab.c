@@ -139,16 +139,12 @@ unsigned long kf_obj_count(int kind)
     return __atomic_load_n(&tab_count[kind], __ATOMIC_RELAXED);
 }
 
-/* fork: no other thread may hold the lock while the child is made; the
- * child is single-threaded and gets a fresh mutex (records stay valid). */
-static void tab_prepare(void) { pthread_mutex_lock(&tab_lock); }
-static void tab_parent(void) { pthread_mutex_unlock(&tab_lock); }
-static void tab_child(void) { pthread_mutex_init(&tab_lock, NULL); }
-
-__attribute__((constructor)) static void objtab_init(void)
-{
-    pthread_atfork(tab_prepare, tab_parent, tab_child);
-}
+/* fork (shim.c's handlers): no other thread may hold the lock while the
+ * child is made; the child is single-threaded and gets a fresh mutex
+ * (records stay valid). */
+void kf_objtab_prepare(void) { pthread_mutex_lock(&tab_lock); }
+void kf_objtab_parent(void) { pthread_mutex_unlock(&tab_lock); }
+void kf_objtab_child(void) { pthread_mutex_init(&tab_lock, NULL); }
 
 /* ---- shared facts ---- */
 

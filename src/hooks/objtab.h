@@ -38,6 +38,10 @@ void *kf_obj_take(int kind, const void *key);
 
 /* Number of records of `kind`; lock-free, for "nothing tracked" fast paths. */
 unsigned long kf_obj_count(int kind);
+/* fork handlers, run by shim.c's (one registration for the shim) */
+void kf_objtab_prepare(void);
+void kf_objtab_parent(void);
+void kf_objtab_child(void);
 
 /* True when the libcurl layer is active in this process: curl_easy_setopt
  * went through the hook with rules loaded and the real function found. The

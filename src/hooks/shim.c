@@ -29,6 +29,7 @@
 
 #include "fdtab.h"
 #include "libc_dns.h"
+#include "objtab.h"
 #include "kf_rules_hosts.h"
 #include "kf_rules_policy.h"
 #include "kf_shim.h"
@@ -158,12 +159,14 @@ static void kf_atfork_prepare(void)
     kf_dns_prepare();
     kf_resolve_lock();
     kf_steer_prepare();
+    kf_objtab_prepare();
     pthread_mutex_lock(&kf_once_lock);
 }
 
 static void kf_atfork_parent(void)
 {
     pthread_mutex_unlock(&kf_once_lock);
+    kf_objtab_parent();
     kf_steer_parent();
     kf_resolve_unlock();
     kf_dns_parent();
@@ -179,6 +182,7 @@ static void kf_atfork_child(void)
 {
     kf_rules_fork_child();
     pthread_mutex_init(&kf_once_lock, NULL);
+    kf_objtab_child();
     kf_steer_child();
     kf_resolve_child();
     kf_dns_child();

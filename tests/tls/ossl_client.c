@@ -220,6 +220,26 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+/* fork modes: a child sends one request on a connection of its own (split
+ * after 7 bytes) and exits; the parent waits for it. */
+static void child_request(SSL_CTX *ctx, const char *req, size_t n)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        SSL *b = open_ssl(ctx, 0);
+        write_all(b, req, 7, 0);
+        write_all(b, req + 7, n - 7, 0);
+        finish(b);
+        _exit(0);
+    }
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        die("child failed");
+}
+
 int main(int argc, char **argv)
 {
     int o;
@@ -260,41 +280,15 @@ int main(int argc, char **argv)
         pthread_t t[4];
         for (long i = 0; i < 4; i++)
             pthread_create(&t[i], NULL, thread_main, (void *)i);
-        for (int f = 0; f < 16; f++) {
-            fflush(stdout);
-            pid_t pid = fork();
-            if (pid < 0)
-                die("fork");
-            if (pid == 0) {
-                SSL *b = open_ssl(ctx, 0);
-                write_all(b, req, 7, 0);
-                write_all(b, req + 7, n - 7, 0);
-                finish(b);
-                _exit(0);
-            }
-            int st = 0;
-            if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                die("child failed");
-        }
+        for (int f = 0; f < 16; f++)
+            child_request(ctx, req, n);
         for (int i = 0; i < 4; i++)
             pthread_join(t[i], NULL);
     } else if (strcmp(mode, "fork") == 0) {
         SSL *a = open_ssl(ctx, 0);
         size_t h = head_len();
         write_all(a, req, h / 2, 0);
-        fflush(stdout);
-        pid_t pid = fork();
-        if (pid == 0) {
-            SSL *b = open_ssl(ctx, 0);
-            write_all(b, req, 7, 0);
-            write_all(b, req + 7, n - 7, 0);
-            finish(b);
-            _exit(0);
-        }
-        int st = 0;
-        waitpid(pid, &st, 0);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-            die("child failed");
+        child_request(ctx, req, n);
         write_all(a, req + h / 2, n - h / 2, 0);
         finish(a);
     } else if (strcmp(mode, "clear") == 0) {

@@ -27,7 +27,7 @@ PIDS=()
 our_relays() { # pids of kimifix-relay processes of this test run (by their runtime dir)
     local p
     for p in $(pgrep -x kimifix-relay); do
-        tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR" && echo "$p"
+        { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR" && echo "$p"
     done
 }
 cleanup() {

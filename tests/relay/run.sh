@@ -249,7 +249,7 @@ PORT=$(state port) TOK=$(state token) PID=$(state pid)
 rc_tls api.kimi.com "127.0.0.1:$S3" "$T/r9" -T 60 >"$T/o11" 2>/dev/null &
 RCP=$!
 wait_for grep -q 'data:' "$T/o11"
-kill -9 "$FU3"
+{ kill -9 "$FU3"; wait "$FU3"; } 2>/dev/null # reaped here: else bash reports the killed job in the log
 wait $RCP; r=$?
 check "upstream killed mid-stream: client sees a broken stream (rc=$r, 4 = broken)" test $r = 4
 check "upstream killed mid-stream: relay still serves" bash -c "kill -0 $PID"

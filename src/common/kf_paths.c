@@ -110,10 +110,8 @@ static void make_parents(char *path)
     }
 }
 
-/* The runtime dir when /tmp/kimifix-UID is not ours (another user made it
- * first, or planted a symlink or file there): $XDG_CACHE_HOME/kimifix/run,
- * else ~/.cache/kimifix/run. Every process of the user computes the same. */
-/* The fallback's name: -1 when neither variable is absolute, or
+/* The fallback's name, $XDG_CACHE_HOME/kimifix/run, else
+ * ~/.cache/kimifix/run: -1 when neither variable is absolute, or
  * ENAMETOOLONG. */
 static int fallback_path(char *buf, size_t n)
 {
@@ -125,9 +123,11 @@ static int fallback_path(char *buf, size_t n)
         r = kf_cat3(buf, n, home, "/.cache/kimifix/run", NULL);
     else
         return -1;
-    if (r < 0)
+    if (r < 0) {
         errno = ENAMETOOLONG;
-    return r < 0 ? -1 : 0;
+        return -1;
+    }
+    return 0;
 }
 
 /* /tmp/kimifix-UID */
@@ -141,6 +141,9 @@ static int tmp_path(char *buf, size_t n)
     return 0;
 }
 
+/* The runtime dir when /tmp/kimifix-UID is not ours (another user made it
+ * first, or planted a symlink or file there): fallback_path. Every process
+ * of the user computes the same. */
 static int runtime_fallback(char *buf, size_t n, int create, const char *squatted,
                             uid_t owner, int why)
 {

@@ -77,10 +77,8 @@ if [ "$mode" = asan ]; then
     # under kfclient's child); the plain build runs it in make check.
     suite shim "" -- "$D/tests/shim/shim-tests" --jobs=2 \
         --filter '!(shim/static_tls_warning|shim/library_needs_and_exports|shim/fork_threads_signal_handler)'
-    # fork_while_threads_write forks while threads allocate: the same
-    # allocator lock (plain build: make check).
     if [ -x "$D/tests/tls-tests" ]; then
-        suite tls "" -- "$D/tests/tls-tests" --jobs=2 --filter '!(openssl/fork_while_threads_write)'
+        suite tls "" -- "$D/tests/tls-tests" --jobs=2
     fi
     suite relay-unit "" -- "$D/tests/relay/relay-unit" --jobs=2
     suite pool "" -- "$D/tests/hardening/pool_threads" 16 200 0

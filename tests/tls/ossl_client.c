@@ -270,20 +270,6 @@ int main(int argc, char **argv)
             pthread_create(&t[i], NULL, thread_main, (void *)i);
         for (int i = 0; i < 8; i++)
             pthread_join(t[i], NULL);
-    } else if (strcmp(mode, "forkthreads") == 0) {
-        /* fork while other threads write heads through the TLS hooks (the
-         * object table and head state in use at the fork): 4 threads x 8
-         * connections, and 16 children of one connection each (48 in
-         * all), every one fixed. A lock left out of the fork handlers is
-         * held for too short a time for 16 forks to catch reliably: this
-         * is the mix, not a proof of the handlers. */
-        pthread_t t[4];
-        for (long i = 0; i < 4; i++)
-            pthread_create(&t[i], NULL, thread_main, (void *)i);
-        for (int f = 0; f < 16; f++)
-            child_request(ctx, req, n);
-        for (int i = 0; i < 4; i++)
-            pthread_join(t[i], NULL);
     } else if (strcmp(mode, "fork") == 0) {
         SSL *a = open_ssl(ctx, 0);
         size_t h = head_len();

@@ -192,9 +192,6 @@ Test(openssl, threads_each_connection_fixed, .timeout = 120) { OSSL(.mode = "thr
 /* fork with a half-written head in flight: the child's own connection and
  * the parent's are both fixed (objtab and head pools survive fork). */
 Test(openssl, fork_with_head_in_flight) { OSSL(.mode = "fork", .conns = 2); }
-/* fork while threads write heads: the children's and the threads'
- * connections are all fixed. */
-Test(openssl, fork_while_threads_write, .timeout = 120) { OSSL(.mode = "forkthreads", .conns = 48); }
 
 Test(openssl, split_at_every_byte, .timeout = 120)
 {
